@@ -1,0 +1,4 @@
+export * from "./avro.ts";
+export * from "./death-record.ts";
+export * from "./settlement.ts";
+export * from "./suspect.ts";

@@ -1,0 +1,102 @@
+import { type AvroRecord, type TsOf, zodOfRecord } from "./avro.ts";
+
+const date = (name: string, doc: string) => ({ name, type: "string", format: "date", doc }) as const;
+
+export const settlementSchema = {
+  type: "record",
+  name: "Settlement",
+  namespace: "fundguard.v1",
+  doc: "One payment event of the medical-insurance fund for one visit (结算). Money is integer fen.",
+  fields: [
+    { name: "settlement_id", type: "string", format: "nonempty", doc: "结算ID, unique" },
+    {
+      name: "event_type",
+      type: { type: "enum", name: "EventType", symbols: ["SETTLE", "REVERSAL"] },
+      doc: "REVERSAL (冲销) cancels the settlement named by original_settlement_id",
+    },
+    { name: "original_settlement_id", type: ["null", "string"], default: null, doc: "set on REVERSAL only" },
+    { name: "visit_id", type: "string", doc: "就诊ID" },
+    { name: "person_id", type: "string", format: "nonempty", doc: "人员编号 (pseudonymous)" },
+    { name: "gender", type: { type: "enum", name: "Gender", symbols: ["M", "F"] } },
+    date("birth_date", "YYYY-MM-DD"),
+    {
+      name: "insurance_type",
+      type: { type: "enum", name: "InsuranceType", symbols: ["EMPLOYEE", "RESIDENT"] },
+      doc: "职工 (310) / 城乡居民 (390)",
+    },
+    { name: "institution_id", type: "string", format: "nonempty", doc: "定点医药机构编码" },
+    { name: "institution_name", type: "string" },
+    { name: "region_code", type: "string", format: "region", doc: "行政区划 of the institution" },
+    {
+      name: "visit_type",
+      type: { type: "enum", name: "VisitType", symbols: ["OUTPATIENT", "INPATIENT", "PHARMACY"] },
+    },
+    date("admission_date", "INPATIENT: 入院日期; others: the service date"),
+    date("discharge_date", "INPATIENT: 出院日期; others: equal to admission_date"),
+    {
+      name: "discharge_reason",
+      type: ["null", { type: "enum", name: "DischargeReason", symbols: ["NORMAL", "TRANSFER", "DEATH", "OTHER"] }],
+      default: null,
+      doc: "离院方式, INPATIENT only",
+    },
+    { name: "settled_at", type: "string", format: "datetime", doc: "结算时间, the event time" },
+    {
+      name: "diagnoses",
+      type: {
+        type: "array",
+        items: {
+          type: "record",
+          name: "Diagnosis",
+          fields: [
+            { name: "code", type: "string", format: "nonempty", doc: "ICD-10 (医保版)" },
+            { name: "name", type: "string" },
+            { name: "primary", type: "boolean" },
+          ],
+        },
+      },
+    },
+    {
+      name: "items",
+      type: {
+        type: "array",
+        items: {
+          type: "record",
+          name: "LineItem",
+          doc: "费用明细",
+          fields: [
+            { name: "line_no", type: "int" },
+            { name: "item_code", type: "string", format: "nonempty" },
+            { name: "item_name", type: "string" },
+            { name: "category", type: { type: "enum", name: "Category", symbols: ["DRUG", "SERVICE", "MATERIAL"] } },
+            { name: "quantity", type: "double" },
+            { name: "unit_price_fen", type: "long" },
+            { name: "amount_fen", type: "long" },
+            date("service_date", "YYYY-MM-DD"),
+          ],
+        },
+      },
+    },
+    { name: "total_fen", type: "long" },
+    { name: "fund_paid_fen", type: "long", doc: "统筹支付" },
+  ],
+} as const satisfies AvroRecord;
+
+export type Settlement = TsOf<typeof settlementSchema>;
+export type LineItem = Settlement["items"][number];
+export type Diagnosis = Settlement["diagnoses"][number];
+
+/** Field-level checks come from the Avro schema; these are the contract's cross-field rules. */
+export const settlementValidator = zodOfRecord(settlementSchema).superRefine((s, ctx) => {
+  if (s.event_type === "REVERSAL" && !s.original_settlement_id) {
+    ctx.addIssue({ code: "custom", path: ["original_settlement_id"], message: "a REVERSAL must name the settlement it cancels" });
+  }
+  if (s.event_type === "SETTLE" && s.original_settlement_id) {
+    ctx.addIssue({ code: "custom", path: ["original_settlement_id"], message: "set on REVERSAL only" });
+  }
+  if (s.discharge_date < s.admission_date) {
+    ctx.addIssue({ code: "custom", path: ["discharge_date"], message: "discharge_date is before admission_date" });
+  }
+  if (s.visit_type !== "INPATIENT" && s.discharge_date !== s.admission_date) {
+    ctx.addIssue({ code: "custom", path: ["discharge_date"], message: "must equal admission_date outside INPATIENT" });
+  }
+});
