@@ -1,6 +1,6 @@
 import { type AvroRecord, type TsOf, zodOfRecord } from "./avro.ts";
 
-const date = (name: string, doc: string) => ({ name, type: "string", format: "date", doc }) as const;
+const date = <N extends string>(name: N, doc: string) => ({ name, type: "string", format: "date", doc }) as const;
 
 export const settlementSchema = {
   type: "record",

@@ -1,0 +1,97 @@
+// Reference catalogs: loaded once at start-up from CSV (bundled, or a folder given in configuration).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "csv-parse/sync";
+import { z } from "zod";
+
+/** Longest-prefix lookup in O(number of distinct prefix lengths), never a scan over all prefixes. */
+export class PrefixIndex<V> {
+  private readonly byLength = new Map<number, Map<string, V>>();
+  private lengths: number[] = [];
+
+  add(prefix: string, value: V): void {
+    let bucket = this.byLength.get(prefix.length);
+    if (!bucket) {
+      bucket = new Map();
+      this.byLength.set(prefix.length, bucket);
+      this.lengths = [...this.byLength.keys()].sort((a, b) => b - a);
+    }
+    bucket.set(prefix, value);
+  }
+
+  longest(code: string): V | undefined {
+    for (const len of this.lengths) {
+      if (len > code.length) continue;
+      const hit = this.byLength.get(len)?.get(code.slice(0, len));
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const b of this.byLength.values()) n += b.size;
+    return n;
+  }
+}
+
+const pediatricRow = z.object({
+  code_prefix: z.string().min(1),
+  generic_name: z.string(),
+  age_limit: z
+    .string()
+    .regex(/^\d*$/, "age_limit must be empty or a whole number")
+    .transform((s) => (s === "" ? null : Number(s))),
+  restriction: z.string(),
+  source: z.string(),
+});
+export type PediatricEntry = z.infer<typeof pediatricRow>;
+
+const sexRow = z.object({
+  code_prefix: z.string().min(1),
+  kind: z.enum(["DIAGNOSIS", "ITEM"]),
+  allowed_sex: z.enum(["M", "F"]),
+  description: z.string(),
+  source: z.string(),
+});
+export type SexRestriction = z.infer<typeof sexRow>;
+
+export interface Catalogs {
+  readonly pediatricDrugs: PrefixIndex<PediatricEntry>;
+  readonly sexDiagnoses: PrefixIndex<SexRestriction>;
+  readonly sexItems: PrefixIndex<SexRestriction>;
+  /** Where the catalogs came from, for evidence and the run record. */
+  readonly source: string;
+}
+
+export const PEDIATRIC_FILE = "pediatric-drugs.csv";
+export const SEX_FILE = "sex-restricted-codes.csv";
+export const BUNDLED_REFERENCE_DIR = fileURLToPath(new URL("./reference/", import.meta.url));
+
+function readRows<T>(file: string, row: z.ZodType<T>): T[] {
+  const records: Record<string, string>[] = parse(readFileSync(file, "utf8"), {
+    columns: true,
+    skip_empty_lines: true,
+    trim: true,
+    bom: true,
+  });
+  return records.map((r, i) => {
+    const parsed = row.safeParse(r);
+    if (!parsed.success) {
+      throw new Error(`${file}: row ${i + 2}: ${parsed.error.issues.map((x) => `${x.path.join(".")}: ${x.message}`).join("; ")}`);
+    }
+    return parsed.data;
+  });
+}
+
+export function loadCatalogs(dir: string = BUNDLED_REFERENCE_DIR): Catalogs {
+  const pediatricDrugs = new PrefixIndex<PediatricEntry>();
+  for (const r of readRows(join(dir, PEDIATRIC_FILE), pediatricRow)) pediatricDrugs.add(r.code_prefix, r);
+  const sexDiagnoses = new PrefixIndex<SexRestriction>();
+  const sexItems = new PrefixIndex<SexRestriction>();
+  for (const r of readRows(join(dir, SEX_FILE), sexRow)) {
+    (r.kind === "DIAGNOSIS" ? sexDiagnoses : sexItems).add(r.code_prefix, r);
+  }
+  return { pediatricDrugs, sexDiagnoses, sexItems, source: dir };
+}

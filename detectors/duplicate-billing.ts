@@ -1,0 +1,149 @@
+import { z } from "zod";
+import { bySettledAt, defineDetector, type Finding, type PersonView, type SettlementRecord } from "./sdk.ts";
+
+/** A billed line reduced to what makes two lines "the same": item, date, quantity and unit price. */
+interface Fingerprint {
+  key: string;
+  line_no: number;
+  item_code: string;
+  item_name: string;
+  service_date: string;
+  quantity: number;
+  unit_price_fen: number;
+  amount_fen: number;
+}
+
+const fingerprints = (s: SettlementRecord) => (s.facts.duplicate_billing as Fingerprint[] | undefined) ?? [];
+const isStay = (s: SettlementRecord) => s.visitType === "INPATIENT";
+const isVisit = (s: SettlementRecord) => s.visitType === "OUTPATIENT" || s.visitType === "PHARMACY";
+const overlaps = (a: SettlementRecord, b: SettlementRecord) => a.admission < b.discharge && b.admission < a.discharge;
+const during = (visit: SettlementRecord, stay: SettlementRecord) =>
+  stay.admission < visit.admission && visit.admission < stay.discharge;
+
+/** Stays are ordered by admission, then by settlement time: the later one is the suspect. */
+function byAdmission(a: SettlementRecord, b: SettlementRecord): number {
+  return a.admission < b.admission ? -1 : a.admission > b.admission ? 1 : bySettledAt(a, b);
+}
+
+const stayEvidence = (s: SettlementRecord) => ({
+  settlement_id: s.id,
+  institution_id: s.institutionId,
+  institution_name: s.institutionName,
+  admission_date: s.admission,
+  discharge_date: s.discharge,
+  discharge_reason: s.dischargeReason,
+});
+
+function sharesLine(a: SettlementRecord, b: SettlementRecord): boolean {
+  const keys = new Set(fingerprints(a).map((f) => f.key));
+  return fingerprints(b).some((f) => keys.has(f.key));
+}
+
+function duplicateLine(subject: SettlementRecord, person: PersonView): Finding | undefined {
+  const mine = fingerprints(subject);
+  if (mine.length === 0) return undefined;
+  const keys = new Set(mine.map((f) => f.key));
+  // Only a copy settled before the subject can make it a duplicate; keep the first such copy per line.
+  const first = new Map<string, { settlement: SettlementRecord; line: Fingerprint }>();
+  for (const other of person.settlements) {
+    if (other.id === subject.id || other.institutionId !== subject.institutionId) continue;
+    if (bySettledAt(other, subject) >= 0) continue;
+    for (const g of fingerprints(other)) {
+      if (!keys.has(g.key)) continue;
+      const current = first.get(g.key);
+      if (!current || bySettledAt(other, current.settlement) < 0) first.set(g.key, { settlement: other, line: g });
+    }
+  }
+  if (first.size === 0) return undefined;
+  const lines: Record<string, unknown>[] = [];
+  const related: string[] = [];
+  let amount = 0;
+  for (const { key, ...line } of mine) {
+    const copy = first.get(key);
+    if (!copy) continue;
+    lines.push({
+      ...line,
+      first_settlement_id: copy.settlement.id,
+      first_settled_at: copy.settlement.settledAt,
+      first_line_no: copy.line.line_no,
+    });
+    amount += line.amount_fen;
+    if (!related.includes(copy.settlement.id)) related.push(copy.settlement.id);
+  }
+  return { rule: "duplicate_line", related, amountAtRiskFen: amount, evidence: { lines } };
+}
+
+export const duplicateBilling = defineDetector({
+  id: "duplicate_billing",
+  version: "1.0.0",
+  description: "重复收费: the same line billed twice, overlapping stays, outpatient visits during a stay.",
+  rules: {
+    duplicate_line: { severity: "WARN", title: "Same line billed in two settlements", titleZh: "重复收费" },
+    overlapping_stays: { severity: "BLOCK", title: "Overlapping inpatient stays", titleZh: "住院时间重叠" },
+    outpatient_during_stay: { severity: "WARN", title: "Outpatient or pharmacy claim during a stay", titleZh: "住院期间门诊/购药" },
+  },
+  config: z.object({}),
+  extract(s): Fingerprint[] | undefined {
+    if (s.items.length === 0) return undefined;
+    return s.items.map((i) => ({
+      key: `${i.item_code}|${i.service_date}|${i.quantity}|${i.unit_price_fen}`,
+      line_no: i.line_no,
+      item_code: i.item_code,
+      item_name: i.item_name,
+      service_date: i.service_date,
+      quantity: i.quantity,
+      unit_price_fen: i.unit_price_fen,
+      amount_fen: i.amount_fen,
+    }));
+  },
+  affected(changed, person) {
+    return person.settlements.filter(
+      (s) =>
+        s.id !== changed.id &&
+        ((s.institutionId === changed.institutionId && sharesLine(changed, s)) ||
+          (isStay(changed) && isStay(s) && s.institutionId !== changed.institutionId && overlaps(s, changed)) ||
+          (isStay(changed) && isVisit(s) && during(s, changed))),
+    );
+  },
+  evaluate(subject, person): Finding[] {
+    const findings: Finding[] = [];
+    const dup = duplicateLine(subject, person);
+    if (dup) findings.push(dup);
+
+    if (isStay(subject)) {
+      const earlier = person.settlements
+        .filter(
+          (t) =>
+            isStay(t) && t.institutionId !== subject.institutionId && overlaps(t, subject) && byAdmission(t, subject) < 0,
+        )
+        .sort(byAdmission);
+      if (earlier.length > 0) {
+        findings.push({
+          rule: "overlapping_stays",
+          related: earlier.map((t) => t.id),
+          amountAtRiskFen: subject.fundPaidFen,
+          evidence: { stay: stayEvidence(subject), overlapping_stays: earlier.map(stayEvidence) },
+        });
+      }
+    }
+
+    if (isVisit(subject)) {
+      const stays = person.settlements.filter((t) => isStay(t) && during(subject, t)).sort(byAdmission);
+      if (stays.length > 0) {
+        findings.push({
+          rule: "outpatient_during_stay",
+          related: stays.map((t) => t.id),
+          amountAtRiskFen: subject.fundPaidFen,
+          evidence: {
+            visit_type: subject.visitType,
+            service_date: subject.admission,
+            institution_id: subject.institutionId,
+            institution_name: subject.institutionName,
+            stays: stays.map(stayEvidence),
+          },
+        });
+      }
+    }
+    return findings;
+  },
+});

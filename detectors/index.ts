@@ -1,0 +1,20 @@
+// The detector registry: adding a detector is one file and one line here.
+import { deceasedActivity } from "./deceased-activity.ts";
+import { duplicateBilling } from "./duplicate-billing.ts";
+import { frequentAdmission } from "./frequent-admission.ts";
+import { genderMismatch } from "./gender-mismatch.ts";
+import { highOutOfPocket } from "./high-out-of-pocket.ts";
+import { pediatricDrug } from "./pediatric-drug.ts";
+import type { Detector } from "./sdk.ts";
+
+export const DETECTORS: readonly Detector<any, any>[] = [
+  pediatricDrug,
+  genderMismatch,
+  frequentAdmission,
+  duplicateBilling,
+  deceasedActivity,
+  highOutOfPocket,
+];
+
+export { type Catalogs, loadCatalogs } from "./catalog.ts";
+export * from "./sdk.ts";

@@ -1,0 +1,92 @@
+// The detector SDK: everything a detector author needs, and nothing that does I/O.
+import type { z } from "zod";
+import type { DeathRecord, Settlement, Severity } from "../schemas/index.ts";
+import type { Catalogs } from "./catalog.ts";
+
+/**
+ * What the engine retains about one effective settlement: the fields every rule reads,
+ * plus each detector's own extracted facts. Full events are not kept, so memory stays
+ * proportional to the retained settlements, not to their line items.
+ */
+export interface SettlementRecord {
+  readonly id: string;
+  readonly personId: string;
+  readonly gender: Settlement["gender"];
+  readonly birthDate: string;
+  readonly visitType: Settlement["visit_type"];
+  readonly institutionId: string;
+  readonly institutionName: string;
+  readonly regionCode: string;
+  readonly admission: string;
+  readonly discharge: string;
+  readonly dischargeReason: Settlement["discharge_reason"];
+  readonly settledAt: string;
+  readonly settledAtMs: number;
+  readonly totalFen: number;
+  readonly fundPaidFen: number;
+  /** Keyed by detector id; absent when the detector kept nothing about this settlement. */
+  readonly facts: Readonly<Record<string, unknown>>;
+}
+
+/** One person's evidence: effective settlements only (reversed ones are gone) and the death record. */
+export interface PersonView {
+  readonly personId: string;
+  readonly settlements: readonly SettlementRecord[];
+  readonly death: DeathRecord | undefined;
+}
+
+export interface DetectorContext<C> {
+  readonly config: C;
+  readonly catalogs: Catalogs;
+}
+
+/** A finding about one suspect settlement; the engine turns it into a suspect record. */
+export interface Finding {
+  readonly rule: string;
+  /** Related settlement ids (settlement_ids[1..]), in the order the rule names them. */
+  readonly related: readonly string[];
+  readonly amountAtRiskFen: number;
+  readonly evidence: Record<string, unknown>;
+}
+
+export interface RuleInfo {
+  readonly severity: Severity;
+  readonly title: string;
+  readonly titleZh: string;
+}
+
+export interface Detector<C = unknown, F = unknown> {
+  readonly id: string;
+  /** Bump when findings for the same input may change. */
+  readonly version: string;
+  readonly description: string;
+  readonly rules: Readonly<Record<string, RuleInfo>>;
+  /** Parameters with defaults; `config.parse({})` gives the defaults. */
+  readonly config: z.ZodType<C>;
+  /** Facts to retain about a SETTLE event; undefined retains nothing. */
+  extract?(settlement: Settlement, ctx: DetectorContext<C>): F | undefined;
+  /**
+   * Other settlements whose findings may change when `changed` enters or leaves the
+   * person's evidence. Omit when a finding depends on its own settlement only.
+   */
+  affected?(changed: SettlementRecord, person: PersonView, ctx: DetectorContext<C>): Iterable<SettlementRecord>;
+  /** True when findings depend on the death record, so a new record re-evaluates the person. */
+  readonly usesDeath?: boolean;
+  /** Findings whose suspect is `subject`, judged on the person's current evidence. Must be pure. */
+  evaluate(subject: SettlementRecord, person: PersonView, ctx: DetectorContext<C>): Finding[];
+}
+
+/** Identity helper so authors get full type inference for config and facts. */
+export function defineDetector<C, F>(detector: Detector<C, F>): Detector<C, F> {
+  return detector;
+}
+
+/** The facts `detector` extracted for `s`. */
+export function factsOf<F>(detector: Detector<unknown, F> | { id: string }, s: SettlementRecord): F | undefined {
+  return s.facts[detector.id] as F | undefined;
+}
+
+/** Total order of settlements used wherever a rule says "first" or "earlier": settled_at, then id. */
+export function bySettledAt(a: SettlementRecord, b: SettlementRecord): number {
+  return a.settledAtMs - b.settledAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}

@@ -1,0 +1,273 @@
+// The incremental, event-time detection engine for one partition. Pure: no I/O, one
+// event at a time, state exposed per person for snapshots and changelogs.
+import type { Catalogs } from "../../detectors/catalog.ts";
+import type { Detector, DetectorContext, SettlementRecord } from "../../detectors/sdk.ts";
+import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
+import { PersonState, type PersonSnapshot } from "./person-state.ts";
+import { suspectId } from "./suspect-id.ts";
+
+export type EngineEvent = { kind: "settlement"; value: Settlement } | { kind: "death"; value: DeathRecord };
+
+/** A change to the set of findings: write `suspect` as active, or mark it retracted. */
+export interface Change {
+  op: "upsert" | "retract";
+  suspect: Suspect;
+}
+
+export interface ActiveDetector {
+  detector: Detector<unknown, unknown>;
+  ctx: DetectorContext<unknown>;
+}
+
+/** Pairs each detector with its parsed config (defaults filled in) and the catalogs. */
+export function activate(
+  detectors: readonly Detector<any, any>[],
+  catalogs: Catalogs,
+  configs: Readonly<Record<string, unknown>> = {},
+): ActiveDetector[] {
+  return detectors.map((detector) => ({
+    detector,
+    ctx: { catalogs, config: detector.config.parse(configs[detector.id] ?? {}) },
+  }));
+}
+
+export interface EngineOptions {
+  detectors: ActiveDetector[];
+  /** Event-time span of retained state behind the newest event seen (contract default 400 days). */
+  retentionDays?: number;
+  clock?: () => Date;
+}
+
+export interface EngineStats {
+  settlements: number;
+  reversals: number;
+  deaths: number;
+  /** Re-delivered events recognised by id and ignored. */
+  duplicates: number;
+  /** Events older than the retention behind the newest event: checked against what is retained. */
+  tooLate: number;
+}
+
+const DAY_MS = 86_400_000;
+/** Eviction runs when event time has advanced this far since the last sweep. */
+const SWEEP_EVERY_MS = 7 * DAY_MS;
+
+export class Engine {
+  private readonly persons = new Map<string, PersonState>();
+  private readonly detectors: ActiveDetector[];
+  private readonly retentionMs: number;
+  private readonly clock: () => Date;
+  private watermarkMs = Number.NEGATIVE_INFINITY;
+  private sweptAtMs = Number.NEGATIVE_INFINITY;
+  private readonly dirty = new Set<string>();
+  readonly stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
+
+  constructor(opts: EngineOptions) {
+    this.detectors = opts.detectors;
+    this.retentionMs = (opts.retentionDays ?? 400) * DAY_MS;
+    this.clock = opts.clock ?? (() => new Date());
+  }
+
+  get personCount(): number {
+    return this.persons.size;
+  }
+
+  get watermark(): number {
+    return this.watermarkMs;
+  }
+
+  process(event: EngineEvent): Change[] {
+    const eventMs = Date.parse(event.kind === "settlement" ? event.value.settled_at : event.value.reported_at);
+    if (eventMs < this.watermarkMs - this.retentionMs) this.stats.tooLate++;
+    if (eventMs > this.watermarkMs) this.watermarkMs = eventMs;
+    const person = this.person(event.value.person_id);
+    this.dirty.add(person.personId);
+    const changes =
+      event.kind === "death"
+        ? this.onDeath(person, event.value)
+        : event.value.event_type === "REVERSAL"
+          ? this.onReversal(person, event.value, eventMs)
+          : this.onSettle(person, event.value, eventMs);
+    if (this.watermarkMs - this.sweptAtMs >= SWEEP_EVERY_MS) this.sweep();
+    return changes;
+  }
+
+  /** Persons changed since the last call, as snapshots (null: the person's state was evicted). */
+  takeDirty(): { personId: string; snapshot: PersonSnapshot | null }[] {
+    const out = [...this.dirty].map((personId) => ({
+      personId,
+      snapshot: this.persons.get(personId)?.snapshot(this.watermarkMs) ?? null,
+    }));
+    this.dirty.clear();
+    return out;
+  }
+
+  restore(snapshot: PersonSnapshot): void {
+    this.persons.set(snapshot.personId, PersonState.restore(snapshot));
+    this.watermarkMs = Math.max(this.watermarkMs, snapshot.watermarkMs);
+  }
+
+  /** Every active finding, for `detect` output and tests. */
+  *activeSuspects(): Iterable<Suspect> {
+    for (const p of this.persons.values()) for (const list of p.findings.values()) yield* list;
+  }
+
+  private person(personId: string): PersonState {
+    let p = this.persons.get(personId);
+    if (!p) {
+      p = new PersonState(personId);
+      this.persons.set(personId, p);
+    }
+    return p;
+  }
+
+  private onSettle(person: PersonState, s: Settlement, settledAtMs: number): Change[] {
+    if (person.get(s.settlement_id) || person.cancelled.has(s.settlement_id)) {
+      this.stats.duplicates++;
+      return [];
+    }
+    this.stats.settlements++;
+    const facts: Record<string, unknown> = {};
+    for (const { detector, ctx } of this.detectors) {
+      const f = detector.extract?.(s, ctx);
+      if (f !== undefined) facts[detector.id] = f;
+    }
+    const record: SettlementRecord = {
+      id: s.settlement_id,
+      personId: s.person_id,
+      gender: s.gender,
+      birthDate: s.birth_date,
+      visitType: s.visit_type,
+      institutionId: s.institution_id,
+      institutionName: s.institution_name,
+      regionCode: s.region_code,
+      admission: s.admission_date,
+      discharge: s.discharge_date,
+      dischargeReason: s.discharge_reason,
+      settledAt: s.settled_at,
+      settledAtMs,
+      totalFen: s.total_fen,
+      fundPaidFen: s.fund_paid_fen,
+      facts,
+    };
+    person.add(record);
+    return this.reevaluate(person, this.affectedBy(person, record, true));
+  }
+
+  private onReversal(person: PersonState, r: Settlement, atMs: number): Change[] {
+    const original = r.original_settlement_id as string;
+    if (person.cancelled.has(original)) {
+      this.stats.duplicates++;
+      return [];
+    }
+    this.stats.reversals++;
+    person.cancelled.set(original, { reversalId: r.settlement_id, atMs });
+    const record = person.get(original);
+    // A reversal of a settlement not seen yet cancels it on arrival.
+    if (!record) return [];
+    const affected = this.affectedBy(person, record, false);
+    person.remove(original);
+    const changes: Change[] = (person.findings.get(original) ?? []).map((suspect) => ({ op: "retract", suspect }));
+    person.findings.delete(original);
+    return changes.concat(this.reevaluate(person, affected));
+  }
+
+  private onDeath(person: PersonState, d: DeathRecord): Change[] {
+    if (person.death && !supersedes(d, person.death)) {
+      this.stats.duplicates++;
+      return [];
+    }
+    this.stats.deaths++;
+    person.death = d;
+    const pairs: Pair[] = [];
+    for (const a of this.detectors) {
+      if (a.detector.usesDeath) for (const s of person.settlements) pairs.push([a, s]);
+    }
+    return this.reevaluate(person, pairs);
+  }
+
+  /** (detector, subject) pairs to re-evaluate when `record` enters or leaves the evidence. */
+  private affectedBy(person: PersonState, record: SettlementRecord, includeSelf: boolean): Pair[] {
+    const pairs: Pair[] = [];
+    for (const a of this.detectors) {
+      if (includeSelf) pairs.push([a, record]);
+      if (a.detector.affected) for (const s of a.detector.affected(record, person, a.ctx)) pairs.push([a, s]);
+    }
+    return pairs;
+  }
+
+  private reevaluate(person: PersonState, pairs: Pair[]): Change[] {
+    const changes: Change[] = [];
+    const now = this.clock().toISOString();
+    for (const [{ detector, ctx }, subject] of pairs) {
+      if (person.get(subject.id) !== subject) continue;
+      const previous = person.findings.get(subject.id) ?? [];
+      const mine = previous.filter((f) => f.detector === detector.id);
+      const next: Suspect[] = [];
+      for (const finding of detector.evaluate(subject, person, ctx)) {
+        const rule = detector.rules[finding.rule];
+        if (!rule) throw new Error(`detector ${detector.id} returned unknown rule ${finding.rule}`);
+        const id = suspectId(detector.id, finding.rule, subject.id);
+        const old = mine.find((f) => f.suspect_id === id);
+        const suspect: Suspect = {
+          suspect_id: id,
+          detector: detector.id,
+          rule: finding.rule,
+          severity: rule.severity,
+          person_id: subject.personId,
+          settlement_ids: [subject.id, ...finding.related],
+          institution_id: subject.institutionId,
+          region_code: subject.regionCode,
+          amount_at_risk_fen: finding.amountAtRiskFen,
+          event_time: subject.settledAt,
+          detected_at: old?.detected_at ?? now,
+          detector_version: detector.version,
+          evidence: finding.evidence,
+        };
+        if (old && sameFinding(old, suspect)) next.push(old);
+        else {
+          next.push(suspect);
+          changes.push({ op: "upsert", suspect });
+        }
+      }
+      for (const old of mine) {
+        if (!next.some((n) => n.suspect_id === old.suspect_id)) changes.push({ op: "retract", suspect: old });
+      }
+      const kept = previous.filter((f) => f.detector !== detector.id).concat(next);
+      if (kept.length > 0) person.findings.set(subject.id, kept);
+      else person.findings.delete(subject.id);
+    }
+    return changes;
+  }
+
+  private sweep(): void {
+    const horizon = this.watermarkMs - this.retentionMs;
+    for (const [id, p] of this.persons) {
+      if (!p.evict(horizon)) {
+        this.persons.delete(id);
+        this.dirty.add(id);
+      }
+    }
+    this.sweptAtMs = this.watermarkMs;
+  }
+}
+
+type Pair = [ActiveDetector, SettlementRecord];
+
+/** A later report replaces an earlier one; ties are broken by content so every order agrees. */
+function supersedes(next: DeathRecord, current: DeathRecord): boolean {
+  const a = Date.parse(next.reported_at);
+  const b = Date.parse(current.reported_at);
+  if (a !== b) return a > b;
+  return JSON.stringify(next) > JSON.stringify(current);
+}
+
+function sameFinding(a: Suspect, b: Suspect): boolean {
+  return (
+    a.severity === b.severity &&
+    a.amount_at_risk_fen === b.amount_at_risk_fen &&
+    a.detector_version === b.detector_version &&
+    a.settlement_ids.join("\u0000") === b.settlement_ids.join("\u0000") &&
+    JSON.stringify(a.evidence) === JSON.stringify(b.evidence)
+  );
+}

@@ -1,0 +1,26 @@
+// Fast line reading for NDJSON files (plain or gzip): batches of lines, not one promise per line.
+import { createReadStream } from "node:fs";
+import { createGunzip } from "node:zlib";
+
+export interface LineBatch {
+  /** 1-based line number of lines[0]. */
+  firstLine: number;
+  lines: string[];
+}
+
+export async function* readLineBatches(path: string): AsyncGenerator<LineBatch> {
+  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  const stream = path.endsWith(".gz") ? file.pipe(createGunzip()) : file;
+  stream.setEncoding("utf8");
+  let carry = "";
+  let next = 1;
+  for await (const chunk of stream as AsyncIterable<string>) {
+    const lines = (carry + chunk).split("\n");
+    carry = lines.pop() ?? "";
+    if (lines.length > 0) {
+      yield { firstLine: next, lines };
+      next += lines.length;
+    }
+  }
+  if (carry.length > 0) yield { firstLine: next, lines: [carry] };
+}
