@@ -10,6 +10,10 @@ export class PrefixIndex<V> {
   private readonly byLength = new Map<number, Map<string, V>>();
   private lengths: number[] = [];
 
+  get(prefix: string): V | undefined {
+    return this.byLength.get(prefix.length)?.get(prefix);
+  }
+
   add(prefix: string, value: V): void {
     let bucket = this.byLength.get(prefix.length);
     if (!bucket) {
@@ -79,19 +83,49 @@ function readRows<T>(file: string, row: z.ZodType<T>): T[] {
   return records.map((r, i) => {
     const parsed = row.safeParse(r);
     if (!parsed.success) {
-      throw new Error(`${file}: row ${i + 2}: ${parsed.error.issues.map((x) => `${x.path.join(".")}: ${x.message}`).join("; ")}`);
+      throw new Error(
+        `${file}: row ${i + 2}: ${parsed.error.issues.map((x) => `${x.path.join(".")}: ${x.message}`).join("; ")}`,
+      );
     }
     return parsed.data;
   });
 }
 
+/**
+ * Catalogs list one generic name under several product names with the same prefix; such
+ * repeats are kept once, but a repeat that changes the rule's meaning is an error.
+ */
+function addOnce<V>(
+  index: PrefixIndex<V>,
+  prefix: string,
+  value: V,
+  meaning: (v: V) => unknown,
+  file: string,
+): void {
+  const existing = index.get(prefix);
+  if (existing === undefined) index.add(prefix, value);
+  else if (meaning(existing) !== meaning(value)) {
+    throw new Error(`${file}: prefix ${prefix} is listed twice with different rules`);
+  }
+}
+
 export function loadCatalogs(dir: string = BUNDLED_REFERENCE_DIR): Catalogs {
+  const pediatricFile = join(dir, PEDIATRIC_FILE);
+  const sexFile = join(dir, SEX_FILE);
   const pediatricDrugs = new PrefixIndex<PediatricEntry>();
-  for (const r of readRows(join(dir, PEDIATRIC_FILE), pediatricRow)) pediatricDrugs.add(r.code_prefix, r);
+  for (const r of readRows(pediatricFile, pediatricRow)) {
+    addOnce(pediatricDrugs, r.code_prefix, r, (v) => v.age_limit, pediatricFile);
+  }
   const sexDiagnoses = new PrefixIndex<SexRestriction>();
   const sexItems = new PrefixIndex<SexRestriction>();
-  for (const r of readRows(join(dir, SEX_FILE), sexRow)) {
-    (r.kind === "DIAGNOSIS" ? sexDiagnoses : sexItems).add(r.code_prefix, r);
+  for (const r of readRows(sexFile, sexRow)) {
+    addOnce(
+      r.kind === "DIAGNOSIS" ? sexDiagnoses : sexItems,
+      r.code_prefix,
+      r,
+      (v) => v.allowed_sex,
+      sexFile,
+    );
   }
   return { pediatricDrugs, sexDiagnoses, sexItems, source: dir };
 }

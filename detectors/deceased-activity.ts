@@ -10,7 +10,11 @@ export const deceasedActivity = defineDetector({
   version: "1.0.0",
   description: "死亡人员医保结算: services billed after the person's death date.",
   rules: {
-    deceased_activity: { severity: "BLOCK", title: "Services after the date of death", titleZh: "死亡人员医保结算" },
+    deceased_activity: {
+      severity: "BLOCK",
+      title: "Services after the date of death",
+      titleZh: "死亡人员医保结算",
+    },
   },
   config: z.object({}),
   usesDeath: true,
@@ -30,7 +34,9 @@ export const deceasedActivity = defineDetector({
     if (subject.visitType === "INPATIENT" && subject.discharge > d) after.push("discharge_date");
     if (lastLine !== undefined && lastLine > d) after.push("service_date");
     if (after.length === 0) return [];
-    const latest = [subject.admission, subject.discharge, lastLine ?? subject.admission].sort().at(-1) as string;
+    const latest = [subject.admission, subject.discharge, lastLine ?? subject.admission]
+      .sort()
+      .at(-1) as string;
     return [
       {
         rule: "deceased_activity",

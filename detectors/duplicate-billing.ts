@@ -16,7 +16,8 @@ interface Fingerprint {
 const fingerprints = (s: SettlementRecord) => (s.facts.duplicate_billing as Fingerprint[] | undefined) ?? [];
 const isStay = (s: SettlementRecord) => s.visitType === "INPATIENT";
 const isVisit = (s: SettlementRecord) => s.visitType === "OUTPATIENT" || s.visitType === "PHARMACY";
-const overlaps = (a: SettlementRecord, b: SettlementRecord) => a.admission < b.discharge && b.admission < a.discharge;
+const overlaps = (a: SettlementRecord, b: SettlementRecord) =>
+  a.admission < b.discharge && b.admission < a.discharge;
 const during = (visit: SettlementRecord, stay: SettlementRecord) =>
   stay.admission < visit.admission && visit.admission < stay.discharge;
 
@@ -51,7 +52,8 @@ function duplicateLine(subject: SettlementRecord, person: PersonView): Finding |
     for (const g of fingerprints(other)) {
       if (!keys.has(g.key)) continue;
       const current = first.get(g.key);
-      if (!current || bySettledAt(other, current.settlement) < 0) first.set(g.key, { settlement: other, line: g });
+      if (!current || bySettledAt(other, current.settlement) < 0)
+        first.set(g.key, { settlement: other, line: g });
     }
   }
   if (first.size === 0) return undefined;
@@ -80,7 +82,11 @@ export const duplicateBilling = defineDetector({
   rules: {
     duplicate_line: { severity: "WARN", title: "Same line billed in two settlements", titleZh: "重复收费" },
     overlapping_stays: { severity: "BLOCK", title: "Overlapping inpatient stays", titleZh: "住院时间重叠" },
-    outpatient_during_stay: { severity: "WARN", title: "Outpatient or pharmacy claim during a stay", titleZh: "住院期间门诊/购药" },
+    outpatient_during_stay: {
+      severity: "WARN",
+      title: "Outpatient or pharmacy claim during a stay",
+      titleZh: "住院期间门诊/购药",
+    },
   },
   config: z.object({}),
   extract(s): Fingerprint[] | undefined {
@@ -101,7 +107,10 @@ export const duplicateBilling = defineDetector({
       (s) =>
         s.id !== changed.id &&
         ((s.institutionId === changed.institutionId && sharesLine(changed, s)) ||
-          (isStay(changed) && isStay(s) && s.institutionId !== changed.institutionId && overlaps(s, changed)) ||
+          (isStay(changed) &&
+            isStay(s) &&
+            s.institutionId !== changed.institutionId &&
+            overlaps(s, changed)) ||
           (isStay(changed) && isVisit(s) && during(s, changed))),
     );
   },
@@ -114,7 +123,10 @@ export const duplicateBilling = defineDetector({
       const earlier = person.settlements
         .filter(
           (t) =>
-            isStay(t) && t.institutionId !== subject.institutionId && overlaps(t, subject) && byAdmission(t, subject) < 0,
+            isStay(t) &&
+            t.institutionId !== subject.institutionId &&
+            overlaps(t, subject) &&
+            byAdmission(t, subject) < 0,
         )
         .sort(byAdmission);
       if (earlier.length > 0) {

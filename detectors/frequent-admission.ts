@@ -25,8 +25,16 @@ export const frequentAdmission = defineDetector({
   version: "1.0.0",
   description: "分解住院 (split stays) and 高频次住院 (unusually frequent stays).",
   rules: {
-    readmission: { severity: "WARN", title: "Readmission soon after discharge (split stay)", titleZh: "分解住院" },
-    high_frequency: { severity: "REMIND", title: "Unusually frequent inpatient stays", titleZh: "高频次住院" },
+    readmission: {
+      severity: "WARN",
+      title: "Readmission soon after discharge (split stay)",
+      titleZh: "分解住院",
+    },
+    high_frequency: {
+      severity: "REMIND",
+      title: "Unusually frequent inpatient stays",
+      titleZh: "高频次住院",
+    },
   },
   config: z.object({
     readmissionMaxDays: z.number().int().min(0).default(15),
@@ -40,7 +48,9 @@ export const frequentAdmission = defineDetector({
       const sinceDischarge = daysBetween(changed.discharge, s.admission);
       const sinceAdmission = daysBetween(changed.admission, s.admission);
       return (
-        (s.institutionId === changed.institutionId && sinceDischarge >= 0 && sinceDischarge <= config.readmissionMaxDays) ||
+        (s.institutionId === changed.institutionId &&
+          sinceDischarge >= 0 &&
+          sinceDischarge <= config.readmissionMaxDays) ||
         (sinceAdmission >= 0 && sinceAdmission < config.highFrequencyWindowDays)
       );
     });
@@ -53,7 +63,11 @@ export const frequentAdmission = defineDetector({
     for (const p of person.settlements) {
       if (!isStay(p) || p.id === subject.id || p.institutionId !== subject.institutionId) continue;
       if (p.discharge > subject.admission || byStayOrder(p, subject) >= 0) continue;
-      if (!previous || p.discharge > previous.discharge || (p.discharge === previous.discharge && byStayOrder(p, previous) > 0)) {
+      if (
+        !previous ||
+        p.discharge > previous.discharge ||
+        (p.discharge === previous.discharge && byStayOrder(p, previous) > 0)
+      ) {
         previous = p;
       }
     }

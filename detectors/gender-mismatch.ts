@@ -26,7 +26,11 @@ export const genderMismatch = defineDetector({
   version: "1.0.0",
   description: "男病女治 / 女病男治: a diagnosis or item restricted to the other sex.",
   rules: {
-    gender_mismatch: { severity: "WARN", title: "Sex-restricted code on the other sex", titleZh: "男病女治/女病男治" },
+    gender_mismatch: {
+      severity: "WARN",
+      title: "Sex-restricted code on the other sex",
+      titleZh: "男病女治/女病男治",
+    },
   },
   config: z.object({}),
   extract(s, { catalogs }): Offence[] | undefined {

@@ -12,7 +12,8 @@ const sameYear = (person: PersonView, s: SettlementRecord) => {
 export const highOutOfPocket = defineDetector({
   id: "high_out_of_pocket",
   version: "1.0.0",
-  description: "防返贫监测: a person's out-of-pocket spending in a calendar year reaches a monitoring threshold.",
+  description:
+    "防返贫监测: a person's out-of-pocket spending in a calendar year reaches a monitoring threshold.",
   rules: {
     high_out_of_pocket: {
       severity: "REMIND",

@@ -5,9 +5,9 @@ import { frequentAdmission } from "./frequent-admission.ts";
 import { genderMismatch } from "./gender-mismatch.ts";
 import { highOutOfPocket } from "./high-out-of-pocket.ts";
 import { pediatricDrug } from "./pediatric-drug.ts";
-import type { Detector } from "./sdk.ts";
+import type { AnyDetector } from "./sdk.ts";
 
-export const DETECTORS: readonly Detector<any, any>[] = [
+export const DETECTORS: readonly AnyDetector[] = [
   pediatricDrug,
   genderMismatch,
   frequentAdmission,

@@ -20,7 +20,11 @@ export const pediatricDrug = defineDetector({
   version: "1.0.0",
   description: "药品限儿童使用: a drug restricted to children billed for an older patient.",
   rules: {
-    pediatric_drug: { severity: "WARN", title: "Pediatric-only drug for an older patient", titleZh: "限儿童药品超龄使用" },
+    pediatric_drug: {
+      severity: "WARN",
+      title: "Pediatric-only drug for an older patient",
+      titleZh: "限儿童药品超龄使用",
+    },
   },
   config: z.object({
     /** Age (completed years) at which a catalog row with an empty age_limit starts to bite. */

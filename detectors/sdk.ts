@@ -69,12 +69,20 @@ export interface Detector<C = unknown, F = unknown> {
    * Other settlements whose findings may change when `changed` enters or leaves the
    * person's evidence. Omit when a finding depends on its own settlement only.
    */
-  affected?(changed: SettlementRecord, person: PersonView, ctx: DetectorContext<C>): Iterable<SettlementRecord>;
+  affected?(
+    changed: SettlementRecord,
+    person: PersonView,
+    ctx: DetectorContext<C>,
+  ): Iterable<SettlementRecord>;
   /** True when findings depend on the death record, so a new record re-evaluates the person. */
   readonly usesDeath?: boolean;
   /** Findings whose suspect is `subject`, judged on the person's current evidence. Must be pure. */
   evaluate(subject: SettlementRecord, person: PersonView, ctx: DetectorContext<C>): Finding[];
 }
+
+/** A detector of any config and facts type, as the registry and the engine hold them. */
+// biome-ignore lint/suspicious/noExplicitAny: config and facts types vary per detector and are only seen by the detector itself
+export type AnyDetector = Detector<any, any>;
 
 /** Identity helper so authors get full type inference for config and facts. */
 export function defineDetector<C, F>(detector: Detector<C, F>): Detector<C, F> {
@@ -82,7 +90,10 @@ export function defineDetector<C, F>(detector: Detector<C, F>): Detector<C, F> {
 }
 
 /** The facts `detector` extracted for `s`. */
-export function factsOf<F>(detector: Detector<unknown, F> | { id: string }, s: SettlementRecord): F | undefined {
+export function factsOf<F>(
+  detector: Detector<unknown, F> | { id: string },
+  s: SettlementRecord,
+): F | undefined {
   return s.facts[detector.id] as F | undefined;
 }
 

@@ -103,7 +103,11 @@ function zodOfType(t: AvroType): z.ZodType {
       case "boolean":
         return z.boolean();
       case "int":
-        return z.number().int().min(-(2 ** 31)).max(2 ** 31 - 1);
+        return z
+          .number()
+          .int()
+          .min(-(2 ** 31))
+          .max(2 ** 31 - 1);
       case "long":
         return z.number().int().refine(Number.isSafeInteger, "integer out of safe range");
       case "float":

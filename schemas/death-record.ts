@@ -10,7 +10,11 @@ export const deathRecordSchema = {
     { name: "death_date", type: "string", format: "date" },
     {
       name: "source",
-      type: { type: "enum", name: "DeathSource", symbols: ["CIVIL_AFFAIRS", "PUBLIC_SECURITY", "HEALTH", "OTHER"] },
+      type: {
+        type: "enum",
+        name: "DeathSource",
+        symbols: ["CIVIL_AFFAIRS", "PUBLIC_SECURITY", "HEALTH", "OTHER"],
+      },
     },
     { name: "reported_at", type: "string", format: "datetime" },
   ],

@@ -1,6 +1,7 @@
 import { type AvroRecord, type TsOf, zodOfRecord } from "./avro.ts";
 
-const date = <N extends string>(name: N, doc: string) => ({ name, type: "string", format: "date", doc }) as const;
+const date = <N extends string>(name: N, doc: string) =>
+  ({ name, type: "string", format: "date", doc }) as const;
 
 export const settlementSchema = {
   type: "record",
@@ -35,7 +36,10 @@ export const settlementSchema = {
     date("discharge_date", "INPATIENT: 出院日期; others: equal to admission_date"),
     {
       name: "discharge_reason",
-      type: ["null", { type: "enum", name: "DischargeReason", symbols: ["NORMAL", "TRANSFER", "DEATH", "OTHER"] }],
+      type: [
+        "null",
+        { type: "enum", name: "DischargeReason", symbols: ["NORMAL", "TRANSFER", "DEATH", "OTHER"] },
+      ],
       default: null,
       doc: "离院方式, INPATIENT only",
     },
@@ -67,7 +71,10 @@ export const settlementSchema = {
             { name: "line_no", type: "int" },
             { name: "item_code", type: "string", format: "nonempty" },
             { name: "item_name", type: "string" },
-            { name: "category", type: { type: "enum", name: "Category", symbols: ["DRUG", "SERVICE", "MATERIAL"] } },
+            {
+              name: "category",
+              type: { type: "enum", name: "Category", symbols: ["DRUG", "SERVICE", "MATERIAL"] },
+            },
             { name: "quantity", type: "double" },
             { name: "unit_price_fen", type: "long" },
             { name: "amount_fen", type: "long" },
@@ -88,15 +95,27 @@ export type Diagnosis = Settlement["diagnoses"][number];
 /** Field-level checks come from the Avro schema; these are the contract's cross-field rules. */
 export const settlementValidator = zodOfRecord(settlementSchema).superRefine((s, ctx) => {
   if (s.event_type === "REVERSAL" && !s.original_settlement_id) {
-    ctx.addIssue({ code: "custom", path: ["original_settlement_id"], message: "a REVERSAL must name the settlement it cancels" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["original_settlement_id"],
+      message: "a REVERSAL must name the settlement it cancels",
+    });
   }
   if (s.event_type === "SETTLE" && s.original_settlement_id) {
     ctx.addIssue({ code: "custom", path: ["original_settlement_id"], message: "set on REVERSAL only" });
   }
   if (s.discharge_date < s.admission_date) {
-    ctx.addIssue({ code: "custom", path: ["discharge_date"], message: "discharge_date is before admission_date" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["discharge_date"],
+      message: "discharge_date is before admission_date",
+    });
   }
   if (s.visit_type !== "INPATIENT" && s.discharge_date !== s.admission_date) {
-    ctx.addIssue({ code: "custom", path: ["discharge_date"], message: "must equal admission_date outside INPATIENT" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["discharge_date"],
+      message: "must equal admission_date outside INPATIENT",
+    });
   }
 });

@@ -20,7 +20,12 @@ export const suspectSchema = {
     { name: "event_time", type: "string", format: "datetime", doc: "settled_at of the suspect settlement" },
     { name: "detected_at", type: "string", format: "datetime" },
     { name: "detector_version", type: "string" },
-    { name: "evidence", type: "string", format: "json", doc: "JSON object: what an investigator needs to judge the case" },
+    {
+      name: "evidence",
+      type: "string",
+      format: "json",
+      doc: "JSON object: what an investigator needs to judge the case",
+    },
   ],
 } as const satisfies AvroRecord;
 

@@ -1,6 +1,7 @@
 // `fundguard detect`: every detector over NDJSON files in one process, no Kafka or ClickHouse.
-import { createWriteStream } from "node:fs";
+
 import { once } from "node:events";
+import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";

@@ -1,9 +1,9 @@
 // The incremental, event-time detection engine for one partition. Pure: no I/O, one
 // event at a time, state exposed per person for snapshots and changelogs.
 import type { Catalogs } from "../../detectors/catalog.ts";
-import type { Detector, DetectorContext, SettlementRecord } from "../../detectors/sdk.ts";
+import type { AnyDetector, Detector, DetectorContext, SettlementRecord } from "../../detectors/sdk.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
-import { PersonState, type PersonSnapshot } from "./person-state.ts";
+import { type PersonSnapshot, PersonState } from "./person-state.ts";
 import { suspectId } from "./suspect-id.ts";
 
 export type EngineEvent = { kind: "settlement"; value: Settlement } | { kind: "death"; value: DeathRecord };
@@ -21,7 +21,7 @@ export interface ActiveDetector {
 
 /** Pairs each detector with its parsed config (defaults filled in) and the catalogs. */
 export function activate(
-  detectors: readonly Detector<any, any>[],
+  detectors: readonly AnyDetector[],
   catalogs: Catalogs,
   configs: Readonly<Record<string, unknown>> = {},
 ): ActiveDetector[] {
@@ -77,7 +77,9 @@ export class Engine {
   }
 
   process(event: EngineEvent): Change[] {
-    const eventMs = Date.parse(event.kind === "settlement" ? event.value.settled_at : event.value.reported_at);
+    const eventMs = Date.parse(
+      event.kind === "settlement" ? event.value.settled_at : event.value.reported_at,
+    );
     if (eventMs < this.watermarkMs - this.retentionMs) this.stats.tooLate++;
     if (eventMs > this.watermarkMs) this.watermarkMs = eventMs;
     const person = this.person(event.value.person_id);
@@ -167,7 +169,10 @@ export class Engine {
     if (!record) return [];
     const affected = this.affectedBy(person, record, false);
     person.remove(original);
-    const changes: Change[] = (person.findings.get(original) ?? []).map((suspect) => ({ op: "retract", suspect }));
+    const changes: Change[] = (person.findings.get(original) ?? []).map((suspect) => ({
+      op: "retract",
+      suspect,
+    }));
     person.findings.delete(original);
     return changes.concat(this.reevaluate(person, affected));
   }

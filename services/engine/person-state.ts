@@ -49,7 +49,8 @@ export class PersonState implements PersonView {
       this.remove(s.id);
       this.findings.delete(s.id);
     }
-    for (const [id, c] of this.cancelled) if (c.atMs < horizonMs && !this.byId.has(id)) this.cancelled.delete(id);
+    for (const [id, c] of this.cancelled)
+      if (c.atMs < horizonMs && !this.byId.has(id)) this.cancelled.delete(id);
     return this.settlements.length > 0 || this.cancelled.size > 0 || this.death !== undefined;
   }
 

@@ -6,5 +6,8 @@ import { createHash } from "node:crypto";
  * workflow history stays attached while its evidence is refined by late events.
  */
 export function suspectId(detector: string, rule: string, settlementId: string): string {
-  return createHash("sha256").update(`${detector}\u0000${rule}\u0000${settlementId}`).digest("hex").slice(0, 32);
+  return createHash("sha256")
+    .update(`${detector}\u0000${rule}\u0000${settlementId}`)
+    .digest("hex")
+    .slice(0, 32);
 }

@@ -25,22 +25,30 @@ const parsers: Record<Kind, (v: unknown) => Parsed<EngineEvent["value"]>> = {
 };
 
 /** Reads one file's valid events in line order; bad lines go to `onBad` and are skipped. */
-async function* fileEvents(file: string, kind: Kind, onBad: (b: BadLine) => void): AsyncGenerator<SourcedEvent[]> {
+async function* fileEvents(
+  file: string,
+  kind: Kind,
+  onBad: (b: BadLine) => void,
+): AsyncGenerator<SourcedEvent[]> {
   for await (const batch of readLineBatches(file)) yield parseBatch(file, kind, batch, onBad);
 }
 
 function parseBatch(file: string, kind: Kind, batch: LineBatch, onBad: (b: BadLine) => void): SourcedEvent[] {
   const out: SourcedEvent[] = [];
-  batch.lines.forEach((text, i) => {
+  for (let i = 0; i < batch.lines.length; i++) {
+    const text = batch.lines[i] as string;
     const line = batch.firstLine + i;
-    if (text.trim() === "") return;
+    if (text.trim() === "") continue;
     const json = parseJsonLine(text);
     const parsed = json.ok ? parsers[kind](json.value) : json;
-    if (!parsed.ok) return onBad({ file, line, reason: parsed.reason });
+    if (!parsed.ok) {
+      onBad({ file, line, reason: parsed.reason });
+      continue;
+    }
     const event = { kind, value: parsed.value } as EngineEvent;
     const timeMs = Date.parse(event.kind === "settlement" ? event.value.settled_at : event.value.reported_at);
     out.push({ event, timeMs, file, line });
-  });
+  }
   return out;
 }
 

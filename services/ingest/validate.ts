@@ -1,6 +1,11 @@
 // Turning untrusted input into contract events, with a reason an operator can act on.
 import type { z } from "zod";
-import { type DeathRecord, deathRecordValidator, type Settlement, settlementValidator } from "../../schemas/index.ts";
+import {
+  type DeathRecord,
+  deathRecordValidator,
+  type Settlement,
+  settlementValidator,
+} from "../../schemas/index.ts";
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -14,7 +19,9 @@ export function describeIssues(error: z.ZodError): string {
 function validator<T>(schema: z.ZodType<T>) {
   return (input: unknown): Parsed<T> => {
     const r = schema.safeParse(input);
-    return r.success ? { ok: true, value: r.data } : { ok: false, reason: `contract violation: ${describeIssues(r.error)}` };
+    return r.success
+      ? { ok: true, value: r.data }
+      : { ok: false, reason: `contract violation: ${describeIssues(r.error)}` };
   };
 }
 

@@ -1,0 +1,85 @@
+import { readFileSync } from "node:fs";
+import avro from "avsc";
+import { describe, expect, it } from "vitest";
+import { deathRecordSchema, deathRecordValidator } from "../../schemas/death-record.ts";
+import { AVSC_FILES } from "../../schemas/files.ts";
+import { type AvroRecord, avscText, settlementSchema, settlementValidator } from "../../schemas/index.ts";
+import { suspectSchema, suspectValidator } from "../../schemas/suspect.ts";
+import { death, settlement, stay } from "../fixtures/events.ts";
+
+const CASES: [string, AvroRecord, { safeParse(v: unknown): { success: boolean } }, unknown][] = [
+  ["settlement", settlementSchema, settlementValidator, stay("2025-01-01", "2025-01-03")],
+  ["death record", deathRecordSchema, deathRecordValidator, death("2025-01-01")],
+  [
+    "suspect",
+    suspectSchema,
+    suspectValidator,
+    {
+      suspect_id: "x",
+      detector: "d",
+      rule: "r",
+      severity: "WARN",
+      person_id: "P",
+      settlement_ids: ["S"],
+      institution_id: "H",
+      region_code: "341502",
+      amount_at_risk_fen: 1,
+      event_time: "2025-01-01T10:00:00+08:00",
+      detected_at: "2025-01-01T10:00:00Z",
+      detector_version: "1",
+      evidence: { a: 1 },
+    },
+  ],
+];
+
+/** The Avro view of a value: JSON-typed fields travel as strings. */
+function toAvro(schema: AvroRecord, value: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...value };
+  for (const f of schema.fields) if (f.format === "json") out[f.name] = JSON.stringify(value[f.name]);
+  return out;
+}
+
+describe("schemas", () => {
+  it("the committed .avsc files are generated from the TypeScript source of truth", () => {
+    for (const [file, schema] of Object.entries(AVSC_FILES)) {
+      expect(readFileSync(new URL(`../../schemas/${file}`, import.meta.url), "utf8"), file).toBe(
+        avscText(schema),
+      );
+    }
+  });
+
+  describe.each(CASES)("%s: Avro and zod agree", (_name, schema, validator, valid) => {
+    const type = avro.Type.forSchema(schema as avro.Schema);
+    const sample = valid as Record<string, unknown>;
+
+    it("accept the same valid value and round-trip it", () => {
+      expect(validator.safeParse(sample).success).toBe(true);
+      const wire = toAvro(schema, sample);
+      expect(type.isValid(wire)).toBe(true);
+      expect(type.fromBuffer(type.toBuffer(wire))).toEqual(wire);
+    });
+
+    it.each(schema.fields.map((f) => [f.name]))("both reject a wrongly typed %s", (field) => {
+      const broken = { ...sample, [field]: true };
+      expect(validator.safeParse(broken).success).toBe(false);
+      expect(type.isValid(toAvro(schema, broken) as object)).toBe(field === "evidence");
+    });
+
+    it("have the same fields", () => {
+      expect(Object.keys(sample).sort()).toEqual(schema.fields.map((f) => f.name).sort());
+    });
+  });
+
+  it("enforces the contract's formats and cross-field rules", () => {
+    const bad = (patch: object) => settlementValidator.safeParse({ ...settlement(), ...patch }).success;
+    expect(bad({})).toBe(true);
+    expect(bad({ birth_date: "2025-02-30" })).toBe(false);
+    expect(bad({ region_code: "34150" })).toBe(false);
+    expect(bad({ settled_at: "2025-03-01T10:00:00" })).toBe(false);
+    expect(bad({ total_fen: 1.5 })).toBe(false);
+    expect(bad({ event_type: "REVERSAL" })).toBe(false);
+    expect(bad({ original_settlement_id: "S0" })).toBe(false);
+    expect(bad({ discharge_date: "2025-03-02" })).toBe(false);
+    expect(bad({ gender: "X" })).toBe(false);
+  });
+});
