@@ -1,6 +1,7 @@
 // One source of truth for the wire formats: each schema is written once as an Avro
 // record literal. The TypeScript type and the zod validator are both derived from it,
 // so the Avro, TypeScript and runtime views cannot drift apart.
+import avro from "avsc";
 import { z } from "zod";
 
 /** Extra validation an Avro type cannot express, carried as a field attribute. */
@@ -140,4 +141,9 @@ export function zodOfRecord<R extends AvroRecord>(record: R): z.ZodType<TsOf<R>>
 /** The schema as written to `schemas/*.avsc` and registered in the registry. */
 export function avscText(record: AvroRecord): string {
   return `${JSON.stringify(record, null, 2)}\n`;
+}
+
+/** The avsc type of a schema, for encoding and decoding Avro bodies. */
+export function avroType(record: AvroRecord): avro.Type {
+  return avro.Type.forSchema(record as unknown as avro.Schema);
 }

@@ -19,33 +19,35 @@ export interface SourcedEvent {
 
 type Kind = EngineEvent["kind"];
 
-const parsers: Record<Kind, (v: unknown) => Parsed<EngineEvent["value"]>> = {
+const validators: Record<Kind, (v: unknown) => Parsed<EngineEvent["value"]>> = {
   settlement: validateSettlement,
   death: validateDeathRecord,
 };
 
+/** One NDJSON line as an event; undefined for a blank line. */
+export function parseEventLine(kind: Kind, text: string): Parsed<EngineEvent> | undefined {
+  if (text.trim() === "") return undefined;
+  const json = parseJsonLine(text);
+  const parsed = json.ok ? validators[kind](json.value) : json;
+  return parsed.ok ? { ok: true, value: { kind, value: parsed.value } as EngineEvent } : parsed;
+}
+
 /** Reads one file's valid events in line order; bad lines go to `onBad` and are skipped. */
-async function* fileEvents(
-  file: string,
-  kind: Kind,
-  onBad: (b: BadLine) => void,
-): AsyncGenerator<SourcedEvent[]> {
+async function* fileEvents(file: string, kind: Kind, onBad: (b: BadLine) => void): AsyncGenerator<SourcedEvent[]> {
   for await (const batch of readLineBatches(file)) yield parseBatch(file, kind, batch, onBad);
 }
 
 function parseBatch(file: string, kind: Kind, batch: LineBatch, onBad: (b: BadLine) => void): SourcedEvent[] {
   const out: SourcedEvent[] = [];
   for (let i = 0; i < batch.lines.length; i++) {
-    const text = batch.lines[i] as string;
     const line = batch.firstLine + i;
-    if (text.trim() === "") continue;
-    const json = parseJsonLine(text);
-    const parsed = json.ok ? parsers[kind](json.value) : json;
+    const parsed = parseEventLine(kind, batch.lines[i] as string);
+    if (!parsed) continue;
     if (!parsed.ok) {
       onBad({ file, line, reason: parsed.reason });
       continue;
     }
-    const event = { kind, value: parsed.value } as EngineEvent;
+    const event = parsed.value;
     const timeMs = Date.parse(event.kind === "settlement" ? event.value.settled_at : event.value.reported_at);
     out.push({ event, timeMs, file, line });
   }

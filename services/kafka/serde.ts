@@ -1,0 +1,160 @@
+// Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro body) with a real registry.
+// Decoding resolves each writer schema into our reader schema, so producers may evolve BACKWARD-compatibly.
+import { COMPATIBILITY, SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
+import type avro from "avsc";
+import type { KafkaMessage, Message } from "kafkajs";
+import {
+  type AvroRecord,
+  avroType,
+  type DeathRecord,
+  deathRecordSchema,
+  type Settlement,
+  type Suspect,
+  settlementSchema,
+  suspectSchema,
+} from "../../schemas/index.ts";
+import { type Parsed, validateDeathRecord, validateSettlement } from "../ingest/validate.ts";
+import type { Topics } from "./topics.ts";
+
+export type InputKind = "settlement" | "death";
+
+const READERS = {
+  settlement: { schema: settlementSchema, validate: validateSettlement },
+  death: { schema: deathRecordSchema, validate: validateDeathRecord },
+} as const;
+
+/** Raised for registry failures that are not the message's fault (network, 5xx): retry, never dead-letter. */
+export class RegistryUnavailableError extends Error {}
+
+const statusOf = (e: unknown) => (e as { status?: number }).status;
+
+export class AvroSerde {
+  readonly registry: SchemaRegistry;
+  private readonly readers = {
+    settlement: avroType(settlementSchema),
+    death: avroType(deathRecordSchema),
+  };
+  private readonly resolvers = new Map<string, Promise<avro.Resolver | string>>();
+  private ids: Record<InputKind | "suspect", number> | undefined;
+
+  get suspectSchemaId(): number {
+    if (!this.ids) throw new Error("call register() first");
+    return this.ids.suspect;
+  }
+
+  constructor(
+    registryUrl: string,
+    private readonly topics: Topics,
+  ) {
+    this.registry = new SchemaRegistry({ host: registryUrl, retry: { retries: 3 } });
+  }
+
+  static subject(topic: string): string {
+    return `${topic}-value`;
+  }
+
+  /** Registers the three schemas under TopicNameStrategy subjects with BACKWARD compatibility. */
+  async register(): Promise<Record<InputKind | "suspect", number>> {
+    const reg = (topic: string, schema: AvroRecord) =>
+      this.registry
+        .register(
+          { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
+          { subject: AvroSerde.subject(topic), compatibility: COMPATIBILITY.BACKWARD },
+        )
+        .then((r) => r.id);
+    const [settlement, death, suspect] = await Promise.all([
+      reg(this.topics.settlements, settlementSchema),
+      reg(this.topics.deaths, deathRecordSchema),
+      reg(this.topics.suspects, suspectSchema),
+    ]);
+    this.ids = { settlement, death, suspect };
+    return this.ids;
+  }
+
+  encode(kind: "settlement", value: Settlement): Buffer;
+  encode(kind: "death", value: DeathRecord): Buffer;
+  encode(kind: InputKind, value: Settlement | DeathRecord): Buffer {
+    if (!this.ids) throw new Error("call register() before encode()");
+    const body = this.readers[kind].toBuffer(value);
+    const header = Buffer.alloc(5);
+    header.writeInt32BE(this.ids[kind], 1);
+    return Buffer.concat([header, body]);
+  }
+
+  /** Decodes and validates one message; a reason on failure says what is wrong with the message. */
+  async decode<K extends InputKind>(
+    kind: K,
+    bytes: Buffer | null,
+  ): Promise<Parsed<K extends "settlement" ? Settlement : DeathRecord>> {
+    if (!bytes || bytes.length < 5 || bytes[0] !== 0) {
+      return { ok: false, reason: "not Confluent wire format: missing magic byte 0 and schema id" };
+    }
+    const id = bytes.readInt32BE(1);
+    const resolver = await this.resolver(kind, id);
+    if (typeof resolver === "string") return { ok: false, reason: resolver };
+    let value: unknown;
+    try {
+      value = this.readers[kind].fromBuffer(bytes.subarray(5), resolver, true);
+    } catch (e) {
+      return { ok: false, reason: `Avro decode failed with schema id ${id}: ${(e as Error).message}` };
+    }
+    return READERS[kind].validate(value) as Parsed<K extends "settlement" ? Settlement : DeathRecord>;
+  }
+
+  private resolver(kind: InputKind, id: number): Promise<avro.Resolver | string> {
+    const key = `${kind}:${id}`;
+    let r = this.resolvers.get(key);
+    if (!r) {
+      r = this.registry.getSchema(id).then(
+        (writer) => {
+          try {
+            return this.readers[kind].createResolver(writer as avro.Type);
+          } catch (e) {
+            return `schema id ${id} cannot be read as ${kind}: ${(e as Error).message}`;
+          }
+        },
+        (e) => {
+          if (statusOf(e) === 404) return `unknown schema id ${id}`;
+          throw new RegistryUnavailableError(`schema registry: ${(e as Error).message}`);
+        },
+      );
+      // Only definite answers are cached; a failed lookup is retried on the next message.
+      r.catch(() => this.resolvers.delete(key));
+      this.resolvers.set(key, r);
+    }
+    return r;
+  }
+}
+
+/** A suspect change on `suspects.v1`: the contract's suspect record, with the change in headers. */
+export interface SuspectChange {
+  op: "upsert" | "retract";
+  version: number;
+  suspect: Suspect;
+}
+
+const suspectType = avroType(suspectSchema);
+export const SUSPECT_HEADERS = { op: "fundguard-op", version: "fundguard-version" } as const;
+
+export function encodeSuspectChange(schemaId: number, c: SuspectChange): Message {
+  const header = Buffer.alloc(5);
+  header.writeInt32BE(schemaId, 1);
+  const body = suspectType.toBuffer({ ...c.suspect, evidence: JSON.stringify(c.suspect.evidence) });
+  return {
+    key: c.suspect.person_id,
+    value: Buffer.concat([header, body]),
+    headers: { [SUSPECT_HEADERS.op]: c.op, [SUSPECT_HEADERS.version]: String(c.version) },
+  };
+}
+
+/** Suspect changes are written by our own workers with our own schema, so no resolution is needed. */
+export function decodeSuspectChange(m: KafkaMessage): SuspectChange {
+  if (!m.value || m.value[0] !== 0) throw new Error("suspect change is not in Confluent wire format");
+  const raw = suspectType.fromBuffer(m.value.subarray(5)) as Omit<Suspect, "evidence"> & { evidence: string };
+  const op = m.headers?.[SUSPECT_HEADERS.op]?.toString();
+  const version = Number(m.headers?.[SUSPECT_HEADERS.version]?.toString());
+  if ((op !== "upsert" && op !== "retract") || !Number.isSafeInteger(version)) {
+    throw new Error("suspect change without valid op/version headers");
+  }
+  return { op, version, suspect: { ...raw, evidence: JSON.parse(raw.evidence) } };
+}

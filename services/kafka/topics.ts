@@ -1,0 +1,65 @@
+// Topic names and their definitions: inputs co-partitioned by person_id, compacted where a key's latest value is all that matters.
+import type { Admin, ITopicConfig } from "kafkajs";
+
+export interface Topics {
+  settlements: string;
+  deaths: string;
+  deadletter: string;
+  suspects: string;
+  /** Per consumer group: the engine's per-person state, so each group restores its own. */
+  changelog(group: string): string;
+}
+
+export function topicNames(prefix = ""): Topics {
+  return {
+    settlements: `${prefix}settlements.v1`,
+    deaths: `${prefix}deaths.v1`,
+    deadletter: `${prefix}deadletter.v1`,
+    suspects: `${prefix}suspects.v1`,
+    changelog: (group) => `${prefix}fundguard-state.${group}.changelog`,
+  };
+}
+
+const compacted = [
+  { name: "cleanup.policy", value: "compact" },
+  { name: "min.cleanable.dirty.ratio", value: "0.1" },
+];
+
+export function inputTopicConfigs(t: Topics, partitions: number): ITopicConfig[] {
+  return [
+    { topic: t.settlements, numPartitions: partitions },
+    { topic: t.deaths, numPartitions: partitions, configEntries: compacted },
+    { topic: t.deadletter, numPartitions: 1 },
+    { topic: t.suspects, numPartitions: partitions },
+  ];
+}
+
+/** Creates what is missing; existing topics are left as they are. */
+export async function ensureTopics(admin: Admin, configs: ITopicConfig[]): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const missing = configs.filter((c) => !existing.has(c.topic));
+  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
+}
+
+export async function partitionCount(admin: Admin, topic: string): Promise<number> {
+  const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+  return meta.topics[0]?.partitions.length ?? 0;
+}
+
+/** Settlements and deaths must be co-partitioned, or a person's events would meet in different workers. */
+export async function checkCoPartitioned(admin: Admin, t: Topics): Promise<number> {
+  const [s, d] = await Promise.all([partitionCount(admin, t.settlements), partitionCount(admin, t.deaths)]);
+  if (s === 0 || d === 0) {
+    throw new Error(`input topics missing: ${t.settlements} has ${s} partitions, ${t.deaths} has ${d}; run 'fundguard topics create'`);
+  }
+  if (s !== d) {
+    throw new Error(
+      `${t.settlements} has ${s} partitions but ${t.deaths} has ${d}: they must be co-partitioned (same count, key person_id)`,
+    );
+  }
+  return s;
+}
+
+export function changelogConfig(t: Topics, group: string, partitions: number): ITopicConfig {
+  return { topic: t.changelog(group), numPartitions: partitions, configEntries: compacted };
+}

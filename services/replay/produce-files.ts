@@ -1,0 +1,72 @@
+// NDJSON files → Kafka topics, validated, Avro-encoded, batched through an idempotent producer.
+import { statSync } from "node:fs";
+import type { Kafka, Message } from "kafkajs";
+import { readLineBatches } from "../ingest/lines.ts";
+import { type BadLine, parseEventLine } from "../ingest/ndjson-source.ts";
+import type { AvroSerde } from "../kafka/serde.ts";
+import type { Topics } from "../kafka/topics.ts";
+
+export interface ProduceFilesOptions {
+  kafka: Kafka;
+  serde: AvroSerde;
+  topics: Topics;
+  settlements?: string;
+  deaths?: string;
+  onBad: (b: BadLine) => void;
+  /** Bytes read of all files, of the total: for a progress bar. */
+  onProgress?: (read: number, total: number) => void;
+  batchSize?: number;
+}
+
+export interface ProduceSummary {
+  settlements: number;
+  deaths: number;
+  badLines: number;
+}
+
+export async function produceFiles(o: ProduceFilesOptions): Promise<ProduceSummary> {
+  const files = [
+    { path: o.settlements, kind: "settlement" as const, topic: o.topics.settlements },
+    { path: o.deaths, kind: "death" as const, topic: o.topics.deaths },
+  ].filter((f): f is typeof f & { path: string } => f.path !== undefined);
+  const total = files.reduce((sum, f) => sum + statSync(f.path).size, 0);
+  const summary: ProduceSummary = { settlements: 0, deaths: 0, badLines: 0 };
+  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const batchSize = o.batchSize ?? 5_000;
+  let doneBytes = 0;
+  try {
+    for (const f of files) {
+      let pending: Message[] = [];
+      const send = async () => {
+        if (pending.length === 0) return;
+        await producer.send({ topic: f.topic, messages: pending, acks: -1 });
+        pending = [];
+      };
+      for await (const batch of readLineBatches(f.path, (b) => o.onProgress?.(doneBytes + b, total))) {
+        for (let i = 0; i < batch.lines.length; i++) {
+          const parsed = parseEventLine(f.kind, batch.lines[i] as string);
+          if (!parsed) continue;
+          if (!parsed.ok) {
+            summary.badLines++;
+            o.onBad({ file: f.path, line: batch.firstLine + i, reason: parsed.reason });
+            continue;
+          }
+          const event = parsed.value;
+          const value =
+            event.kind === "settlement" ? o.serde.encode("settlement", event.value) : o.serde.encode("death", event.value);
+          pending.push({ key: event.value.person_id, value });
+          if (f.kind === "settlement") summary.settlements++;
+          else summary.deaths++;
+          if (pending.length >= batchSize) await send();
+        }
+      }
+      await send();
+      doneBytes += statSync(f.path).size;
+      o.onProgress?.(doneBytes, total);
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return summary;
+}

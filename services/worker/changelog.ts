@@ -1,0 +1,72 @@
+// The engine's per-person state in a compacted changelog topic, as Kafka Streams keeps its stores:
+// restoring a partition reads only the latest state of each person, never the input history.
+import { randomUUID } from "node:crypto";
+import type { Kafka, Message } from "kafkajs";
+import type { PersonSnapshot } from "../engine/person-state.ts";
+
+export function changelogMessages(
+  partition: number,
+  dirty: { personId: string; snapshot: PersonSnapshot | null }[],
+): Message[] {
+  return dirty.map(({ personId, snapshot }) => ({
+    key: personId,
+    partition,
+    value: snapshot ? JSON.stringify(snapshot) : null,
+  }));
+}
+
+/**
+ * Reads `partitions` of the changelog from the start to the end offsets seen now.
+ * kafkajs has no manual assignment, so a throwaway group reads the topic and ignores other partitions.
+ */
+export async function restoreFromChangelog(
+  kafka: Kafka,
+  topic: string,
+  partitions: number[],
+  apply: (partition: number, snapshot: PersonSnapshot | null, personId: string) => void,
+): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const pending = new Map<number, bigint>();
+    for (const o of offsets) {
+      if (partitions.includes(o.partition) && BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
+    }
+    if (pending.size === 0) return 0;
+    const groupId = `fundguard-restore-${randomUUID()}`;
+    const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 8 << 20, maxBytes: 64 << 20 });
+    let restored = 0;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await new Promise<void>((resolve, reject) => {
+        consumer
+          .run({
+            autoCommit: false,
+            eachBatch: async ({ batch }) => {
+              const end = pending.get(batch.partition);
+              if (end === undefined) return;
+              for (const m of batch.messages) {
+                if (BigInt(m.offset) >= end) break;
+                const personId = m.key?.toString() ?? "";
+                apply(batch.partition, m.value ? (JSON.parse(m.value.toString()) as PersonSnapshot) : null, personId);
+                restored++;
+              }
+              if (BigInt(batch.lastOffset()) + 1n >= end) {
+                pending.delete(batch.partition);
+                if (pending.size === 0) resolve();
+              }
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect();
+      await admin.deleteGroups([groupId]).catch(() => undefined);
+    }
+    return restored;
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,193 @@
+// `fundguard worker`: a consumer-group member running the engine on its partitions.
+// Per flush: suspect changes, dead letters and the state changelog are written to Kafka
+// (acks=all, idempotent producer), and only then are the input offsets committed.
+// Replays after a crash re-derive the same findings under the same ids: exactly-once results.
+import type { EachBatchPayload, Kafka, Message } from "kafkajs";
+import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
+import { VersionClock } from "../engine/version-clock.ts";
+import { deadLetterMessage } from "../kafka/deadletter.ts";
+import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
+import { AvroSerde, encodeSuspectChange, type InputKind } from "../kafka/serde.ts";
+import { changelogConfig, checkCoPartitioned, ensureTopics, type Topics } from "../kafka/topics.ts";
+import type { Logger } from "../log.ts";
+import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
+
+export interface WorkerOptions {
+  kafka: Kafka;
+  registryUrl: string;
+  topics: Topics;
+  group: string;
+  detectors: ActiveDetector[];
+  retentionDays: number;
+  log: Logger;
+  /** Exit once the group has committed up to the end offsets seen at start. */
+  untilCaughtUp?: boolean;
+  /** How often state and offsets are committed (Kafka Streams' commit.interval.ms). */
+  commitIntervalMs?: number;
+  signal?: AbortSignal;
+  onStats?: (s: WorkerStats) => void;
+}
+
+export interface WorkerStats {
+  events: number;
+  deadLetters: number;
+  changes: number;
+  restoredPersons: number;
+  flushes: number;
+}
+
+export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
+  const log = o.log.child({ component: "worker", group: o.group });
+  const admin = o.kafka.admin();
+  await admin.connect();
+  const partitions = await checkCoPartitioned(admin, o.topics);
+  const changelogTopic = o.topics.changelog(o.group);
+  await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
+  const serde = new AvroSerde(o.registryUrl, o.topics);
+  await serde.register();
+  const inputs = [o.topics.settlements, o.topics.deaths];
+  const targets: Offsets | undefined = o.untilCaughtUp ? await endOffsets(admin, inputs) : undefined;
+
+  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const consumer = o.kafka.consumer({
+    groupId: o.group,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    maxBytesPerPartition: 4 << 20,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: inputs, fromBeginning: true });
+
+  const stats: WorkerStats = { events: 0, deadLetters: 0, changes: 0, restoredPersons: 0, flushes: 0 };
+  const engines = new Map<number, Engine>();
+  let assigned = new Set<number>();
+  const clock = new VersionClock();
+  let outbox: Message[] = [];
+  let deadbox: Message[] = [];
+  const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
+  let lastFlush = Date.now();
+  const commitEvery = o.commitIntervalMs ?? 1_000;
+
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const next = new Set<number>();
+    for (const t of inputs) for (const p of payload.memberAssignment[t] ?? []) next.add(p);
+    // Partitions kept across a rebalance were not consumed by anyone else meanwhile; the rest must be restored.
+    for (const p of engines.keys()) if (!next.has(p)) engines.delete(p);
+    assigned = next;
+    log.info({ partitions: [...next].sort((a, b) => a - b) }, "assigned");
+  });
+
+  const restoreMissing = async () => {
+    const missing = [...assigned].filter((p) => !engines.has(p));
+    if (missing.length === 0) return;
+    const fresh = new Map(missing.map((p) => [p, newEngine()]));
+    const t0 = Date.now();
+    const n = await restoreFromChangelog(o.kafka, changelogTopic, missing, (p, snap) => {
+      if (snap) fresh.get(p)?.restore(snap);
+    });
+    for (const [p, e] of fresh) engines.set(p, e);
+    stats.restoredPersons += n;
+    log.info({ partitions: missing, records: n, ms: Date.now() - t0 }, "state restored from changelog");
+  };
+  const newEngine = () => new Engine({ detectors: o.detectors, retentionDays: o.retentionDays });
+
+  const flush = async () => {
+    const state: Message[] = [];
+    for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
+    const topicMessages = [
+      { topic: o.topics.suspects, messages: outbox },
+      { topic: o.topics.deadletter, messages: deadbox },
+      { topic: changelogTopic, messages: state },
+    ].filter((t) => t.messages.length > 0);
+    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
+    if (pendingOffsets.size > 0) await consumer.commitOffsets([...pendingOffsets.values()]);
+    outbox = [];
+    deadbox = [];
+    pendingOffsets.clear();
+    lastFlush = Date.now();
+    stats.flushes++;
+    o.onStats?.(stats);
+  };
+
+  const kindOf = (topic: string): InputKind => (topic === o.topics.settlements ? "settlement" : "death");
+
+  // Batches and timed flushes must not interleave: both touch the outbox and the pending offsets.
+  let lock: Promise<unknown> = Promise.resolve();
+  const locked = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = lock.then(fn);
+    lock = run.catch(() => undefined);
+    return run;
+  };
+  const hasPending = () => outbox.length > 0 || deadbox.length > 0 || pendingOffsets.size > 0;
+
+  const eachBatch = (payload: EachBatchPayload) => locked(() => processBatch(payload));
+  const processBatch = async ({ batch, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+    if (!engines.has(batch.partition)) await restoreMissing();
+    const engine = engines.get(batch.partition);
+    if (!engine) return; // revoked while restoring: the new owner will consume it
+    const kind = kindOf(batch.topic);
+    for (const m of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      const decoded = await serde.decode(kind, m.value);
+      if (decoded.ok) {
+        const event = { kind, value: decoded.value } as EngineEvent;
+        for (const c of engine.process(event)) {
+          outbox.push(encodeSuspectChange(serde.suspectSchemaId, { ...c, version: clock.next() }));
+          stats.changes++;
+        }
+      } else {
+        deadbox.push(
+          deadLetterMessage({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: m.offset,
+            key: m.key,
+            value: m.value,
+            reason: decoded.reason,
+          }),
+        );
+        stats.deadLetters++;
+      }
+      stats.events++;
+      pendingOffsets.set(`${batch.topic}:${batch.partition}`, {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: (BigInt(m.offset) + 1n).toString(),
+      });
+    }
+    if (Date.now() - lastFlush >= commitEvery) await flush();
+    await heartbeat();
+  };
+
+  let caughtUp: (() => void) | undefined;
+  const done = new Promise<void>((resolve) => {
+    caughtUp = resolve;
+    o.signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+  const poll = setInterval(async () => {
+    try {
+      await locked(async () => {
+        if (hasPending() && Date.now() - lastFlush >= commitEvery) await flush();
+      });
+      if (targets && !hasPending() && (await isCaughtUp(admin, o.group, targets))) caughtUp?.();
+    } catch (e) {
+      log.warn({ err: e }, "flush or progress check failed");
+    }
+  }, 250);
+
+  await consumer.run({ autoCommit: false, eachBatchAutoResolve: true, partitionsConsumedConcurrently: 1, eachBatch });
+  try {
+    await done;
+  } finally {
+    clearInterval(poll);
+    // Stop fetching first so no batch runs while the last flush commits.
+    await consumer.stop();
+    await locked(flush);
+    await consumer.disconnect();
+    await producer.disconnect();
+    await admin.disconnect();
+  }
+  log.info(stats, "worker stopped");
+  return stats;
+}
