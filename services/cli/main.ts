@@ -1,6 +1,8 @@
 // The one executable, `fundguard`: each subcommand lives in its own module.
 import { Command, InvalidArgumentError } from "commander";
 import { detectCommand } from "./detect.ts";
+import { registerKafkaCommands } from "./kafka-commands.ts";
+import { registerStoreCommands } from "./store-commands.ts";
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -30,6 +32,9 @@ program
       retentionDays: o.retentionDays,
     }),
   );
+
+registerKafkaCommands(program);
+registerStoreCommands(program);
 
 try {
   await program.parseAsync();

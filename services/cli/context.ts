@@ -1,0 +1,39 @@
+// What every distributed command needs, built once from validated environment variables.
+import type { Kafka } from "kafkajs";
+import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import { type Env, loadEnv, requireKafka } from "../config/env.ts";
+import { type ActiveDetector, activate } from "../engine/engine.ts";
+import { createKafka } from "../kafka/client.ts";
+import { type Topics, topicNames } from "../kafka/topics.ts";
+import { createLogger, type Logger } from "../log.ts";
+
+export interface KafkaContext {
+  env: Env;
+  log: Logger;
+  kafka: Kafka;
+  topics: Topics;
+  registryUrl: string;
+}
+
+export function kafkaContext(service: string): KafkaContext {
+  const env = loadEnv();
+  const log = createLogger(service, env.LOG_LEVEL);
+  const { brokers, registryUrl } = requireKafka(env);
+  return { env, log, kafka: createKafka(brokers, `fundguard-${service}`, log), topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX), registryUrl };
+}
+
+export function activeDetectors(env: Env, referenceDir?: string): ActiveDetector[] {
+  return activate(DETECTORS, loadCatalogs(referenceDir ?? env.FUNDGUARD_REFERENCE_DIR));
+}
+
+/** Aborts on SIGTERM/SIGINT so long-running commands finish their batch, commit and exit. */
+export function shutdownSignal(log: Logger): AbortSignal {
+  const ac = new AbortController();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    process.once(sig, () => {
+      log.info({ signal: sig }, "shutting down");
+      ac.abort();
+    });
+  }
+  return ac.signal;
+}

@@ -1,0 +1,90 @@
+// Commands of the distributed pipeline: topics, schemas, replay (files → topics), worker.
+import type { Command } from "commander";
+import { inputTopicConfigs, ensureTopics } from "../kafka/topics.ts";
+import { AvroSerde } from "../kafka/serde.ts";
+import { produceFiles } from "../replay/produce-files.ts";
+import { runWorker } from "../worker/worker.ts";
+import { activeDetectors, kafkaContext, shutdownSignal } from "./context.ts";
+import { bytesProgressBar } from "./progress-bar.ts";
+
+async function createTopics(service: string): Promise<ReturnType<typeof kafkaContext>> {
+  const ctx = kafkaContext(service);
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, inputTopicConfigs(ctx.topics, ctx.env.FUNDGUARD_PARTITIONS));
+  } finally {
+    await admin.disconnect();
+  }
+  return ctx;
+}
+
+export function registerKafkaCommands(program: Command): void {
+  program
+    .command("topics")
+    .description("create the topics (settlements, deaths, dead letters, suspects) if missing")
+    .command("create")
+    .action(async () => {
+      const ctx = await createTopics("topics");
+      process.stderr.write(`topics ready: ${Object.values(ctx.topics).filter((t) => typeof t === "string").join(", ")}\n`);
+    });
+
+  program
+    .command("schemas")
+    .description("schema registry subjects")
+    .command("register")
+    .description("register the Avro schemas with BACKWARD compatibility")
+    .action(async () => {
+      const ctx = kafkaContext("schemas");
+      const ids = await new AvroSerde(ctx.registryUrl, ctx.topics).register();
+      process.stdout.write(`${JSON.stringify(ids)}\n`);
+    });
+
+  program
+    .command("replay")
+    .description("produce NDJSON files (.gz accepted) into the input topics")
+    .option("--settlements <file>", "settlement events")
+    .option("--deaths <file>", "death records")
+    .action(async (o: { settlements?: string; deaths?: string }) => {
+      if (!o.settlements && !o.deaths) throw new Error("give --settlements and/or --deaths");
+      const ctx = await createTopics("replay");
+      const serde = new AvroSerde(ctx.registryUrl, ctx.topics);
+      await serde.register();
+      const bar = bytesProgressBar("replay");
+      const t0 = performance.now();
+      const summary = await produceFiles({
+        kafka: ctx.kafka,
+        serde,
+        topics: ctx.topics,
+        settlements: o.settlements,
+        deaths: o.deaths,
+        onBad: (b) => process.stderr.write(`${b.file}:${b.line}: skipped: ${b.reason}\n`),
+        onProgress: (read, total) => bar.update(read, total),
+      });
+      bar.stop();
+      const s = (performance.now() - t0) / 1000;
+      process.stderr.write(
+        `replay: ${summary.settlements} settlements, ${summary.deaths} death records, ${summary.badLines} bad lines in ${s.toFixed(1)} s (${Math.round((summary.settlements + summary.deaths) / s)} events/s)\n`,
+      );
+    });
+
+  program
+    .command("worker")
+    .description("run the detectors as a member of consumer group FUNDGUARD_GROUP")
+    .option("--until-caught-up", "exit 0 once the group has consumed up to the end offsets seen at start")
+    .option("--reference <dir>", "catalog folder (default: bundled, or FUNDGUARD_REFERENCE_DIR)")
+    .action(async (o: { untilCaughtUp?: boolean; reference?: string }) => {
+      const ctx = kafkaContext("worker");
+      await runWorker({
+        kafka: ctx.kafka,
+        registryUrl: ctx.registryUrl,
+        topics: ctx.topics,
+        group: ctx.env.FUNDGUARD_GROUP,
+        detectors: activeDetectors(ctx.env, o.reference),
+        retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
+        log: ctx.log,
+        untilCaughtUp: o.untilCaughtUp,
+        signal: shutdownSignal(ctx.log),
+      });
+    });
+}

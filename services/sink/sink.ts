@@ -1,0 +1,97 @@
+// `fundguard sink`: Kafka → ClickHouse, as a ClickHouse Kafka sink connector does. It archives the
+// input topics and applies suspect changes; inserts are idempotent (ReplacingMergeTree by id and
+// version), and offsets are committed only after the insert returns.
+import type { EachBatchPayload, Kafka } from "kafkajs";
+import type { DeathRecord, Settlement } from "../../schemas/index.ts";
+import { endOffsets, isCaughtUp } from "../kafka/progress.ts";
+import { AvroSerde, decodeSuspectChange, type SuspectChange } from "../kafka/serde.ts";
+import type { Topics } from "../kafka/topics.ts";
+import type { Logger } from "../log.ts";
+import type { Store } from "../store/index.ts";
+
+export interface SinkOptions {
+  kafka: Kafka;
+  registryUrl: string;
+  topics: Topics;
+  store: Store;
+  group: string;
+  runId?: string;
+  log: Logger;
+  untilCaughtUp?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface SinkStats {
+  settlements: number;
+  deaths: number;
+  changes: number;
+  skipped: number;
+}
+
+export async function runSink(o: SinkOptions): Promise<SinkStats> {
+  const log = o.log.child({ component: "sink", group: o.group });
+  const serde = new AvroSerde(o.registryUrl, o.topics);
+  const topics = [o.topics.settlements, o.topics.deaths, o.topics.suspects];
+  const admin = o.kafka.admin();
+  await admin.connect();
+  const targets = o.untilCaughtUp ? await endOffsets(admin, topics) : undefined;
+  const consumer = o.kafka.consumer({ groupId: o.group, maxBytesPerPartition: 8 << 20 });
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  const stats: SinkStats = { settlements: 0, deaths: 0, changes: 0, skipped: 0 };
+
+  const eachBatch = async ({ batch, heartbeat }: EachBatchPayload) => {
+    if (batch.messages.length === 0) return;
+    if (batch.topic === o.topics.suspects) {
+      const changes: SuspectChange[] = batch.messages.map(decodeSuspectChange);
+      await o.store.writeChanges(changes, { runId: o.runId, versionOf: (c) => (c as SuspectChange).version });
+      stats.changes += changes.length;
+    } else {
+      const kind = batch.topic === o.topics.settlements ? "settlement" : "death";
+      const valid: (Settlement | DeathRecord)[] = [];
+      for (const m of batch.messages) {
+        const d = await serde.decode(kind, m.value);
+        // Invalid input is the worker's to dead-letter; the archive keeps only contract events.
+        if (d.ok) valid.push(d.value);
+        else stats.skipped++;
+      }
+      if (kind === "settlement") {
+        await o.store.writeSettlements(valid as Settlement[]);
+        stats.settlements += valid.length;
+      } else {
+        await o.store.writeDeaths(valid as DeathRecord[]);
+        stats.deaths += valid.length;
+      }
+    }
+    const last = batch.messages[batch.messages.length - 1];
+    if (last) {
+      await consumer.commitOffsets([
+        { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
+      ]);
+    }
+    await heartbeat();
+  };
+
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+    o.signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+  const poll = targets
+    ? setInterval(() => {
+        isCaughtUp(admin, o.group, targets)
+          .then((yes) => yes && finish())
+          .catch((e) => log.warn({ err: e }, "progress check failed"));
+      }, 250)
+    : undefined;
+  await consumer.run({ autoCommit: false, eachBatch });
+  try {
+    await done;
+  } finally {
+    if (poll) clearInterval(poll);
+    await consumer.disconnect();
+    await admin.disconnect();
+  }
+  log.info(stats, "sink stopped");
+  return stats;
+}
