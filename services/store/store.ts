@@ -96,7 +96,7 @@ export class Store {
     opts: OpenStoreOptions,
   ) {
     this.migrations = migrations;
-    this.chunkRows = opts.insertChunkRows ?? 50_000;
+    this.chunkRows = opts.insertChunkRows ?? 10_000;
   }
 
   static async open(config: StoreConfig = storeConfigFromEnv(), opts: OpenStoreOptions = {}): Promise<Store> {
@@ -176,14 +176,17 @@ export class Store {
 
   /**
    * The active suspects of a run, each finding once (its highest version), in the contract's
-   * shape (`schemas/suspect.ts`), streamed in sorting-key order.
+   * shape (`schemas/suspect.ts`), streamed in sorting-key order (read in order, no sort
+   * buffer). Small blocks keep memory flat: with the default 65k-row blocks an ordered FINAL
+   * read of 1M suspects peaked near 1.2 GB RSS on chdb, with 8k-row blocks it stays ~0.6 GB.
    */
   async *exportSuspects(opts: { runId?: string } = {}): AsyncIterable<Suspect> {
     const rows = this.backend.stream<SuspectReadRow>(
       `SELECT ${SUSPECT_COLUMNS}
        FROM suspects FINAL
        WHERE run_id = {run_id:String} AND status = 'active'
-       ORDER BY region_code, detector, toYYYYMM(event_time), suspect_id`,
+       ORDER BY region_code, detector, toYYYYMM(event_time), suspect_id
+       SETTINGS max_block_size = 8192`,
       { run_id: opts.runId ?? LIVE_RUN },
     );
     for await (const row of rows) yield suspectFromRow(row);

@@ -202,6 +202,20 @@ describe("suspects", () => {
     for (const r of rows) expect(Number(r.ms)).toBe(Date.parse(r.iso));
   });
 
+  it("stores any text in ids and evidence (newlines, semicolons, quotes) exactly", async () => {
+    const run = "odd-text";
+    const evidence = {
+      a: "x; DROP TABLE suspects; --",
+      b: "line1\nline2;\nSELECT 1;",
+      c: "'; \"\\ 中文 \u0000 \u2028",
+      n: [1.5, -0, 1e21, null, true],
+    };
+    const s = suspect({ settlement_ids: ["a;b", "c\nd", "{x:String}"], person_id: "P'1", evidence });
+    await store.writeChanges([{ op: "upsert", suspect: s }], { runId: run, versionOf: at(1) });
+    const [back] = await exported(run);
+    expect(JSON.stringify(back)).toBe(JSON.stringify(s));
+  });
+
   it("round-trips the engine's findings byte for byte, retractions applied", async () => {
     const run = "engine";
     const p1 = [
@@ -347,6 +361,37 @@ describe("settlements and deaths", () => {
 });
 
 describe("embedded engine constraints", () => {
+  it("has a write on disk when its promise resolves: a process killed right after keeps it", async () => {
+    const other = join(dir, "killed");
+    const storeIndex = fileURLToPath(new URL("../../services/store/index.ts", import.meta.url));
+    const writer = join(dir, "writer.mts");
+    const reader = join(dir, "reader.mts");
+    const s = suspect({ suspect_id: "d".repeat(32) });
+    writeFileSync(
+      writer,
+      `import { chdbConfig, openStore } from ${JSON.stringify(storeIndex)};
+const store = await openStore(chdbConfig(${JSON.stringify(other)}));
+await store.writeChanges([{ op: "upsert", suspect: ${JSON.stringify(s)} }], { versionOf: () => 5 });
+process.kill(process.pid, "SIGKILL");
+`,
+    );
+    writeFileSync(
+      reader,
+      `import { chdbConfig, openStore } from ${JSON.stringify(storeIndex)};
+const store = await openStore(chdbConfig(${JSON.stringify(other)}));
+for await (const s of store.exportSuspects()) console.log(JSON.stringify(s));
+await store.close();
+`,
+    );
+    const run = promisify(execFile);
+    const cwd = fileURLToPath(new URL("../..", import.meta.url));
+    await expect(run(process.execPath, ["--import", "tsx", writer], { cwd })).rejects.toMatchObject({
+      signal: "SIGKILL",
+    });
+    const { stdout } = await run(process.execPath, ["--import", "tsx", reader], { cwd });
+    expect(stdout.trim()).toBe(JSON.stringify(s));
+  });
+
   it("refuses a second process on the same data directory with a clear error", async () => {
     const script = join(dir, "second.mts");
     const storeIndex = fileURLToPath(new URL("../../services/store/index.ts", import.meta.url));
