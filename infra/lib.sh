@@ -332,12 +332,15 @@ fg_start_registry() {
   printf '\n==== %s start ====\n' "$(date -u +%FT%TZ)" >>"$FG_REGISTRY_LOG"
   # In-memory storage (H2 in memory, Apicurio's default): the registry is empty after each start.
   # ccompat ids: legacy-id-mode off = ids are content ids (same schema => same id, as in Confluent).
+  # use-canonical-hash stays OFF: when on, Apicurio 2.4 stores the *canonicalised* Avro text,
+  # whose record fields are sorted by name - a reader fetching the writer schema by id would
+  # then decode Avro binary with the wrong field order.
   fg_start_bg "$FG_REGISTRY_PID" "$FG_REGISTRY_LOG" \
     "$(fg_java)" -Dfundguard.service=registry \
     -Xms128m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true \
     -Dquarkus.http.host="$FG_HOST" -Dquarkus.http.port="$FG_REGISTRY_PORT" \
     -Dregistry.ccompat.legacy-id-mode.enabled=false \
-    -Dregistry.ccompat.use-canonical-hash=true \
+    -Dregistry.ccompat.use-canonical-hash=false \
     -Dregistry.ccompat.max-subjects=10000 \
     "${compat[@]}" \
     -jar "$FG_REGISTRY_APP/quarkus-run.jar"
