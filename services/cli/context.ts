@@ -19,7 +19,13 @@ export function kafkaContext(service: string): KafkaContext {
   const env = loadEnv();
   const log = createLogger(service, env.LOG_LEVEL);
   const { brokers, registryUrl } = requireKafka(env);
-  return { env, log, kafka: createKafka(brokers, `fundguard-${service}`, log), topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX), registryUrl };
+  return {
+    env,
+    log,
+    kafka: createKafka(brokers, `fundguard-${service}`, log),
+    topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX),
+    registryUrl,
+  };
 }
 
 export function activeDetectors(env: Env, referenceDir?: string): ActiveDetector[] {

@@ -1,7 +1,7 @@
 // Commands of the distributed pipeline: topics, schemas, replay (files → topics), worker.
 import type { Command } from "commander";
-import { inputTopicConfigs, ensureTopics } from "../kafka/topics.ts";
 import { AvroSerde } from "../kafka/serde.ts";
+import { ensureTopics, inputTopicConfigs } from "../kafka/topics.ts";
 import { produceFiles } from "../replay/produce-files.ts";
 import { runWorker } from "../worker/worker.ts";
 import { activeDetectors, kafkaContext, shutdownSignal } from "./context.ts";
@@ -26,7 +26,11 @@ export function registerKafkaCommands(program: Command): void {
     .command("create")
     .action(async () => {
       const ctx = await createTopics("topics");
-      process.stderr.write(`topics ready: ${Object.values(ctx.topics).filter((t) => typeof t === "string").join(", ")}\n`);
+      process.stderr.write(
+        `topics ready: ${Object.values(ctx.topics)
+          .filter((t) => typeof t === "string")
+          .join(", ")}\n`,
+      );
     });
 
   program

@@ -1,6 +1,7 @@
 // Commands that read or write the ClickHouse store: sink (Kafka → ClickHouse) and export.
-import { createWriteStream } from "node:fs";
+
 import { once } from "node:events";
+import { createWriteStream } from "node:fs";
 import type { Command } from "commander";
 import { loadEnv } from "../config/env.ts";
 import { createLogger } from "../log.ts";
@@ -11,7 +12,9 @@ import { kafkaContext, shutdownSignal } from "./context.ts";
 export function registerStoreCommands(program: Command): void {
   program
     .command("sink")
-    .description("write the input topics and suspect changes into ClickHouse (CLICKHOUSE_URL or FUNDGUARD_DATA_DIR)")
+    .description(
+      "write the input topics and suspect changes into ClickHouse (CLICKHOUSE_URL or FUNDGUARD_DATA_DIR)",
+    )
     .option("--until-caught-up", "exit 0 once the end offsets seen at start are written")
     .option("--group <id>", "consumer group of the sink", "fundguard-sink")
     .action(async (o: { untilCaughtUp?: boolean; group: string }) => {

@@ -18,7 +18,8 @@ export async function isCaughtUp(admin: Admin, groupId: string, targets: Offsets
   const committed = await admin.fetchOffsets({ groupId, topics });
   const have: Offsets = new Map();
   for (const t of committed) {
-    for (const p of t.partitions) have.set(key(t.topic, p.partition), BigInt(p.offset === "-1" ? "0" : p.offset));
+    for (const p of t.partitions)
+      have.set(key(t.topic, p.partition), BigInt(p.offset === "-1" ? "0" : p.offset));
   }
   for (const [k, end] of targets) if ((have.get(k) ?? 0n) < end) return false;
   return true;

@@ -62,11 +62,10 @@ export class AvroSerde {
           { subject: AvroSerde.subject(topic), compatibility: COMPATIBILITY.BACKWARD },
         )
         .then((r) => r.id);
-    const [settlement, death, suspect] = await Promise.all([
-      reg(this.topics.settlements, settlementSchema),
-      reg(this.topics.deaths, deathRecordSchema),
-      reg(this.topics.suspects, suspectSchema),
-    ]);
+    // One at a time: registries backed by a SQL store can race on first use (seen with Apicurio on H2).
+    const settlement = await reg(this.topics.settlements, settlementSchema);
+    const death = await reg(this.topics.deaths, deathRecordSchema);
+    const suspect = await reg(this.topics.suspects, suspectSchema);
     this.ids = { settlement, death, suspect };
     return this.ids;
   }

@@ -50,7 +50,9 @@ export async function partitionCount(admin: Admin, topic: string): Promise<numbe
 export async function checkCoPartitioned(admin: Admin, t: Topics): Promise<number> {
   const [s, d] = await Promise.all([partitionCount(admin, t.settlements), partitionCount(admin, t.deaths)]);
   if (s === 0 || d === 0) {
-    throw new Error(`input topics missing: ${t.settlements} has ${s} partitions, ${t.deaths} has ${d}; run 'fundguard topics create'`);
+    throw new Error(
+      `input topics missing: ${t.settlements} has ${s} partitions, ${t.deaths} has ${d}; run 'fundguard topics create'`,
+    );
   }
   if (s !== d) {
     throw new Error(
@@ -60,6 +62,13 @@ export async function checkCoPartitioned(admin: Admin, t: Topics): Promise<numbe
   return s;
 }
 
+/** A person's state can outgrow the default 1 MiB record limit (long stays, many lines). */
+export const CHANGELOG_MAX_MESSAGE_BYTES = 16 << 20;
+
 export function changelogConfig(t: Topics, group: string, partitions: number): ITopicConfig {
-  return { topic: t.changelog(group), numPartitions: partitions, configEntries: compacted };
+  return {
+    topic: t.changelog(group),
+    numPartitions: partitions,
+    configEntries: [...compacted, { name: "max.message.bytes", value: String(CHANGELOG_MAX_MESSAGE_BYTES) }],
+  };
 }

@@ -3,6 +3,7 @@ import { statSync } from "node:fs";
 import type { Kafka, Message } from "kafkajs";
 import { readLineBatches } from "../ingest/lines.ts";
 import { type BadLine, parseEventLine } from "../ingest/ndjson-source.ts";
+import { idempotentProducer, sendAll } from "../kafka/client.ts";
 import type { AvroSerde } from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
 
@@ -31,7 +32,7 @@ export async function produceFiles(o: ProduceFilesOptions): Promise<ProduceSumma
   ].filter((f): f is typeof f & { path: string } => f.path !== undefined);
   const total = files.reduce((sum, f) => sum + statSync(f.path).size, 0);
   const summary: ProduceSummary = { settlements: 0, deaths: 0, badLines: 0 };
-  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = idempotentProducer(o.kafka);
   await producer.connect();
   const batchSize = o.batchSize ?? 5_000;
   let doneBytes = 0;
@@ -40,7 +41,7 @@ export async function produceFiles(o: ProduceFilesOptions): Promise<ProduceSumma
       let pending: Message[] = [];
       const send = async () => {
         if (pending.length === 0) return;
-        await producer.send({ topic: f.topic, messages: pending, acks: -1 });
+        await sendAll(producer, [{ topic: f.topic, messages: pending }]);
         pending = [];
       };
       for await (const batch of readLineBatches(f.path, (b) => o.onProgress?.(doneBytes + b, total))) {
@@ -54,7 +55,9 @@ export async function produceFiles(o: ProduceFilesOptions): Promise<ProduceSumma
           }
           const event = parsed.value;
           const value =
-            event.kind === "settlement" ? o.serde.encode("settlement", event.value) : o.serde.encode("death", event.value);
+            event.kind === "settlement"
+              ? o.serde.encode("settlement", event.value)
+              : o.serde.encode("death", event.value);
           pending.push({ key: event.value.person_id, value });
           if (f.kind === "settlement") summary.settlements++;
           else summary.deaths++;

@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import type { Kafka, Message } from "kafkajs";
 import type { PersonSnapshot } from "../engine/person-state.ts";
+import { CHANGELOG_MAX_MESSAGE_BYTES } from "../kafka/topics.ts";
 
 export function changelogMessages(
   partition: number,
@@ -31,11 +32,16 @@ export async function restoreFromChangelog(
     const offsets = await admin.fetchTopicOffsets(topic);
     const pending = new Map<number, bigint>();
     for (const o of offsets) {
-      if (partitions.includes(o.partition) && BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
+      if (partitions.includes(o.partition) && BigInt(o.high) > BigInt(o.low))
+        pending.set(o.partition, BigInt(o.high));
     }
     if (pending.size === 0) return 0;
     const groupId = `fundguard-restore-${randomUUID()}`;
-    const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 8 << 20, maxBytes: 64 << 20 });
+    const consumer = kafka.consumer({
+      groupId,
+      maxBytesPerPartition: CHANGELOG_MAX_MESSAGE_BYTES,
+      maxBytes: 4 * CHANGELOG_MAX_MESSAGE_BYTES,
+    });
     let restored = 0;
     try {
       await consumer.connect();
@@ -50,7 +56,11 @@ export async function restoreFromChangelog(
               for (const m of batch.messages) {
                 if (BigInt(m.offset) >= end) break;
                 const personId = m.key?.toString() ?? "";
-                apply(batch.partition, m.value ? (JSON.parse(m.value.toString()) as PersonSnapshot) : null, personId);
+                apply(
+                  batch.partition,
+                  m.value ? (JSON.parse(m.value.toString()) as PersonSnapshot) : null,
+                  personId,
+                );
                 restored++;
               }
               if (BigInt(batch.lastOffset()) + 1n >= end) {

@@ -5,6 +5,7 @@
 import type { EachBatchPayload, Kafka, Message } from "kafkajs";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { VersionClock } from "../engine/version-clock.ts";
+import { idempotentProducer, sendAll } from "../kafka/client.ts";
 import { deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import { AvroSerde, encodeSuspectChange, type InputKind } from "../kafka/serde.ts";
@@ -48,7 +49,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const inputs = [o.topics.settlements, o.topics.deaths];
   const targets: Offsets | undefined = o.untilCaughtUp ? await endOffsets(admin, inputs) : undefined;
 
-  const producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = idempotentProducer(o.kafka);
   await producer.connect();
   const consumer = o.kafka.consumer({
     groupId: o.group,
@@ -99,8 +100,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       { topic: o.topics.suspects, messages: outbox },
       { topic: o.topics.deadletter, messages: deadbox },
       { topic: changelogTopic, messages: state },
-    ].filter((t) => t.messages.length > 0);
-    if (topicMessages.length > 0) await producer.sendBatch({ topicMessages, acks: -1 });
+    ];
+    await sendAll(producer, topicMessages);
     if (pendingOffsets.size > 0) await consumer.commitOffsets([...pendingOffsets.values()]);
     outbox = [];
     deadbox = [];
@@ -176,7 +177,12 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     }
   }, 250);
 
-  await consumer.run({ autoCommit: false, eachBatchAutoResolve: true, partitionsConsumedConcurrently: 1, eachBatch });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: true,
+    partitionsConsumedConcurrently: 1,
+    eachBatch,
+  });
   try {
     await done;
   } finally {

@@ -1,0 +1,68 @@
+// Helpers for tests that run the real `fundguard` executable against the provisioned services.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { inject } from "vitest";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const BIN = join(ROOT, "bin/fundguard.js");
+
+export function tempDir(label: string): string {
+  return mkdtempSync(join(tmpdir(), `fg-${label}-`));
+}
+
+/** Environment for one isolated pipeline: its own topic prefix, group and ClickHouse data dir. */
+export function pipelineEnv(label: string, extra: Record<string, string> = {}): Record<string, string> {
+  const id = `${label}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  return {
+    KAFKA_BROKERS: inject("kafkaBrokers"),
+    SCHEMA_REGISTRY_URL: inject("schemaRegistryUrl"),
+    FUNDGUARD_TOPIC_PREFIX: `${id}.`,
+    FUNDGUARD_GROUP: `${id}-detectors`,
+    FUNDGUARD_PARTITIONS: "3",
+    FUNDGUARD_DATA_DIR: join(tempDir(label), "data"),
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+): ChildProcess & { result: Promise<CliResult> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, CLICKHOUSE_URL: env.CLICKHOUSE_URL ?? "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  const result = new Promise<CliResult>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return Object.assign(child, { result });
+}
+
+/** Runs the CLI to completion and fails loudly, with its stderr, on a non-zero exit. */
+export async function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
+  const r = await spawnCli(args, env).result;
+  if (r.code !== 0) throw new Error(`fundguard ${args.join(" ")} exited ${r.code ?? r.signal}:\n${r.stderr}`);
+  return r;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
