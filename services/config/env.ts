@@ -42,6 +42,7 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
 /** The Kafka settings a distributed command cannot run without. */
 export function requireKafka(env: Env): { brokers: string[]; registryUrl: string } {
   if (!env.KAFKA_BROKERS) throw new Error("KAFKA_BROKERS is not set (e.g. KAFKA_BROKERS=127.0.0.1:9092)");
-  if (!env.SCHEMA_REGISTRY_URL) throw new Error("SCHEMA_REGISTRY_URL is not set (e.g. http://127.0.0.1:8081)");
+  if (!env.SCHEMA_REGISTRY_URL)
+    throw new Error("SCHEMA_REGISTRY_URL is not set (e.g. http://127.0.0.1:8081)");
   return { brokers: env.KAFKA_BROKERS, registryUrl: env.SCHEMA_REGISTRY_URL };
 }

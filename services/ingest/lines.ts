@@ -9,7 +9,10 @@ export interface LineBatch {
 }
 
 /** `onRead` gets the bytes of the file read so far (compressed bytes for .gz), for progress bars. */
-export async function* readLineBatches(path: string, onRead?: (bytes: number) => void): AsyncGenerator<LineBatch> {
+export async function* readLineBatches(
+  path: string,
+  onRead?: (bytes: number) => void,
+): AsyncGenerator<LineBatch> {
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
   if (onRead) file.on("data", () => onRead(file.bytesRead));
   const stream = path.endsWith(".gz") ? file.pipe(createGunzip()) : file;

@@ -33,7 +33,11 @@ export function parseEventLine(kind: Kind, text: string): Parsed<EngineEvent> | 
 }
 
 /** Reads one file's valid events in line order; bad lines go to `onBad` and are skipped. */
-async function* fileEvents(file: string, kind: Kind, onBad: (b: BadLine) => void): AsyncGenerator<SourcedEvent[]> {
+async function* fileEvents(
+  file: string,
+  kind: Kind,
+  onBad: (b: BadLine) => void,
+): AsyncGenerator<SourcedEvent[]> {
   for await (const batch of readLineBatches(file)) yield parseBatch(file, kind, batch, onBad);
 }
 
