@@ -335,6 +335,8 @@ fg_start_registry() {
   # use-canonical-hash stays OFF: when on, Apicurio 2.4 stores the *canonicalised* Avro text,
   # whose record fields are sorted by name - a reader fetching the writer schema by id would
   # then decode Avro binary with the wrong field order.
+  # Concurrent writes are serialised by registry/src/.../SerializeWritesFilter.java (H2 id
+  # sequences of Apicurio 2.4 are not safe under concurrent registrations).
   fg_start_bg "$FG_REGISTRY_PID" "$FG_REGISTRY_LOG" \
     "$(fg_java)" -Dfundguard.service=registry \
     -Xms128m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true \
