@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { AvroSerde } from "../kafka/serde.ts";
 import { ensureTopics, inputTopicConfigs } from "../kafka/topics.ts";
+import { Metrics } from "../metrics.ts";
 import { produceFiles } from "../replay/produce-files.ts";
 import { runWorker } from "../worker/worker.ts";
 import { activeDetectors, kafkaContext, shutdownSignal } from "./context.ts";
@@ -77,9 +78,14 @@ export function registerKafkaCommands(program: Command): void {
     .description("run the detectors as a member of consumer group FUNDGUARD_GROUP")
     .option("--until-caught-up", "exit 0 once the group has consumed up to the end offsets seen at start")
     .option("--reference <dir>", "catalog folder (default: bundled, or FUNDGUARD_REFERENCE_DIR)")
-    .action(async (o: { untilCaughtUp?: boolean; reference?: string }) => {
+    .option("--no-metrics", "do not serve Prometheus metrics on FUNDGUARD_METRICS_PORT")
+    .action(async (o: { untilCaughtUp?: boolean; reference?: string; metrics: boolean }) => {
       const ctx = kafkaContext("worker");
+      const metrics = new Metrics("worker");
+      const server = o.metrics ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT) : undefined;
+      if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics");
       await runWorker({
+        metrics,
         kafka: ctx.kafka,
         registryUrl: ctx.registryUrl,
         topics: ctx.topics,
@@ -90,5 +96,6 @@ export function registerKafkaCommands(program: Command): void {
         untilCaughtUp: o.untilCaughtUp,
         signal: shutdownSignal(ctx.log),
       });
+      server?.close();
     });
 }

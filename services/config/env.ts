@@ -24,6 +24,8 @@ const schema = z.object({
   FUNDGUARD_REFERENCE_DIR: z.string().min(1).optional(),
   FUNDGUARD_RETENTION_DAYS: z.coerce.number().int().min(1).default(400),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Prometheus /metrics of workers and sinks; 0 picks a free port. */
+  FUNDGUARD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

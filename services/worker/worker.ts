@@ -11,6 +11,7 @@ import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import { AvroSerde, encodeSuspectChange, type InputKind } from "../kafka/serde.ts";
 import { changelogConfig, checkCoPartitioned, ensureTopics, type Topics } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
 
 export interface WorkerOptions {
@@ -27,6 +28,7 @@ export interface WorkerOptions {
   commitIntervalMs?: number;
   signal?: AbortSignal;
   onStats?: (s: WorkerStats) => void;
+  metrics?: Metrics;
 }
 
 export interface WorkerStats {
@@ -94,6 +96,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const newEngine = () => new Engine({ detectors: o.detectors, retentionDays: o.retentionDays });
 
   const flush = async () => {
+    const timer = o.metrics?.flushSeconds.startTimer();
     const state: Message[] = [];
     for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
     const topicMessages = [
@@ -108,6 +111,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     pendingOffsets.clear();
     lastFlush = Date.now();
     stats.flushes++;
+    timer?.();
     o.onStats?.(stats);
   };
 
@@ -128,6 +132,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const engine = engines.get(batch.partition);
     if (!engine) return; // revoked while restoring: the new owner will consume it
     const kind = kindOf(batch.topic);
+    const timer = o.metrics?.batchSeconds.startTimer();
+    const tooLateBefore = engine.stats.tooLate;
     for (const m of batch.messages) {
       if (!isRunning() || isStale()) break;
       const decoded = await serde.decode(kind, m.value);
@@ -135,6 +141,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         const event = { kind, value: decoded.value } as EngineEvent;
         for (const c of engine.process(event)) {
           outbox.push(encodeSuspectChange(serde.suspectSchemaId, { ...c, version: clock.next() }));
+          o.metrics?.suspectChanges.inc({ detector: c.suspect.detector, op: c.op });
           stats.changes++;
         }
       } else {
@@ -149,6 +156,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
           }),
         );
         stats.deadLetters++;
+        o.metrics?.deadLetters.inc({ topic: batch.topic });
       }
       stats.events++;
       pendingOffsets.set(`${batch.topic}:${batch.partition}`, {
@@ -156,6 +164,15 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         partition: batch.partition,
         offset: (BigInt(m.offset) + 1n).toString(),
       });
+    }
+    if (o.metrics) {
+      timer?.();
+      o.metrics.eventsConsumed.inc({ topic: batch.topic }, batch.messages.length);
+      o.metrics.tooLate.inc(engine.stats.tooLate - tooLateBefore);
+      o.metrics.lag.set({ topic: batch.topic, partition: batch.partition }, Number(batch.offsetLag()));
+      let persons = 0;
+      for (const e of engines.values()) persons += e.personCount;
+      o.metrics.statePersons.set(persons);
     }
     if (Date.now() - lastFlush >= commitEvery) await flush();
     await heartbeat();

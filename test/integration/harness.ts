@@ -24,6 +24,7 @@ export function pipelineEnv(label: string, extra: Record<string, string> = {}): 
     FUNDGUARD_PARTITIONS: "3",
     FUNDGUARD_DATA_DIR: join(tempDir(label), "data"),
     LOG_LEVEL: "warn",
+    FUNDGUARD_METRICS_PORT: "0",
     ...extra,
   };
 }

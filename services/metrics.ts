@@ -1,0 +1,72 @@
+// Prometheus metrics shared by the worker, the sink and the server (prom-client).
+import { createServer, type Server } from "node:http";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly eventsConsumed = new Counter({
+    name: "fundguard_events_consumed_total",
+    help: "Input events consumed, by topic",
+    labelNames: ["topic"],
+    registers: [this.registry],
+  });
+  readonly deadLetters = new Counter({
+    name: "fundguard_dead_letters_total",
+    help: "Input messages sent to the dead-letter topic",
+    labelNames: ["topic"],
+    registers: [this.registry],
+  });
+  readonly suspectChanges = new Counter({
+    name: "fundguard_suspect_changes_total",
+    help: "Suspect changes emitted, by detector and operation (upsert, retract)",
+    labelNames: ["detector", "op"],
+    registers: [this.registry],
+  });
+  readonly tooLate = new Counter({
+    name: "fundguard_events_too_late_total",
+    help: "Events older than the state retention behind the newest event of their partition",
+    registers: [this.registry],
+  });
+  readonly batchSeconds = new Histogram({
+    name: "fundguard_batch_duration_seconds",
+    help: "Time to decode, validate and evaluate one fetched batch",
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly flushSeconds = new Histogram({
+    name: "fundguard_sink_duration_seconds",
+    help: "Time to durably write a flush (suspects, dead letters, state) and commit offsets",
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly lag = new Gauge({
+    name: "fundguard_consumer_lag",
+    help: "Messages behind the end of the input partitions assigned to this process",
+    labelNames: ["topic", "partition"],
+    registers: [this.registry],
+  });
+  readonly statePersons = new Gauge({
+    name: "fundguard_state_persons",
+    help: "Persons with retained state in this process",
+    registers: [this.registry],
+  });
+
+  constructor(service: string) {
+    this.registry.setDefaultLabels({ service });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Serves GET /metrics on `port` (0 picks a free port). */
+  async listen(port: number, host = "0.0.0.0"): Promise<Server> {
+    const server = createServer(async (req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": this.registry.contentType });
+      res.end(await this.registry.metrics());
+    });
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    return server;
+  }
+}
