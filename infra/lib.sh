@@ -128,6 +128,7 @@ fg_start_bg() {
   # setsid: own session, so it outlives the calling shell / job and its process group;
   # the inner shell writes its own pid, which `exec` hands on to the service itself;
   # 9>&- : the service must not inherit the lock taken by fg_lock
+  # shellcheck disable=SC2016  # expanded by the inner shell
   nohup setsid bash -c 'printf "%s\n" "$$" >"$1"; shift; exec "$@"' fg-start "$pidfile" "$@" \
     >>"$outfile" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 50); do

@@ -53,6 +53,7 @@ if (( !kafka_up )); then
   fg_wait_healthy kafka "$FG_KAFKA_PID" "$FG_KAFKA_LOG" fg_kafka_api_versions
   if (( kafka_started )); then
     # a first real client round trip (metadata) before declaring it ready
+    # shellcheck disable=SC2016  # expanded by the inner shell
     if ! topics="$(timeout 60 bash -c 'source "$1"; fg_kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$FG_KAFKA_BROKERS" --list' _ "$FG_INFRA_DIR/lib.sh" 2>&1)"; then
       printf '%s\n' "$topics" >&2
       fg_show_log "$FG_KAFKA_LOG" 40
