@@ -33,6 +33,44 @@ program
     }),
   );
 
+program
+  .command("generate")
+  .description("write a realistic synthetic stream (settlements, deaths) and the labels of its injected schemes")
+  .requiredOption("--out-dir <dir>", "folder for settlements.ndjson, deaths.ndjson and labels.ndjson")
+  .option("--settlements <n>", "settlement events to write (SETTLE and REVERSAL lines)", positiveInt, 100_000)
+  .option("--persons <n>", "insured persons (default: settlements / 9)", positiveInt)
+  .option("--seed <seed>", "PRNG seed: the same seed and options give the same files", "1")
+  .option(
+    "--scheme-rate <r>",
+    "share of persons given an injected scheme (0 to 0.5)",
+    (v: string) => {
+      const r = Number(v);
+      if (!(r >= 0 && r <= 0.5)) throw new InvalidArgumentError("expected a number from 0 to 0.5");
+      return r;
+    },
+    0.02,
+  )
+  .option("--start <date>", "first service day (YYYY-MM-DD, China Standard Time)", "2025-01-01")
+  .option("--days <n>", "service days (at most 366; late events follow for 30 days)", positiveInt, 365)
+  .option("--gzip", "write .ndjson.gz files")
+  .option("--reference <dir>", "folder with pediatric-drugs.csv and sex-restricted-codes.csv")
+  .option("--quiet", "no progress bar and no summary")
+  .action(async (o) => {
+    const { generateCommand } = await import("../generate/command.ts");
+    await generateCommand({
+      outDir: o.outDir,
+      settlements: o.settlements,
+      persons: o.persons,
+      seed: o.seed,
+      schemeRate: o.schemeRate,
+      start: o.start,
+      days: o.days,
+      gzip: o.gzip ?? false,
+      reference: o.reference,
+      quiet: o.quiet ?? false,
+    });
+  });
+
 registerKafkaCommands(program);
 registerStoreCommands(program);
 

@@ -19,18 +19,34 @@ export function parseDay(date: string): number {
   return t / DAY_MS;
 }
 
+/** [year, month (1-12), day of month] of a day number (proleptic Gregorian, days since 1970-01-01). */
+export function ymd(day: number): [number, number, number] {
+  // H. Hinnant's civil_from_days: pure integer arithmetic, much cheaper than Date.
+  const z = day + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d];
+}
+
+const dateCache = new Map<number, string>();
+
 export function dateOf(day: number): string {
-  return new Date(day * DAY_MS).toISOString().slice(0, 10);
+  let s = dateCache.get(day);
+  if (s === undefined) {
+    const [y, m, d] = ymd(day);
+    s = `${String(y).padStart(4, "0")}-${m < 10 ? "0" : ""}${m}-${d < 10 ? "0" : ""}${d}`;
+    if (dateCache.size < 100_000) dateCache.set(day, s);
+  }
+  return s;
 }
 
 export function yearOf(day: number): number {
-  return new Date(day * DAY_MS).getUTCFullYear();
-}
-
-/** [year, month (1-12), day of month]. */
-export function ymd(day: number): [number, number, number] {
-  const d = new Date(day * DAY_MS);
-  return [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate()];
+  return ymd(day)[0];
 }
 
 export function dayOfYmd(y: number, m: number, d: number): number {

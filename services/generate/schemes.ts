@@ -392,20 +392,25 @@ const highOutOfPocket: Planner = (w, p) => {
   const diag = ipDiagFor(w, p, lo, ["C34.900", "C16.900"]);
   const ctx = w.newScheme("high_out_of_pocket", "", p);
   const selfPay = w.pools.selfPay;
+  const stays: Spec[] = [];
   let a = lo + w.rng.int(0, 20);
-  let n = 0;
   const wanted = w.rng.int(2, 3);
-  while (n < wanted) {
+  while (stays.length < wanted) {
     const dis = a + w.rng.int(4, 8);
     if (dis > hi) break;
     const spec = stay(w, p, inst, a, dis, diag);
     const lines = w.rng.int(1, 3);
-    spec.extraLines = selfPay.length > 0 ? [0, 1, 2].slice(0, lines).map((i) => ({ item: w.rng.pick(selfPay), qty: 1, day: a + 1 + (i % Math.max(1, dis - a - 1)) })) : [];
-    w.plan(dis, afternoon(w), { ...spec, scheme: role(ctx, `stay${++n}`) });
+    spec.extraLines = [];
+    for (let i = 0; i < lines && selfPay.length > 0; i++) {
+      spec.extraLines.push({ item: w.rng.pick(selfPay), qty: 1, day: a + 1 + (i % Math.max(1, dis - a - 1)) });
+    }
+    stays.push(spec);
     a = dis + w.rng.int(25, 50);
   }
-  ctx.variant = `${n}_costly_stays`;
-  return n >= 2;
+  if (stays.length < 2) return false;
+  ctx.variant = `${stays.length}_costly_stays`;
+  stays.forEach((spec, i) => w.plan(spec.dis, afternoon(w), { ...spec, scheme: role(ctx, `stay${i + 1}`) }));
+  return true;
 };
 
 // ------------------------------------------------------------------ decoys (no finding by design)

@@ -400,6 +400,9 @@ export class World {
   /** A random member of the insured population (not yet a scheme). */
   randomPerson(p: number): void {
     const rng = this.rng;
+    this.chronic[p] = -1;
+    this.death[p] = World.NO_DEATH;
+    this.flags[p] = 0;
     const band = rng.float();
     const age =
       band < 0.16
