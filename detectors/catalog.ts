@@ -5,38 +5,53 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { z } from "zod";
 
-/** Longest-prefix lookup in O(number of distinct prefix lengths), never a scan over all prefixes. */
+interface TrieNode<V> {
+  children: Map<number, TrieNode<V>>;
+  value: V | undefined;
+}
+
+/**
+ * Longest-prefix lookup: a walk down a character trie, at most one step per character of the
+ * code and no allocation, never a scan over all prefixes.
+ */
 export class PrefixIndex<V> {
-  private readonly byLength = new Map<number, Map<string, V>>();
-  private lengths: number[] = [];
+  private readonly root: TrieNode<V> = { children: new Map(), value: undefined };
+  private count = 0;
 
   get(prefix: string): V | undefined {
-    return this.byLength.get(prefix.length)?.get(prefix);
+    let node: TrieNode<V> | undefined = this.root;
+    for (let i = 0; i < prefix.length && node; i++) node = node.children.get(prefix.charCodeAt(i));
+    return node?.value;
   }
 
   add(prefix: string, value: V): void {
-    let bucket = this.byLength.get(prefix.length);
-    if (!bucket) {
-      bucket = new Map();
-      this.byLength.set(prefix.length, bucket);
-      this.lengths = [...this.byLength.keys()].sort((a, b) => b - a);
+    let node = this.root;
+    for (let i = 0; i < prefix.length; i++) {
+      const c = prefix.charCodeAt(i);
+      let next = node.children.get(c);
+      if (!next) {
+        next = { children: new Map(), value: undefined };
+        node.children.set(c, next);
+      }
+      node = next;
     }
-    bucket.set(prefix, value);
+    if (node.value === undefined) this.count++;
+    node.value = value;
   }
 
   longest(code: string): V | undefined {
-    for (const len of this.lengths) {
-      if (len > code.length) continue;
-      const hit = this.byLength.get(len)?.get(code.slice(0, len));
-      if (hit !== undefined) return hit;
+    let found: V | undefined;
+    let node: TrieNode<V> | undefined = this.root;
+    for (let i = 0; i < code.length; i++) {
+      node = node.children.get(code.charCodeAt(i));
+      if (!node) break;
+      if (node.value !== undefined) found = node.value;
     }
-    return undefined;
+    return found;
   }
 
   get size(): number {
-    let n = 0;
-    for (const b of this.byLength.values()) n += b.size;
-    return n;
+    return this.count;
   }
 }
 

@@ -1,16 +1,30 @@
 import { z } from "zod";
 import { bySettledAt, defineDetector, type Finding, type PersonView, type SettlementRecord } from "./sdk.ts";
 
-/** A billed line reduced to what makes two lines "the same": item, date, quantity and unit price. */
-interface Fingerprint {
-  key: string;
-  line_no: number;
-  item_code: string;
-  item_name: string;
-  service_date: string;
-  quantity: number;
-  unit_price_fen: number;
-  amount_fen: number;
+/**
+ * A billed line reduced to what makes two lines "the same" (item, date, quantity and unit
+ * price, joined into one key) plus what the evidence shows. A tuple, not an object: it is
+ * retained for every line of every settlement, so it is the engine's largest state.
+ */
+type Fingerprint = [key: string, line_no: number, amount_fen: number, item_name: string];
+const SEP = "\u0001";
+
+function lineOf([key, line_no, amount_fen, item_name]: Fingerprint) {
+  const [item_code, service_date, quantity, unit_price_fen] = key.split(SEP) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  return {
+    line_no,
+    item_code,
+    item_name,
+    service_date,
+    quantity: Number(quantity),
+    unit_price_fen: Number(unit_price_fen),
+    amount_fen,
+  };
 }
 
 const fingerprints = (s: SettlementRecord) => (s.facts.duplicate_billing as Fingerprint[] | undefined) ?? [];
@@ -35,41 +49,36 @@ const stayEvidence = (s: SettlementRecord) => ({
   discharge_reason: s.dischargeReason,
 });
 
-function sharesLine(a: SettlementRecord, b: SettlementRecord): boolean {
-  const keys = new Set(fingerprints(a).map((f) => f.key));
-  return fingerprints(b).some((f) => keys.has(f.key));
-}
-
 function duplicateLine(subject: SettlementRecord, person: PersonView): Finding | undefined {
   const mine = fingerprints(subject);
   if (mine.length === 0) return undefined;
-  const keys = new Set(mine.map((f) => f.key));
+  const keys = new Set(mine.map((f) => f[0]));
   // Only a copy settled before the subject can make it a duplicate; keep the first such copy per line.
   const first = new Map<string, { settlement: SettlementRecord; line: Fingerprint }>();
   for (const other of person.settlements) {
     if (other.id === subject.id || other.institutionId !== subject.institutionId) continue;
     if (bySettledAt(other, subject) >= 0) continue;
     for (const g of fingerprints(other)) {
-      if (!keys.has(g.key)) continue;
-      const current = first.get(g.key);
+      if (!keys.has(g[0])) continue;
+      const current = first.get(g[0]);
       if (!current || bySettledAt(other, current.settlement) < 0)
-        first.set(g.key, { settlement: other, line: g });
+        first.set(g[0], { settlement: other, line: g });
     }
   }
   if (first.size === 0) return undefined;
   const lines: Record<string, unknown>[] = [];
   const related: string[] = [];
   let amount = 0;
-  for (const { key, ...line } of mine) {
-    const copy = first.get(key);
+  for (const f of mine) {
+    const copy = first.get(f[0]);
     if (!copy) continue;
     lines.push({
-      ...line,
+      ...lineOf(f),
       first_settlement_id: copy.settlement.id,
       first_settled_at: copy.settlement.settledAt,
-      first_line_no: copy.line.line_no,
+      first_line_no: copy.line[1],
     });
-    amount += line.amount_fen;
+    amount += f[2];
     if (!related.includes(copy.settlement.id)) related.push(copy.settlement.id);
   }
   return { rule: "duplicate_line", related, amountAtRiskFen: amount, evidence: { lines } };
@@ -91,22 +100,22 @@ export const duplicateBilling = defineDetector({
   config: z.object({}),
   extract(s): Fingerprint[] | undefined {
     if (s.items.length === 0) return undefined;
-    return s.items.map((i) => ({
-      key: `${i.item_code}|${i.service_date}|${i.quantity}|${i.unit_price_fen}`,
-      line_no: i.line_no,
-      item_code: i.item_code,
-      item_name: i.item_name,
-      service_date: i.service_date,
-      quantity: i.quantity,
-      unit_price_fen: i.unit_price_fen,
-      amount_fen: i.amount_fen,
-    }));
+    return s.items.map(
+      (i): Fingerprint => [
+        [i.item_code, i.service_date, i.quantity, i.unit_price_fen].join(SEP),
+        i.line_no,
+        i.amount_fen,
+        i.item_name,
+      ],
+    );
   },
   affected(changed, person) {
+    const keys = new Set(fingerprints(changed).map((f) => f[0]));
+    const sharesLine = (s: SettlementRecord) => fingerprints(s).some((f) => keys.has(f[0]));
     return person.settlements.filter(
       (s) =>
         s.id !== changed.id &&
-        ((s.institutionId === changed.institutionId && sharesLine(changed, s)) ||
+        ((s.institutionId === changed.institutionId && sharesLine(s)) ||
           (isStay(changed) &&
             isStay(s) &&
             s.institutionId !== changed.institutionId &&

@@ -2,7 +2,9 @@ import { z } from "zod";
 import { cstDate } from "./dates.ts";
 import { bySettledAt, defineDetector, type Finding, type PersonView, type SettlementRecord } from "./sdk.ts";
 
-const year = (s: SettlementRecord) => cstDate(s.settledAtMs).slice(0, 4);
+/** The calendar year (CST) of settlement, kept per settlement so windows need no date maths. */
+type Year = number;
+const year = (s: SettlementRecord) => s.facts.high_out_of_pocket as Year;
 const outOfPocket = (s: SettlementRecord) => s.totalFen - s.fundPaidFen;
 const sameYear = (person: PersonView, s: SettlementRecord) => {
   const y = year(s);
@@ -24,6 +26,9 @@ export const highOutOfPocket = defineDetector({
   config: z.object({
     thresholdsYuan: z.array(z.number().positive()).min(1).default([15_000, 30_000]),
   }),
+  extract(s): Year {
+    return Number(cstDate(Date.parse(s.settled_at)).slice(0, 4));
+  },
   affected(changed, person) {
     return sameYear(person, changed).filter((s) => bySettledAt(changed, s) < 0);
   },
@@ -40,7 +45,7 @@ export const highOutOfPocket = defineDetector({
         // A monitoring signal, not a loss to the fund.
         amountAtRiskFen: 0,
         evidence: {
-          year: Number(year(subject)),
+          year: year(subject),
           out_of_pocket_fen: outOfPocket(subject),
           cumulative_before_fen: before,
           cumulative_after_fen: after,

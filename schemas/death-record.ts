@@ -1,4 +1,4 @@
-import { type AvroRecord, type TsOf, zodOfRecord } from "./avro.ts";
+import { type AvroRecord, fastCheckOfRecord, type TsOf, zodOfRecord } from "./avro.ts";
 
 export const deathRecordSchema = {
   type: "record",
@@ -22,3 +22,4 @@ export const deathRecordSchema = {
 
 export type DeathRecord = TsOf<typeof deathRecordSchema>;
 export const deathRecordValidator = zodOfRecord(deathRecordSchema);
+export const isValidDeathRecord = fastCheckOfRecord(deathRecordSchema) as (v: unknown) => v is DeathRecord;

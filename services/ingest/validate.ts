@@ -3,6 +3,8 @@ import type { z } from "zod";
 import {
   type DeathRecord,
   deathRecordValidator,
+  isValidDeathRecord,
+  isValidSettlement,
   type Settlement,
   settlementValidator,
 } from "../../schemas/index.ts";
@@ -16,8 +18,10 @@ export function describeIssues(error: z.ZodError): string {
     .join("; ");
 }
 
-function validator<T>(schema: z.ZodType<T>) {
+/** The compiled check accepts valid input fast; zod decides the rest and explains failures. */
+function validator<T>(schema: z.ZodType<T>, fast: (v: unknown) => v is T) {
   return (input: unknown): Parsed<T> => {
+    if (fast(input)) return { ok: true, value: input };
     const r = schema.safeParse(input);
     return r.success
       ? { ok: true, value: r.data }
@@ -25,8 +29,14 @@ function validator<T>(schema: z.ZodType<T>) {
   };
 }
 
-export const validateSettlement: (input: unknown) => Parsed<Settlement> = validator(settlementValidator);
-export const validateDeathRecord: (input: unknown) => Parsed<DeathRecord> = validator(deathRecordValidator);
+export const validateSettlement: (input: unknown) => Parsed<Settlement> = validator(
+  settlementValidator,
+  isValidSettlement,
+);
+export const validateDeathRecord: (input: unknown) => Parsed<DeathRecord> = validator(
+  deathRecordValidator,
+  isValidDeathRecord,
+);
 
 export function parseJsonLine(line: string): Parsed<unknown> {
   try {

@@ -1,9 +1,16 @@
 import { readFileSync } from "node:fs";
 import avro from "avsc";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { deathRecordSchema, deathRecordValidator } from "../../schemas/death-record.ts";
 import { AVSC_FILES } from "../../schemas/files.ts";
-import { type AvroRecord, avscText, settlementSchema, settlementValidator } from "../../schemas/index.ts";
+import {
+  type AvroRecord,
+  avscText,
+  isValidSettlement,
+  settlementSchema,
+  settlementValidator,
+} from "../../schemas/index.ts";
 import { suspectSchema, suspectValidator } from "../../schemas/suspect.ts";
 import { death, settlement, stay } from "../fixtures/events.ts";
 
@@ -81,5 +88,41 @@ describe("schemas", () => {
     expect(bad({ original_settlement_id: "S0" })).toBe(false);
     expect(bad({ discharge_date: "2025-03-02" })).toBe(false);
     expect(bad({ gender: "X" })).toBe(false);
+  });
+});
+
+describe("the compiled hot-path check", () => {
+  const base = JSON.stringify(stay("2025-01-01", "2025-01-03"));
+  const wrong = [null, undefined, 1.5, -1, "", "x", "2025-02-30", "341502", true, [], {}, 2 ** 60];
+  const paths = [
+    ...settlementSchema.fields.map((f) => [f.name]),
+    ["items", 0, "quantity"],
+    ["items", 0, "service_date"],
+    ["items", 0, "line_no"],
+    ["diagnoses", 0, "primary"],
+    ["diagnoses", 0, "code"],
+    ["extra_field"],
+  ];
+
+  it("never accepts what zod rejects, and accepts valid input as zod normalises it", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...paths), fc.constantFrom(...wrong), (path, value) => {
+        const input = JSON.parse(base);
+        let target = input;
+        for (const k of path.slice(0, -1)) target = target[k];
+        if (value === undefined) delete target[path.at(-1) as string];
+        else target[path.at(-1) as string] = value;
+        const viaZod = settlementValidator.safeParse(structuredClone(input));
+        if (isValidSettlement(input)) {
+          expect(viaZod.success).toBe(true);
+          expect(input).toEqual(viaZod.data);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+    const valid = JSON.parse(base);
+    delete valid.original_settlement_id;
+    expect(isValidSettlement(valid)).toBe(true);
+    expect(valid.original_settlement_id).toBeNull();
   });
 });
