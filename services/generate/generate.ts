@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BUNDLED_REFERENCE_DIR, loadCatalogs } from "../../detectors/catalog.ts";
-import { dateOf, DAY_MS, isoCst, msOf, parseDay } from "./calendar.ts";
+import { DAY_MS, dateOf, isoCst, msOf, parseDay } from "./calendar.ts";
 import { NdjsonWriter, WriteQueue } from "./output.ts";
 import { buildPools } from "./pools.ts";
 import { Rng } from "./prng.ts";
@@ -85,14 +85,19 @@ function dayWeight(day: number): number {
   return week * (1 + 0.15 * Math.cos(2 * Math.PI * (doy - 0.04)));
 }
 
-export function validateOptions(o: GenerateOptions): Required<Omit<GenerateOptions, "onProgress" | "reference">> {
+export function validateOptions(
+  o: GenerateOptions,
+): Required<Omit<GenerateOptions, "onProgress" | "reference">> {
   const settlements = o.settlements ?? DEFAULTS.settlements;
   const days = o.days ?? DEFAULTS.days;
   const schemeRate = o.schemeRate ?? DEFAULTS.schemeRate;
   const start = o.start ?? DEFAULTS.start;
-  if (!Number.isInteger(settlements) || settlements < 1) throw new Error("settlements must be a positive whole number");
+  if (!Number.isInteger(settlements) || settlements < 1)
+    throw new Error("settlements must be a positive whole number");
   if (!Number.isInteger(days) || days < 7 || days > MAX_DAYS) {
-    throw new Error(`days must be a whole number from 7 to ${MAX_DAYS} (events then span at most ${MAX_DAYS + TAIL_DAYS} days, inside the 400-day retention)`);
+    throw new Error(
+      `days must be a whole number from 7 to ${MAX_DAYS} (events then span at most ${MAX_DAYS + TAIL_DAYS} days, inside the 400-day retention)`,
+    );
   }
   if (!(schemeRate >= 0 && schemeRate <= 0.5)) throw new Error("scheme rate must be between 0 and 0.5");
   parseDay(start);
@@ -220,11 +225,17 @@ export async function generate(options: GenerateOptions): Promise<GenerateSummar
     if (i % progressEvery === 0 || i === o.days + TAIL_DAYS - 1) {
       const heapUsed = process.memoryUsage().heapUsed;
       if (heapUsed > peakHeap) peakHeap = heapUsed;
-      options.onProgress?.({ events: settlementsOut.lines + queue.size, target: o.settlements, day: dateOf(day), heapUsed });
+      options.onProgress?.({
+        events: settlementsOut.lines + queue.size,
+        target: o.settlements,
+        day: dateOf(day),
+        heapUsed,
+      });
     }
   }
   flush(Number.POSITIVE_INFINITY);
-  if (world.pendingLabels !== 0) throw new Error(`internal error: ${world.pendingLabels} scheme labels never resolved`);
+  if (world.pendingLabels !== 0)
+    throw new Error(`internal error: ${world.pendingLabels} scheme labels never resolved`);
   await Promise.all([settlementsOut.close(), deathsOut.close(), labelsOut.close()]);
 
   const seconds = (performance.now() - started) / 1000;

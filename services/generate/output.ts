@@ -17,7 +17,10 @@ export class NdjsonWriter {
   private waiting = false;
   lines = 0;
 
-  constructor(readonly path: string, gzip: boolean) {
+  constructor(
+    readonly path: string,
+    gzip: boolean,
+  ) {
     this.file = createWriteStream(path);
     if (gzip) {
       const gz = createGzip({ level: 4 });

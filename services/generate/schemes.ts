@@ -19,7 +19,11 @@ import {
 type Planner = (w: World, p: number) => boolean;
 
 const H = 3600;
-const label = (detector: string, rule: string, related: string[] = []): LabelSpec => ({ detector, rule, related });
+const label = (detector: string, rule: string, related: string[] = []): LabelSpec => ({
+  detector,
+  rule,
+  related,
+});
 
 function fate(w: World): Fate {
   const u = w.rng.float();
@@ -53,14 +57,15 @@ const opDiagFor = (w: World, p: number, day: number): Diag => {
 const ipDiagFor = (w: World, p: number, day: number, codes: readonly string[]): Diag => {
   const age = w.ageAt(p, day);
   const sex = w.sexOf(p);
-  const options = codes.map((c) => w.diag(c)).filter((d) => age >= d.ages[0] && age <= d.ages[1] && (!d.sex || d.sex === sex));
+  const options = codes
+    .map((c) => w.diag(c))
+    .filter((d) => age >= d.ages[0] && age <= d.ages[1] && (!d.sex || d.sex === sex));
   return w.rng.pick(options.length > 0 ? options : [w.diag("J18.900")]);
 };
 
 const COMMON_STAYS = ["J18.900", "I25.103", "J44.900", "E11.900", "I63.900", "I10.x00", "K80.200"] as const;
 
 function visit(
-  w: World,
   p: number,
   inst: number,
   type: "OUTPATIENT" | "PHARMACY",
@@ -71,7 +76,14 @@ function visit(
   return { p, inst, type, adm: day, dis: day, reason: null, diag, extraLines: extra };
 }
 
-function stay(w: World, p: number, inst: number, adm: number, dis: number, diag: Diag, reason: Spec["reason"] = "NORMAL"): Spec {
+function stay(
+  p: number,
+  inst: number,
+  adm: number,
+  dis: number,
+  diag: Diag,
+  reason: Spec["reason"] = "NORMAL",
+): Spec {
   return { p, inst, type: "INPATIENT", adm, dis, reason, diag };
 }
 
@@ -106,11 +118,14 @@ const pediatricBirthday: Planner = (w, p) => {
   const type = () => (w.rng.chance(0.6) ? "PHARMACY" : "OUTPATIENT") as "PHARMACY" | "OUTPATIENT";
   const place = (tp: string) => (tp === "PHARMACY" ? w.pickPharmacy(p) : w.pickOutpatientPlace(p, true));
   const t1 = type();
-  const before = visit(w, p, place(t1), t1, t - k, w.diag("J06.900"), [{ item: e, qty: 1, day: t - k }]);
+  const before = visit(p, place(t1), t1, t - k, w.diag("J06.900"), [{ item: e, qty: 1, day: t - k }]);
   w.plan(t - k, busy(w), { ...before, scheme: role(ctx, "before") });
   const t2 = type();
-  const on = visit(w, p, place(t2), t2, t, w.diag("J06.900"), [{ item: e, qty: 1, day: t }]);
-  w.plan(t, afternoon(w), { ...on, scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)) });
+  const on = visit(p, place(t2), t2, t, w.diag("J06.900"), [{ item: e, qty: 1, day: t }]);
+  w.plan(t, afternoon(w), {
+    ...on,
+    scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)),
+  });
   return true;
 };
 
@@ -122,8 +137,11 @@ const pediatricAdult: Planner = (w, p) => {
   const ctx = w.newScheme("pediatric_drug", "adult", p);
   const tp = w.rng.chance(0.5) ? "PHARMACY" : "OUTPATIENT";
   const inst = tp === "PHARMACY" ? w.pickPharmacy(p) : w.pickOutpatientPlace(p, false);
-  const spec = visit(w, p, inst, tp, t, opDiagFor(w, p, t), [{ item: e, qty: w.rng.int(1, 3), day: t }]);
-  w.plan(t, busy(w), { ...spec, scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)) });
+  const spec = visit(p, inst, tp, t, opDiagFor(w, p, t), [{ item: e, qty: w.rng.int(1, 3), day: t }]);
+  w.plan(t, busy(w), {
+    ...spec,
+    scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)),
+  });
   return true;
 };
 
@@ -137,12 +155,21 @@ const pediatricStay: Planner = (w, p) => {
   const ctx = w.newScheme("pediatric_drug", "stay_over_birthday", p);
   const adm = t - w.rng.int(1, 3);
   const dis = t + w.rng.int(2, 5);
-  const spec = stay(w, p, w.pickHospital(p, { maternity: true }), adm, dis, ipDiagFor(w, p, adm, ["J18.900", "J20.900"]));
+  const spec = stay(
+    p,
+    w.pickHospital(p, { maternity: true }),
+    adm,
+    dis,
+    ipDiagFor(w, p, adm, ["J18.900", "J20.900"]),
+  );
   spec.extraLines = [
     { item: e, qty: 1, day: t - 1 },
     { item: e, qty: 1, day: t },
   ];
-  w.plan(dis, afternoon(w), { ...spec, scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)) });
+  w.plan(dis, afternoon(w), {
+    ...spec,
+    scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)),
+  });
   return true;
 };
 
@@ -166,10 +193,16 @@ const pediatricLeapDay: Planner = (w, p) => {
   if (w.ageAt(p, mar1) !== limit || w.ageAt(p, mar1 - 1) !== limit - 1) return false;
   const ctx = w.newScheme("pediatric_drug", "leap_day_birthday", p);
   const ph1 = w.pickPharmacy(p);
-  w.plan(mar1 - 1, busy(w), { ...visit(w, p, ph1, "PHARMACY", mar1 - 1, w.diag("J06.900"), [{ item: e, qty: 1, day: mar1 - 1 }]), scheme: role(ctx, "before") });
+  w.plan(mar1 - 1, busy(w), {
+    ...visit(p, ph1, "PHARMACY", mar1 - 1, w.diag("J06.900"), [{ item: e, qty: 1, day: mar1 - 1 }]),
+    scheme: role(ctx, "before"),
+  });
   const ph2 = w.pickPharmacy(p);
-  const on = visit(w, p, ph2, "PHARMACY", mar1, w.diag("J06.900"), [{ item: e, qty: 1, day: mar1 }]);
-  w.plan(mar1, afternoon(w), { ...on, scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)) });
+  const on = visit(p, ph2, "PHARMACY", mar1, w.diag("J06.900"), [{ item: e, qty: 1, day: mar1 }]);
+  w.plan(mar1, afternoon(w), {
+    ...on,
+    scheme: role(ctx, "suspect", [label("pediatric_drug", "pediatric_drug")], fate(w)),
+  });
   return true;
 };
 
@@ -193,18 +226,21 @@ const genderMismatch: Planner = (w, p) => {
   const diagnoses = w.pools.sexDiagnoses[wrong];
   const items = w.pools.sexItems[wrong];
   const ctx = w.newScheme("gender_mismatch", item ? "item" : "diagnosis", p);
-  const sus = (s: Spec) => ({ ...s, scheme: role(ctx, "suspect", [label("gender_mismatch", "gender_mismatch")], fate(w)) });
+  const sus = (s: Spec) => ({
+    ...s,
+    scheme: role(ctx, "suspect", [label("gender_mismatch", "gender_mismatch")], fate(w)),
+  });
   if (item && items.length > 0) {
     const it = w.rng.pick(items);
     const tp = it.category === "DRUG" && w.rng.chance(0.5) ? "PHARMACY" : "OUTPATIENT";
     const inst = tp === "PHARMACY" ? w.pickPharmacy(p) : w.pickHospital(p);
-    w.plan(t, busy(w), sus(visit(w, p, inst, tp, t, opDiagFor(w, p, t), [{ item: it, qty: 1, day: t }])));
+    w.plan(t, busy(w), sus(visit(p, inst, tp, t, opDiagFor(w, p, t), [{ item: it, qty: 1, day: t }])));
     return true;
   }
   if (diagnoses.length === 0) return false;
   ctx.variant = "diagnosis";
   const d = w.rng.pick(diagnoses);
-  const spec = visit(w, p, w.pickHospital(p), "OUTPATIENT", t, opDiagFor(w, p, t));
+  const spec = visit(p, w.pickHospital(p), "OUTPATIENT", t, opDiagFor(w, p, t));
   if (w.rng.chance(0.5)) {
     ctx.variant = "primary_diagnosis";
     spec.diagnoses = [{ code: d.code, name: d.name, primary: true }];
@@ -236,9 +272,12 @@ const readmission: Planner = (w, p) => {
   if (dis2 > w.lastServiceDay) return false;
   const inst = w.pickHospital(p);
   const ctx = w.newScheme("frequent_admission", `readmission_gap_${gap}`, p);
-  w.plan(dis1, busy(w), { ...stay(w, p, inst, a1, dis1, diag), scheme: role(ctx, "previous") });
-  const s = stay(w, p, inst, a2, dis2, diag);
-  w.plan(dis2, afternoon(w), { ...s, scheme: role(ctx, "suspect", [label("frequent_admission", "readmission", ["previous"])], fate(w)) });
+  w.plan(dis1, busy(w), { ...stay(p, inst, a1, dis1, diag), scheme: role(ctx, "previous") });
+  const s = stay(p, inst, a2, dis2, diag);
+  w.plan(dis2, afternoon(w), {
+    ...s,
+    scheme: role(ctx, "suspect", [label("frequent_admission", "readmission", ["previous"])], fate(w)),
+  });
   return true;
 };
 
@@ -249,14 +288,29 @@ function fourStays(w: World, p: number, span: number, ctx: SchemeCtx, labelled: 
   if (w.lastServiceDay - span - 8 < w.day0 + 2) return false;
   const insts = w.rng.sample(hospitals, 4);
   const a1 = w.rng.int(w.day0 + 2, w.lastServiceDay - span - 8);
-  const adm = [a1, a1 + Math.floor(span / 3) + w.rng.int(-4, 4), a1 + Math.floor((2 * span) / 3) + w.rng.int(-4, 4), a1 + span];
+  const adm = [
+    a1,
+    a1 + Math.floor(span / 3) + w.rng.int(-4, 4),
+    a1 + Math.floor((2 * span) / 3) + w.rng.int(-4, 4),
+    a1 + span,
+  ];
   const dis = adm.map((a) => a + w.rng.int(2, 6));
   for (let i = 0; i < 3; i++) if ((dis[i] as number) >= (adm[i + 1] as number)) return false;
   if ((dis[3] as number) > w.lastServiceDay) return false;
   for (let i = 0; i < 4; i++) {
-    const spec = stay(w, p, insts[i] as number, adm[i] as number, dis[i] as number, ipDiagFor(w, p, adm[i] as number, COMMON_STAYS));
-    const labels = labelled && i === 3 ? [label("frequent_admission", "high_frequency", ["s1", "s2", "s3"])] : [];
-    w.plan(dis[i] as number, i === 3 ? afternoon(w) : busy(w), { ...spec, scheme: role(ctx, `s${i + 1}`, labels, labels.length > 0 ? fate(w) : "keep") });
+    const spec = stay(
+      p,
+      insts[i] as number,
+      adm[i] as number,
+      dis[i] as number,
+      ipDiagFor(w, p, adm[i] as number, COMMON_STAYS),
+    );
+    const labels =
+      labelled && i === 3 ? [label("frequent_admission", "high_frequency", ["s1", "s2", "s3"])] : [];
+    w.plan(dis[i] as number, i === 3 ? afternoon(w) : busy(w), {
+      ...spec,
+      scheme: role(ctx, `s${i + 1}`, labels, labels.length > 0 ? fate(w) : "keep"),
+    });
   }
   return true;
 }
@@ -284,10 +338,13 @@ const duplicateLine: Planner = (w, p) => {
     if (dis + k > w.lastServiceDay) return false;
     const inst = w.pickHospital(p);
     const ctx = w.newScheme("duplicate_billing", "stay_then_supplementary", p);
-    w.plan(dis, w.rng.int(9 * H, 11 * H), { ...stay(w, p, inst, t, dis, diag), scheme: role(ctx, "first") });
-    const b = visit(w, p, inst, "OUTPATIENT", dis + k, diag);
+    w.plan(dis, w.rng.int(9 * H, 11 * H), { ...stay(p, inst, t, dis, diag), scheme: role(ctx, "first") });
+    const b = visit(p, inst, "OUTPATIENT", dis + k, diag);
     b.copy = { role: "first", mode: "one" };
-    w.plan(dis + k, afternoon(w), { ...b, scheme: role(ctx, "suspect", [label("duplicate_billing", "duplicate_line", ["first"])], fate(w)) });
+    w.plan(dis + k, afternoon(w), {
+      ...b,
+      scheme: role(ctx, "suspect", [label("duplicate_billing", "duplicate_line", ["first"])], fate(w)),
+    });
     return true;
   }
   const triple = u > 0.8;
@@ -295,13 +352,16 @@ const duplicateLine: Planner = (w, p) => {
   const diag = opDiagFor(w, p, t);
   const ctx = w.newScheme("duplicate_billing", triple ? "same_day_triple" : "same_day_twice", p);
   const first = w.rng.int(8 * H, 10 * H);
-  w.plan(t, first, { ...visit(w, p, inst, "OUTPATIENT", t, diag), scheme: role(ctx, "first") });
+  w.plan(t, first, { ...visit(p, inst, "OUTPATIENT", t, diag), scheme: role(ctx, "first") });
   const copies = triple ? ["second", "third"] : ["suspect"];
   copies.forEach((name, i) => {
-    const b = visit(w, p, inst, "OUTPATIENT", t, diag);
+    const b = visit(p, inst, "OUTPATIENT", t, diag);
     b.copy = { role: "first", mode: "all" };
     const f = triple ? "keep" : fate(w);
-    w.plan(t, first + (i + 1) * w.rng.int(H, 3 * H), { ...b, scheme: role(ctx, name, [label("duplicate_billing", "duplicate_line", ["first"])], f) });
+    w.plan(t, first + (i + 1) * w.rng.int(H, 3 * H), {
+      ...b,
+      scheme: role(ctx, name, [label("duplicate_billing", "duplicate_line", ["first"])], f),
+    });
   });
   return true;
 };
@@ -317,9 +377,15 @@ const overlappingStays: Planner = (w, p) => {
   const h1 = w.pickHospital(p);
   const h2 = w.pickHospital(p, { exclude: [h1] });
   const ctx = w.newScheme("duplicate_billing", d2 <= d1 ? "overlapping_nested" : "overlapping_extending", p);
-  w.plan(d1, busy(w), { ...stay(w, p, h1, a1, d1, ipDiagFor(w, p, a1, COMMON_STAYS)), scheme: role(ctx, "first") });
-  const b = stay(w, p, h2, a2, d2, ipDiagFor(w, p, a2, COMMON_STAYS));
-  w.plan(d2, afternoon(w), { ...b, scheme: role(ctx, "suspect", [label("duplicate_billing", "overlapping_stays", ["first"])], fate(w)) });
+  w.plan(d1, busy(w), {
+    ...stay(p, h1, a1, d1, ipDiagFor(w, p, a1, COMMON_STAYS)),
+    scheme: role(ctx, "first"),
+  });
+  const b = stay(p, h2, a2, d2, ipDiagFor(w, p, a2, COMMON_STAYS));
+  w.plan(d2, afternoon(w), {
+    ...b,
+    scheme: role(ctx, "suspect", [label("duplicate_billing", "overlapping_stays", ["first"])], fate(w)),
+  });
   return true;
 };
 
@@ -331,13 +397,19 @@ const outpatientDuringStay: Planner = (w, p) => {
   const v = w.rng.int(a + 1, dis - 1);
   const inst = w.pickHospital(p);
   const ctx = w.newScheme("duplicate_billing", "outpatient_during_stay", p);
-  w.plan(dis, afternoon(w), { ...stay(w, p, inst, a, dis, ipDiagFor(w, p, a, COMMON_STAYS)), scheme: role(ctx, "stay") });
+  w.plan(dis, afternoon(w), {
+    ...stay(p, inst, a, dis, ipDiagFor(w, p, a, COMMON_STAYS)),
+    scheme: role(ctx, "stay"),
+  });
   const pharmacy = w.rng.chance(0.6);
   const spec = pharmacy
-    ? visit(w, p, w.pickPharmacy(p), "PHARMACY", v, opDiagFor(w, p, v))
-    : visit(w, p, w.pickClinic(p), "OUTPATIENT", v, opDiagFor(w, p, v));
+    ? visit(p, w.pickPharmacy(p), "PHARMACY", v, opDiagFor(w, p, v))
+    : visit(p, w.pickClinic(p), "OUTPATIENT", v, opDiagFor(w, p, v));
   if (pharmacy) ctx.variant = "pharmacy_during_stay";
-  w.plan(v, busy(w), { ...spec, scheme: role(ctx, "suspect", [label("duplicate_billing", "outpatient_during_stay", ["stay"])], fate(w)) });
+  w.plan(v, busy(w), {
+    ...spec,
+    scheme: role(ctx, "suspect", [label("duplicate_billing", "outpatient_during_stay", ["stay"])], fate(w)),
+  });
   return true;
 };
 
@@ -352,25 +424,36 @@ const deceased: Planner = (w, p) => {
   const report = D + delay;
   const recordFirst = w.rng.chance(0.5) && report + 1 <= w.lastServiceDay;
   const ctx = w.newScheme("deceased_activity", "", p);
-  const sus = (s: Spec) => ({ ...s, scheme: role(ctx, "suspect", [label("deceased_activity", "deceased_activity")], fate(w)) });
+  const sus = (s: Spec) => ({
+    ...s,
+    scheme: role(ctx, "suspect", [label("deceased_activity", "deceased_activity")], fate(w)),
+  });
   if (variant < 0.3) {
     // A stay billed past the death: discharged NORMAL after the death date.
     const adm = D - w.rng.int(1, 5);
-    const dis = recordFirst ? Math.min(w.lastServiceDay, report + w.rng.int(1, 5)) : D + w.rng.int(1, Math.min(6, delay - 1));
+    const dis = recordFirst
+      ? Math.min(w.lastServiceDay, report + w.rng.int(1, 5))
+      : D + w.rng.int(1, Math.min(6, delay - 1));
     if (dis > w.lastServiceDay || dis <= D || adm < w.day0) return false;
     ctx.variant = `stay_past_death_record_${recordFirst ? "before" : "after"}`;
     w.planDeath(p, D, false, delay);
-    w.plan(dis, afternoon(w), sus(stay(w, p, w.pickHospital(p), adm, dis, ipDiagFor(w, p, adm, ["I63.900", "J18.900", "I50.900"]))));
+    w.plan(
+      dis,
+      afternoon(w),
+      sus(stay(p, w.pickHospital(p), adm, dis, ipDiagFor(w, p, adm, ["I63.900", "J18.900", "I50.900"]))),
+    );
     return true;
   }
-  const s = recordFirst ? w.rng.int(report + 1, Math.min(w.lastServiceDay, report + 25)) : w.rng.int(D + 1, Math.min(report - 1, w.lastServiceDay));
+  const s = recordFirst
+    ? w.rng.int(report + 1, Math.min(w.lastServiceDay, report + 25))
+    : w.rng.int(D + 1, Math.min(report - 1, w.lastServiceDay));
   if (s <= D || s > w.lastServiceDay) return false;
   const pharmacy = variant < 0.75;
   ctx.variant = `${pharmacy ? "pharmacy" : "outpatient"}_after_death_record_${recordFirst ? "before" : "after"}`;
   // Half of them died in hospital (a legitimate stay ending in death, settled after it).
   w.planDeath(p, D, w.rng.chance(0.5), delay);
   const inst = pharmacy ? w.pickPharmacy(p) : w.pickClinic(p);
-  w.plan(s, busy(w), sus(visit(w, p, inst, pharmacy ? "PHARMACY" : "OUTPATIENT", s, opDiagFor(w, p, s))));
+  w.plan(s, busy(w), sus(visit(p, inst, pharmacy ? "PHARMACY" : "OUTPATIENT", s, opDiagFor(w, p, s))));
   return true;
 };
 
@@ -398,18 +481,23 @@ const highOutOfPocket: Planner = (w, p) => {
   while (stays.length < wanted) {
     const dis = a + w.rng.int(4, 8);
     if (dis > hi) break;
-    const spec = stay(w, p, inst, a, dis, diag);
+    const spec = stay(p, inst, a, dis, diag);
     const lines = w.rng.int(1, 3);
     spec.extraLines = [];
     for (let i = 0; i < lines && selfPay.length > 0; i++) {
-      spec.extraLines.push({ item: w.rng.pick(selfPay), qty: 1, day: a + 1 + (i % Math.max(1, dis - a - 1)) });
+      spec.extraLines.push({
+        item: w.rng.pick(selfPay),
+        qty: 1,
+        day: a + 1 + (i % Math.max(1, dis - a - 1)),
+      });
     }
     stays.push(spec);
     a = dis + w.rng.int(25, 50);
   }
   if (stays.length < 2) return false;
   ctx.variant = `${stays.length}_costly_stays`;
-  stays.forEach((spec, i) => w.plan(spec.dis, afternoon(w), { ...spec, scheme: role(ctx, `stay${i + 1}`) }));
+  for (const [i, spec] of stays.entries())
+    w.plan(spec.dis, afternoon(w), { ...spec, scheme: role(ctx, `stay${i + 1}`) });
   return true;
 };
 
@@ -431,8 +519,8 @@ const decoy: Planner = (w, p) => {
       const d1 = t + w.rng.int(3, 8);
       const a2 = d1 + 16;
       const d2 = a2 + w.rng.int(2, 6);
-      w.plan(d1, busy(w), { ...stay(w, p, inst, t, d1, diag), scheme: keep("s1") });
-      w.plan(d2, busy(w), { ...stay(w, p, inst, a2, d2, diag), scheme: keep("s2") });
+      w.plan(d1, busy(w), { ...stay(p, inst, t, d1, diag), scheme: keep("s1") });
+      w.plan(d2, busy(w), { ...stay(p, inst, a2, d2, diag), scheme: keep("s2") });
       return true;
     }
     case 1:
@@ -446,9 +534,12 @@ const decoy: Planner = (w, p) => {
       const x = t + w.rng.int(2, 6);
       const y = x + w.rng.int(3, 9);
       const diag = ipDiagFor(w, p, t, ["I63.900", "I25.103", "J18.900"]);
-      w.plan(x, busy(w), { ...stay(w, p, h1, t, x, diag, "TRANSFER"), scheme: keep("s1") });
-      w.plan(y, busy(w), { ...stay(w, p, h2, x, y, diag), scheme: keep("s2") });
-      w.plan(x, afternoon(w), { ...visit(w, p, w.pickPharmacy(p), "PHARMACY", x, opDiagFor(w, p, x)), scheme: keep("rx") });
+      w.plan(x, busy(w), { ...stay(p, h1, t, x, diag, "TRANSFER"), scheme: keep("s1") });
+      w.plan(y, busy(w), { ...stay(p, h2, x, y, diag), scheme: keep("s2") });
+      w.plan(x, afternoon(w), {
+        ...visit(p, w.pickPharmacy(p), "PHARMACY", x, opDiagFor(w, p, x)),
+        scheme: keep("rx"),
+      });
       return true;
     }
     case 3: {
@@ -457,7 +548,10 @@ const decoy: Planner = (w, p) => {
       if (!e) return false;
       if (!birthdayPerson(w, p, e.ageLimit as number, t + 1, F_NO_BG_STAYS | F_NO_REVERSE)) return false;
       ctx.variant = "pediatric_eve_of_birthday";
-      w.plan(t, busy(w), { ...visit(w, p, w.pickPharmacy(p), "PHARMACY", t, w.diag("J06.900"), [{ item: e, qty: 1, day: t }]), scheme: keep("rx") });
+      w.plan(t, busy(w), {
+        ...visit(p, w.pickPharmacy(p), "PHARMACY", t, w.diag("J06.900"), [{ item: e, qty: 1, day: t }]),
+        scheme: keep("rx"),
+      });
       return true;
     }
     case 4: {
@@ -465,9 +559,18 @@ const decoy: Planner = (w, p) => {
       ctx.variant = "visits_on_admission_and_discharge_day";
       const inst = w.pickHospital(p);
       const dis = t + w.rng.int(3, 10);
-      w.plan(dis, w.rng.int(9 * H, 10 * H), { ...stay(w, p, inst, t, dis, ipDiagFor(w, p, t, COMMON_STAYS)), scheme: keep("stay") });
-      w.plan(t, w.rng.int(7 * H + 1800, 8 * H), { ...visit(w, p, w.pickClinic(p), "OUTPATIENT", t, opDiagFor(w, p, t)), scheme: keep("v1") });
-      w.plan(dis, afternoon(w), { ...visit(w, p, w.pickPharmacy(p), "PHARMACY", dis, opDiagFor(w, p, dis)), scheme: keep("v2") });
+      w.plan(dis, w.rng.int(9 * H, 10 * H), {
+        ...stay(p, inst, t, dis, ipDiagFor(w, p, t, COMMON_STAYS)),
+        scheme: keep("stay"),
+      });
+      w.plan(t, w.rng.int(7 * H + 1800, 8 * H), {
+        ...visit(p, w.pickClinic(p), "OUTPATIENT", t, opDiagFor(w, p, t)),
+        scheme: keep("v1"),
+      });
+      w.plan(dis, afternoon(w), {
+        ...visit(p, w.pickPharmacy(p), "PHARMACY", dis, opDiagFor(w, p, dis)),
+        scheme: keep("v2"),
+      });
       return true;
     }
     case 5: {
@@ -476,8 +579,8 @@ const decoy: Planner = (w, p) => {
       const c1 = w.pickClinic(p);
       const h = w.pickHospital(p);
       const diag = opDiagFor(w, p, t);
-      w.plan(t, busy(w), { ...visit(w, p, c1, "OUTPATIENT", t, diag), scheme: keep("first") });
-      const b = visit(w, p, h, "OUTPATIENT", t, diag);
+      w.plan(t, busy(w), { ...visit(p, c1, "OUTPATIENT", t, diag), scheme: keep("first") });
+      const b = visit(p, h, "OUTPATIENT", t, diag);
       b.copy = { role: "first", mode: "all" };
       w.plan(t, afternoon(w), { ...b, scheme: keep("second") });
       return true;
@@ -489,7 +592,10 @@ const decoy: Planner = (w, p) => {
       const delay = w.rng.int(14, 20);
       if (D + delay + 3 > w.lastEventDay) return false;
       const v0 = D - w.rng.int(3, 8);
-      w.plan(D + delay + w.rng.int(1, 3), busy(w), { ...visit(w, p, w.pickClinic(p), "OUTPATIENT", v0, opDiagFor(w, p, v0)), scheme: keep("late") });
+      w.plan(D + delay + w.rng.int(1, 3), busy(w), {
+        ...visit(p, w.pickClinic(p), "OUTPATIENT", v0, opDiagFor(w, p, v0)),
+        scheme: keep("late"),
+      });
       // Planned after the visit, so the terminal stay is only added when it does not contain it.
       w.planDeath(p, D, true, delay);
       return true;
@@ -503,8 +609,8 @@ const decoy: Planner = (w, p) => {
       const d1 = t + w.rng.int(3, 8);
       const a2 = d1 + w.rng.int(0, 15);
       const d2 = a2 + w.rng.int(2, 6);
-      w.plan(d1, busy(w), { ...stay(w, p, h1, t, d1, diag), scheme: keep("s1") });
-      w.plan(d2, busy(w), { ...stay(w, p, h2, a2, d2, diag), scheme: keep("s2") });
+      w.plan(d1, busy(w), { ...stay(p, h1, t, d1, diag), scheme: keep("s1") });
+      w.plan(d2, busy(w), { ...stay(p, h2, a2, d2, diag), scheme: keep("s2") });
       return true;
     }
   }

@@ -383,6 +383,10 @@ export class World {
     return `P${String(p + 1).padStart(10, "0")}`;
   }
 
+  hasFlag(p: number, flag: number): boolean {
+    return ((this.flags[p] as number) & flag) !== 0;
+  }
+
   sexOf(p: number): Sex {
     return this.sex[p] === 0 ? "M" : "F";
   }
@@ -439,7 +443,7 @@ export class World {
       const age = this.ageAt(p, this.day0);
       const base = age < 15 ? 0.9 : age < 60 ? 0.6 : 1.4;
       this.weight[p] = base * (this.chronic[p] !== -1 ? 1.8 : 1) * rng.lognormal(1, 0.5);
-      if (this.death[p] !== World.NO_DEATH && !(this.flags[p]! & F_SCHEME))
+      if (this.death[p] !== World.NO_DEATH && !this.hasFlag(p, F_SCHEME))
         this.planDeath(p, this.death[p] as number, rng.chance(0.4));
     }
     this.alias = new AliasTable(this.weight);
@@ -660,7 +664,7 @@ export class World {
 
   private backgroundStay(p: number, day: number, age: number): boolean {
     const rng = this.rng;
-    if (this.flags[p]! & F_NO_BG_STAYS) return false;
+    if (this.hasFlag(p, F_NO_BG_STAYS)) return false;
     const diag = this.diagFor(p, 2, age);
     if (!diag) return false;
     let dis = Math.min(this.lastServiceDay, day + rng.int(diag.los?.[0] ?? 3, diag.los?.[1] ?? 8));
@@ -963,10 +967,10 @@ export class World {
     const p = spec.p;
     const day = dayOfMs(ms);
     const inst = this.institutions[spec.inst] as Institution;
-    const noCap = (this.flags[p]! & F_NO_CAP) !== 0;
+    const noCap = this.hasFlag(p, F_NO_CAP);
 
     let fate: Fate = spec.scheme ? spec.scheme.fate : "keep";
-    if (!spec.scheme && !(this.flags[p]! & F_NO_REVERSE) && rng.chance(REVERSAL_RATE)) {
+    if (!spec.scheme && !this.hasFlag(p, F_NO_REVERSE) && rng.chance(REVERSAL_RATE)) {
       fate = rng.chance(RESUBMIT_SHARE) ? "resubmit" : "reverse";
     }
     let revDay = 0;
