@@ -94,6 +94,7 @@ export function registerKafkaCommands(program: Command): void {
         retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
         log: ctx.log,
         untilCaughtUp: o.untilCaughtUp,
+        commitIntervalMs: ctx.env.FUNDGUARD_COMMIT_INTERVAL_MS,
         signal: shutdownSignal(ctx.log),
       });
       server?.close();

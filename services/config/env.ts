@@ -22,6 +22,8 @@ const schema = z.object({
     .default("fundguard-detectors"),
   FUNDGUARD_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
   FUNDGUARD_REFERENCE_DIR: z.string().min(1).optional(),
+  /** How often workers write state and commit offsets (Kafka Streams' commit.interval.ms). */
+  FUNDGUARD_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
   FUNDGUARD_RETENTION_DAYS: z.coerce.number().int().min(1).default(400),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Prometheus /metrics of workers and sinks; 0 picks a free port. */

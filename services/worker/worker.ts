@@ -26,6 +26,7 @@ export interface WorkerOptions {
   untilCaughtUp?: boolean;
   /** How often state and offsets are committed (Kafka Streams' commit.interval.ms). */
   commitIntervalMs?: number;
+  sessionTimeoutMs?: number;
   signal?: AbortSignal;
   onStats?: (s: WorkerStats) => void;
   metrics?: Metrics;
@@ -55,8 +56,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   await producer.connect();
   const consumer = o.kafka.consumer({
     groupId: o.group,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    // A crashed worker's partitions move after this long; heartbeats every second keep a live one.
+    sessionTimeout: o.sessionTimeoutMs ?? 10_000,
+    heartbeatInterval: 1_000,
     maxBytesPerPartition: 4 << 20,
   });
   await consumer.connect();
@@ -72,13 +74,26 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   let lastFlush = Date.now();
   const commitEvery = o.commitIntervalMs ?? 1_000;
 
+  // Batches, restores and timed flushes must not interleave: both touch the outbox and the pending offsets.
+  let lock: Promise<unknown> = Promise.resolve();
+  const locked = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = lock.then(fn);
+    lock = run.catch(() => undefined);
+    return run;
+  };
+
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const next = new Set<number>();
     for (const t of inputs) for (const p of payload.memberAssignment[t] ?? []) next.add(p);
     // Partitions kept across a rebalance were not consumed by anyone else meanwhile; the rest must be restored.
+    // For a lost partition, unflushed state and offsets are dropped together: its new owner resumes from
+    // the last flush, where state and offsets agree, and re-derives the same findings.
     for (const p of engines.keys()) if (!next.has(p)) engines.delete(p);
+    for (const [k, v] of pendingOffsets) if (!next.has(v.partition)) pendingOffsets.delete(k);
     assigned = next;
     log.info({ partitions: [...next].sort((a, b) => a - b) }, "assigned");
+    // Restore now rather than on the first batch, so a partition is ready before its data arrives.
+    locked(restoreMissing).catch((e) => log.error({ err: e }, "state restore failed"));
   });
 
   const restoreMissing = async () => {
@@ -117,13 +132,6 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
 
   const kindOf = (topic: string): InputKind => (topic === o.topics.settlements ? "settlement" : "death");
 
-  // Batches and timed flushes must not interleave: both touch the outbox and the pending offsets.
-  let lock: Promise<unknown> = Promise.resolve();
-  const locked = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = lock.then(fn);
-    lock = run.catch(() => undefined);
-    return run;
-  };
   const hasPending = () => outbox.length > 0 || deadbox.length > 0 || pendingOffsets.size > 0;
 
   const eachBatch = (payload: EachBatchPayload) => locked(() => processBatch(payload));

@@ -36,10 +36,17 @@ export interface CliResult {
   stderr: string;
 }
 
-export function spawnCli(
-  args: string[],
-  env: Record<string, string>,
-): ChildProcess & { result: Promise<CliResult> } {
+const running = new Set<ChildProcess>();
+
+/** Kills every CLI process a test started and left running (after a failed assertion). */
+export function killStrays(): void {
+  for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  running.clear();
+}
+
+export type RunningCli = ChildProcess & { result: Promise<CliResult>; stdoutAndErr(): string };
+
+export function spawnCli(args: string[], env: Record<string, string>): RunningCli {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env, CLICKHOUSE_URL: env.CLICKHOUSE_URL ?? "" },
@@ -53,10 +60,11 @@ export function spawnCli(
   child.stderr?.on("data", (d) => {
     stderr += d;
   });
+  running.add(child);
   const result = new Promise<CliResult>((resolve) =>
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
-  return Object.assign(child, { result });
+  return Object.assign(child, { result, stdoutAndErr: () => stdout + stderr });
 }
 
 /** Runs the CLI to completion and fails loudly, with its stderr, on a non-zero exit. */

@@ -1,0 +1,67 @@
+// `fundguard start` / `npm start`: the embedded all-in-one mode. No Kafka, no ClickHouse server:
+// a sample stream (or the given files) runs through the engine over an in-process log into
+// chdb under FUNDGUARD_DATA_DIR, and the investigator UI is served on PORT.
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import { loadEnv } from "../config/env.ts";
+import { activate } from "../engine/engine.ts";
+import { generate } from "../generate/generate.ts";
+import { mergedEvents } from "../ingest/ndjson-source.ts";
+import { createLogger } from "../log.ts";
+import { chdbConfig, openStore, type Store } from "../store/index.ts";
+import { EmbeddedPipeline } from "./pipeline.ts";
+
+export interface StartOptions {
+  settlements?: string;
+  deaths?: string;
+  /** Settlements of the generated sample when no files are given and the store is empty. */
+  sample: number;
+  reference?: string;
+}
+
+async function hasSuspects(store: Store): Promise<boolean> {
+  const [row] = await store.query<{ n: string }>("SELECT toString(count()) AS n FROM suspects");
+  return Number(row?.n ?? 0) > 0;
+}
+
+/** Runs the files (or a fresh sample) through the engine into the store; returns what was ingested. */
+export async function ingest(store: Store, o: StartOptions, dataDir: string, say: (s: string) => void) {
+  let files = o.settlements ? { settlements: o.settlements, deaths: o.deaths } : undefined;
+  if (!files) {
+    if (await hasSuspects(store)) return undefined;
+    const dir = join(dataDir, "sample");
+    say(`generating a sample stream of ${o.sample.toLocaleString("en-US")} settlements in ${dir}`);
+    const g = await generate({ outDir: dir, settlements: o.sample, seed: 1 });
+    files = { settlements: g.files.settlements, deaths: g.files.deaths };
+  }
+  const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)));
+  let bad = 0;
+  for await (const { event } of mergedEvents(files.settlements, files.deaths, (b) => {
+    bad++;
+    say(`${b.file}:${b.line}: skipped: ${b.reason}`);
+  })) {
+    pipeline.publish(event);
+  }
+  const t0 = performance.now();
+  await pipeline.drain();
+  const seconds = (performance.now() - t0) / 1000;
+  say(
+    `ingested ${pipeline.stats.events.toLocaleString("en-US")} events (${bad} bad lines) in ${seconds.toFixed(1)} s: ${pipeline.stats.changes.toLocaleString("en-US")} suspect changes`,
+  );
+  return pipeline.stats;
+}
+
+export async function startCommand(o: StartOptions): Promise<void> {
+  const env = loadEnv();
+  const log = createLogger("start", env.LOG_LEVEL);
+  const say = (s: string) => process.stderr.write(`fundguard: ${s}\n`);
+  const dataDir = resolve(env.FUNDGUARD_DATA_DIR);
+  if (!existsSync(dataDir)) mkdirSync(dataDir, { recursive: true });
+  const store = await openStore(chdbConfig(dataDir));
+  await ingest(store, o, dataDir, say);
+  const { serveEmbedded } = await import("./serve.ts");
+  const { url, token } = await serveEmbedded({ store, log, port: env.PORT, dataDir });
+  say(`investigator UI: ${url}`);
+  say(`admin token (valid until the next start): ${token}`);
+}

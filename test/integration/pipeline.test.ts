@@ -1,0 +1,133 @@
+// The distributed pipeline end to end on the real broker and registry, with chdb as ClickHouse:
+// whatever the crashes and rebalances, the exported suspects equal what `detect` finds.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Suspect } from "../../schemas/index.ts";
+import { runDetect } from "../../services/cli/detect.ts";
+import { generate } from "../../services/generate/generate.ts";
+import { topicNames } from "../../services/kafka/topics.ts";
+import { cli, killStrays, pipelineEnv, sleep, spawnCli, tempDir } from "./harness.ts";
+
+/** Everything but the wall-clock detection time. */
+const canonical = (suspects: Suspect[]) =>
+  suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
+
+type Files = { settlements: string; deaths: string };
+let files: Files;
+let expected: string[];
+
+beforeAll(async () => {
+  const g = await generate({ outDir: tempDir("pipeline"), settlements: 60_000, seed: 11, schemeRate: 0.05 });
+  files = g.files;
+  const { suspects } = await runDetect(files, () => undefined);
+  expected = canonical(suspects);
+  expect(new Set(suspects.map((s) => s.detector)).size).toBe(6);
+});
+
+async function exported(env: Record<string, string>): Promise<string[]> {
+  await cli(["sink", "--until-caught-up"], env);
+  const out = (await cli(["export"], env)).stdout;
+  return canonical(out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Suspect));
+}
+
+/** Committed input offsets of the detector group, summed over both input topics. */
+async function committed(env: Record<string, string>): Promise<number> {
+  const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const t = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
+    const offsets = await admin.fetchOffsets({ groupId: env.FUNDGUARD_GROUP as string, topics: [t.settlements, t.deaths] });
+    return offsets.flatMap((o) => o.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function waitFor(cond: () => Promise<boolean>, what: string, ms = 120_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function replay(env: Record<string, string>, f: Files): Promise<number> {
+  const r = await cli(["replay", "--settlements", f.settlements, "--deaths", f.deaths], env);
+  const m = /replay: (\d+) settlements, (\d+) death records/.exec(r.stderr);
+  return Number(m?.[1]) + Number(m?.[2]);
+}
+
+afterEach(killStrays);
+
+describe("Kafka pipeline", () => {
+  it("replay → worker → ClickHouse exports exactly the suspects detect finds", async () => {
+    const env = pipelineEnv("e2e");
+    await replay(env, files);
+    await cli(["worker", "--until-caught-up"], env);
+    expect(await exported(env)).toEqual(expected);
+  });
+
+  it("a worker killed with SIGKILL several times mid-stream ends with exactly the detect suspects", async () => {
+    const env = pipelineEnv("crash", { FUNDGUARD_COMMIT_INTERVAL_MS: "100" });
+    const total = await replay(env, files);
+    for (let kill = 0; kill < 3; kill++) {
+      const before = await committed(env);
+      const worker = spawnCli(["worker"], env);
+      // Kill only after this incarnation has made (and committed) progress of its own.
+      await waitFor(async () => (await committed(env)) >= before + total * 0.05, `progress before kill ${kill + 1}`);
+      worker.kill("SIGKILL");
+      expect((await worker.result).signal).toBe("SIGKILL");
+    }
+    expect(await committed(env)).toBeLessThan(total);
+    await cli(["worker", "--until-caught-up"], env);
+    expect(await exported(env)).toEqual(expected);
+  });
+
+  it("two workers in one group, one killed: the survivor restores the partitions and the result is exact", async () => {
+    const env = pipelineEnv("rebalance", { FUNDGUARD_COMMIT_INTERVAL_MS: "100" });
+    const [first, second] = splitStream(files, tempDir("halves"));
+    const half = await replay(env, first);
+    const a = spawnCli(["worker"], env);
+    await waitFor(async () => (await committed(env)) >= half, "worker A through the first half");
+    const b = spawnCli(["worker"], { ...env, LOG_LEVEL: "info" });
+    await waitFor(async () => restoresOf(b.stdoutAndErr()).length > 0, "worker B joining the group");
+    a.kill("SIGKILL");
+    const total = half + (await replay(env, second));
+    await waitFor(async () => (await committed(env)) >= total, "worker B through the second half");
+    b.kill("SIGTERM");
+    const [ra, rb] = await Promise.all([a.result, b.result]);
+    expect(ra.signal).toBe("SIGKILL");
+    expect(rb.code, rb.stderr).toBe(0);
+    // B took over partitions A had processed: it restored A's state from the changelog, not from the input.
+    const restores = restoresOf(rb.stderr);
+    expect(restores.length).toBeGreaterThanOrEqual(1);
+    expect(restores.reduce((n, r) => n + r.records, 0)).toBeGreaterThan(0);
+    expect(await exported(env)).toEqual(expected);
+  });
+});
+
+function restoresOf(log: string): { records: number }[] {
+  return log
+    .split("\n")
+    .filter((l) => l.includes("state restored from changelog"))
+    .map((l) => JSON.parse(l) as { records: number });
+}
+
+/** The stream cut in two at the middle settlement line; deaths all go with the second half. */
+function splitStream(f: Files, dir: string): [Files, Files] {
+  const lines = readFileSync(f.settlements, "utf8").split("\n").filter(Boolean);
+  const mid = Math.floor(lines.length / 2);
+  const write = (name: string, rows: string[]) => {
+    const path = join(dir, name);
+    writeFileSync(path, rows.map((r) => `${r}\n`).join(""));
+    return path;
+  };
+  const empty = write("no-deaths.ndjson", []);
+  return [
+    { settlements: write("first.ndjson", lines.slice(0, mid)), deaths: empty },
+    { settlements: write("second.ndjson", lines.slice(mid)), deaths: f.deaths },
+  ];
+}
