@@ -1,5 +1,6 @@
 // The one executable, `fundguard`: each subcommand lives in its own module.
 import { Command, InvalidArgumentError } from "commander";
+import { startCommand } from "../embedded/start.ts";
 import { detectCommand } from "./detect.ts";
 import { registerKafkaCommands } from "./kafka-commands.ts";
 import { registerStoreCommands } from "./store-commands.ts";
@@ -35,7 +36,9 @@ program
 
 program
   .command("generate")
-  .description("write a realistic synthetic stream (settlements, deaths) and the labels of its injected schemes")
+  .description(
+    "write a realistic synthetic stream (settlements, deaths) and the labels of its injected schemes",
+  )
   .requiredOption("--out-dir <dir>", "folder for settlements.ndjson, deaths.ndjson and labels.ndjson")
   .option("--settlements <n>", "settlement events to write (SETTLE and REVERSAL lines)", positiveInt, 100_000)
   .option("--persons <n>", "insured persons (default: settlements / 9)", positiveInt)
@@ -70,6 +73,22 @@ program
       quiet: o.quiet ?? false,
     });
   });
+
+program
+  .command("start")
+  .description(
+    "embedded all-in-one: sample stream (or files) → engine → chdb in FUNDGUARD_DATA_DIR → UI on PORT",
+  )
+  .option("--settlements <file>", "ingest these settlements instead of a generated sample")
+  .option("--deaths <file>", "death records to ingest with them")
+  .option(
+    "--sample <n>",
+    "settlements of the generated sample (used when the store is empty)",
+    positiveInt,
+    50_000,
+  )
+  .option("--reference <dir>", "catalog folder (default: bundled)")
+  .action((o) => startCommand(o));
 
 registerKafkaCommands(program);
 registerStoreCommands(program);

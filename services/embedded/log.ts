@@ -1,7 +1,7 @@
 // An in-process log with Kafka's partition and offset semantics, for the embedded mode: events are
 // partitioned by key exactly as Kafka's default partitioner does, read in offset order per
 // partition, and a consumer group's committed offsets say where processing resumes.
-import { type PartitionMetadata, Partitioners } from "kafkajs";
+import { Partitioners, type PartitionMetadata } from "kafkajs";
 
 const partitioner = Partitioners.DefaultPartitioner();
 

@@ -59,7 +59,8 @@ export class EmbeddedPipeline {
     const deaths = batch.filter((e) => e.kind === "death").map((e) => e.value as DeathRecord);
     await this.store.writeSettlements(settlements);
     if (deaths.length > 0) await this.store.writeDeaths(deaths);
-    if (changes.length > 0) await this.store.writeChanges(changes, { versionOf: (_c, i) => versions[i] as number });
+    if (changes.length > 0)
+      await this.store.writeChanges(changes, { versionOf: (_c, i) => versions[i] as number });
     this.stats.events += batch.length;
     this.stats.changes += changes.length;
   }

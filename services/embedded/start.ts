@@ -11,6 +11,7 @@ import { mergedEvents } from "../ingest/ndjson-source.ts";
 import { createLogger } from "../log.ts";
 import { chdbConfig, openStore, type Store } from "../store/index.ts";
 import { EmbeddedPipeline } from "./pipeline.ts";
+import { serveEmbedded } from "./serve.ts";
 
 export interface StartOptions {
   settlements?: string;
@@ -60,8 +61,12 @@ export async function startCommand(o: StartOptions): Promise<void> {
   if (!existsSync(dataDir)) mkdirSync(dataDir, { recursive: true });
   const store = await openStore(chdbConfig(dataDir));
   await ingest(store, o, dataDir, say);
-  const { serveEmbedded } = await import("./serve.ts");
-  const { url, token } = await serveEmbedded({ store, log, port: env.PORT, dataDir });
+  const { app, url, token } = await serveEmbedded({ store, log, port: env.PORT });
   say(`investigator UI: ${url}`);
   say(`admin token (valid until the next start): ${token}`);
+  await new Promise<void>((done) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => done());
+  });
+  await app.close();
+  await store.close();
 }
