@@ -1,5 +1,6 @@
 // The incremental, event-time detection engine for one partition. Pure: no I/O, one
 // event at a time, state exposed per person for snapshots and changelogs.
+import { createHash } from "node:crypto";
 import type { Catalogs } from "../../detectors/catalog.ts";
 import type { AnyDetector, Detector, DetectorContext, SettlementRecord } from "../../detectors/sdk.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
@@ -12,11 +13,15 @@ export type EngineEvent = { kind: "settlement"; value: Settlement } | { kind: "d
 export interface Change {
   op: "upsert" | "retract";
   suspect: Suspect;
+  /** configHash of the detector's effective config when the change was decided. */
+  configHash?: string;
 }
 
 export interface ActiveDetector {
   detector: Detector<unknown, unknown>;
   ctx: DetectorContext<unknown>;
+  /** configHash(ctx.config). Mutable with ctx: a running worker swaps both when its config changes. */
+  configHash?: string;
 }
 
 /** Pairs each detector with its parsed config (defaults filled in) and the catalogs. */
@@ -25,10 +30,29 @@ export function activate(
   catalogs: Catalogs,
   configs: Readonly<Record<string, unknown>> = {},
 ): ActiveDetector[] {
-  return detectors.map((detector) => ({
-    detector,
-    ctx: { catalogs, config: detector.config.parse(configs[detector.id] ?? {}) },
-  }));
+  return detectors.map((detector) => {
+    const config = detector.config.parse(configs[detector.id] ?? {});
+    return { detector, ctx: { catalogs, config }, configHash: configHash(config) };
+  });
+}
+
+/** JSON with object keys sorted at every level: equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
+/** Short sha256 of the canonical JSON of an effective (defaults filled in) detector config. */
+export function configHash(config: unknown): string {
+  return createHash("sha256")
+    .update(canonicalJson(config) ?? "null")
+    .digest("hex")
+    .slice(0, 12);
 }
 
 export interface EngineOptions {
@@ -172,6 +196,7 @@ export class Engine {
     const changes: Change[] = (person.findings.get(original) ?? []).map((suspect) => ({
       op: "retract",
       suspect,
+      configHash: this.detectors.find((a) => a.detector.id === suspect.detector)?.configHash,
     }));
     person.findings.delete(original);
     return changes.concat(this.reevaluate(person, affected));
@@ -204,7 +229,8 @@ export class Engine {
   private reevaluate(person: PersonState, pairs: Pair[]): Change[] {
     const changes: Change[] = [];
     const now = this.clock().toISOString();
-    for (const [{ detector, ctx }, subject] of pairs) {
+    for (const [active, subject] of pairs) {
+      const { detector, ctx } = active;
       if (person.get(subject.id) !== subject) continue;
       const previous = person.findings.get(subject.id) ?? [];
       const mine = previous.filter((f) => f.detector === detector.id);
@@ -232,11 +258,12 @@ export class Engine {
         if (old && sameFinding(old, suspect)) next.push(old);
         else {
           next.push(suspect);
-          changes.push({ op: "upsert", suspect });
+          changes.push({ op: "upsert", suspect, configHash: active.configHash });
         }
       }
       for (const old of mine) {
-        if (!next.some((n) => n.suspect_id === old.suspect_id)) changes.push({ op: "retract", suspect: old });
+        if (!next.some((n) => n.suspect_id === old.suspect_id))
+          changes.push({ op: "retract", suspect: old, configHash: active.configHash });
       }
       const kept = previous.filter((f) => f.detector !== detector.id).concat(next);
       if (kept.length > 0) person.findings.set(subject.id, kept);

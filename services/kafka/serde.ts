@@ -130,20 +130,27 @@ export interface SuspectChange {
   op: "upsert" | "retract";
   version: number;
   suspect: Suspect;
+  /** Hash of the detector config that decided the change (header `fundguard-config-hash`). */
+  configHash?: string;
 }
 
 const suspectType = avroType(suspectSchema);
-export const SUSPECT_HEADERS = { op: "fundguard-op", version: "fundguard-version" } as const;
+export const SUSPECT_HEADERS = {
+  op: "fundguard-op",
+  version: "fundguard-version",
+  configHash: "fundguard-config-hash",
+} as const;
 
 export function encodeSuspectChange(schemaId: number, c: SuspectChange): Message {
   const header = Buffer.alloc(5);
   header.writeInt32BE(schemaId, 1);
   const body = suspectType.toBuffer({ ...c.suspect, evidence: JSON.stringify(c.suspect.evidence) });
-  return {
-    key: c.suspect.person_id,
-    value: Buffer.concat([header, body]),
-    headers: { [SUSPECT_HEADERS.op]: c.op, [SUSPECT_HEADERS.version]: String(c.version) },
+  const headers: Record<string, string> = {
+    [SUSPECT_HEADERS.op]: c.op,
+    [SUSPECT_HEADERS.version]: String(c.version),
   };
+  if (c.configHash) headers[SUSPECT_HEADERS.configHash] = c.configHash;
+  return { key: c.suspect.person_id, value: Buffer.concat([header, body]), headers };
 }
 
 /** Suspect changes are written by our own workers with our own schema, so no resolution is needed. */
@@ -155,5 +162,7 @@ export function decodeSuspectChange(m: KafkaMessage): SuspectChange {
   if ((op !== "upsert" && op !== "retract") || !Number.isSafeInteger(version)) {
     throw new Error("suspect change without valid op/version headers");
   }
-  return { op, version, suspect: { ...raw, evidence: JSON.parse(raw.evidence) } };
+  const configHash = m.headers?.[SUSPECT_HEADERS.configHash]?.toString();
+  const suspect = { ...raw, evidence: JSON.parse(raw.evidence) };
+  return configHash ? { op, version, suspect, configHash } : { op, version, suspect };
 }

@@ -54,7 +54,7 @@ export interface WriteChangesOptions {
   runId?: string;
   /** The row version of each change (see eventVersion). Higher versions win. */
   versionOf: (change: Change, index: number) => bigint | number;
-  /** Hash of the detector configuration that produced the changes. */
+  /** Hash of the detector configuration that produced the changes, for changes without their own `configHash`. */
   configHash?: string;
 }
 
@@ -125,11 +125,11 @@ export class Store {
    */
   async writeChanges(changes: readonly Change[], opts: WriteChangesOptions): Promise<number> {
     const runId = opts.runId ?? LIVE_RUN;
-    const configHash = opts.configHash ?? "";
     const rows = changes.map((change, i) =>
       suspectRow(change.suspect, change.op === "upsert" ? "active" : "retracted", {
         runId,
-        configHash,
+        // A change carries the hash of the config that decided it; the option is the fallback.
+        configHash: change.configHash ?? opts.configHash ?? "",
         version: checkVersion(opts.versionOf(change, i)),
       }),
     );

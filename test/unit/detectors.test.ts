@@ -275,7 +275,7 @@ describe("reversals", () => {
     engine.process(asEvent(first));
     const [found] = engine.process(asEvent(dup));
     const changes = engine.process(asEvent(reversal(dup)));
-    expect(changes).toEqual([{ op: "retract", suspect: found?.suspect }]);
+    expect(changes).toEqual([{ op: "retract", suspect: found?.suspect, configHash: found?.configHash }]);
     expect(engine.process(asEvent(reversal(dup)))).toEqual([]);
     expect(engine.stats.duplicates).toBe(1);
   });
