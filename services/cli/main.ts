@@ -92,6 +92,8 @@ program
 
 registerKafkaCommands(program);
 registerStoreCommands(program);
+(await import("./config-commands.ts")).registerConfigCommands(program);
+(await import("./runs-commands.ts")).registerRunsCommands(program);
 
 try {
   await program.parseAsync();
