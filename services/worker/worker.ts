@@ -3,6 +3,8 @@
 // (acks=all, idempotent producer), and only then are the input offsets committed.
 // Replays after a crash re-derive the same findings under the same ids: exactly-once results.
 import type { EachBatchPayload, Kafka, Message } from "kafkajs";
+import { applyConfigRecord } from "../dynamic-config/apply.ts";
+import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { VersionClock } from "../engine/version-clock.ts";
 import { idempotentProducer, sendAll } from "../kafka/client.ts";
@@ -27,6 +29,11 @@ export interface WorkerOptions {
   /** How often state and offsets are committed (Kafka Streams' commit.interval.ms). */
   commitIntervalMs?: number;
   sessionTimeoutMs?: number;
+  /**
+   * The dynamic detector configuration topic to follow (default: detector-config.v1 with the
+   * topics' prefix); false runs on `detectors` as given.
+   */
+  configTopic?: string | false;
   signal?: AbortSignal;
   onStats?: (s: WorkerStats) => void;
   metrics?: Metrics;
@@ -38,6 +45,8 @@ export interface WorkerStats {
   changes: number;
   restoredPersons: number;
   flushes: number;
+  /** Detector config records applied (a changed effective config). */
+  configChanges: number;
 }
 
 export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
@@ -64,7 +73,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   await consumer.connect();
   await consumer.subscribe({ topics: inputs, fromBeginning: true });
 
-  const stats: WorkerStats = { events: 0, deadLetters: 0, changes: 0, restoredPersons: 0, flushes: 0 };
+  const stats: WorkerStats = {
+    events: 0,
+    deadLetters: 0,
+    changes: 0,
+    restoredPersons: 0,
+    flushes: 0,
+    configChanges: 0,
+  };
   const engines = new Map<number, Engine>();
   let assigned = new Set<number>();
   const clock = new VersionClock();
@@ -81,6 +97,30 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     lock = run.catch(() => undefined);
     return run;
   };
+
+  // Dynamic detector config (a GlobalKTable of detector-config.v1): the whole topic is applied
+  // before the first event, then changes are applied between batches as they arrive.
+  let configFollower: ConfigFollower | undefined;
+  const configTopic = o.configTopic === undefined ? configTopicFor(o.topics) : o.configTopic;
+  if (configTopic) {
+    configFollower = await followConfigTopic(
+      o.kafka,
+      configTopic,
+      (r) =>
+        locked(async () => {
+          if (applyConfigRecord(o.detectors, r, log) === "applied") stats.configChanges++;
+        }),
+      { groupPrefix: `fundguard-config.${o.group}` },
+    );
+    await configFollower.caughtUp;
+    log.info(
+      {
+        topic: configTopic,
+        config_hashes: Object.fromEntries(o.detectors.map((a) => [a.detector.id, a.configHash])),
+      },
+      "detector config loaded",
+    );
+  }
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const next = new Set<number>();
@@ -214,6 +254,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     clearInterval(poll);
     // Stop fetching first so no batch runs while the last flush commits.
     await consumer.stop();
+    await configFollower?.stop();
     await locked(flush);
     await consumer.disconnect();
     await producer.disconnect();

@@ -1,0 +1,64 @@
+// `fundguard config`: dynamic detector configuration in the compacted detector-config.v1 topic.
+import type { Command } from "commander";
+import { loadEnv } from "../config/env.ts";
+import type { ConfigContext } from "../dynamic-config/commands.ts";
+import { createKafka } from "../kafka/client.ts";
+import { createLogger } from "../log.ts";
+
+function configContext(): ConfigContext {
+  const env = loadEnv();
+  if (!env.KAFKA_BROKERS) throw new Error("KAFKA_BROKERS is not set (e.g. KAFKA_BROKERS=127.0.0.1:9092)");
+  const log = createLogger("config", env.LOG_LEVEL);
+  return {
+    kafka: createKafka(env.KAFKA_BROKERS, "fundguard-config", log),
+    prefix: env.FUNDGUARD_TOPIC_PREFIX,
+  };
+}
+
+const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+
+export function registerConfigCommands(program: Command): void {
+  const config = program
+    .command("config")
+    .description("dynamic detector configuration (topic detector-config.v1), applied by running workers");
+
+  config
+    .command("set <detector>")
+    .description(
+      "validate a detector's config with its schema and publish it (fields left out take defaults)",
+    )
+    .requiredOption("--json <object>", "the config, e.g. '{\"readmissionMaxDays\":5}'")
+    .option("--merge", "merge into the current config instead of replacing it")
+    .action(async (detector: string, o: { json: string; merge?: boolean }) => {
+      const { configSet } = await import("../dynamic-config/commands.ts");
+      print(await configSet(configContext(), detector, o.json, { merge: o.merge }));
+    });
+
+  config
+    .command("get [detector]")
+    .description("the effective config of one or every detector, as workers apply it")
+    .action(async (detector: string | undefined) => {
+      const { configGet } = await import("../dynamic-config/commands.ts");
+      const list = await configGet(configContext(), detector);
+      print(detector ? list[0] : list);
+    });
+
+  config
+    .command("history <detector>")
+    .description("the records of one detector still in the topic, oldest first")
+    .option("--json", "JSON instead of a table")
+    .action(async (detector: string, o: { json?: boolean }) => {
+      const { configHistory, formatHistory } = await import("../dynamic-config/commands.ts");
+      const entries = await configHistory(configContext(), detector);
+      if (o.json) print(entries);
+      else process.stdout.write(formatHistory(entries));
+    });
+
+  config
+    .command("reset <detector>")
+    .description("publish a tombstone: the detector goes back to its defaults")
+    .action(async (detector: string) => {
+      const { configReset } = await import("../dynamic-config/commands.ts");
+      print(await configReset(configContext(), detector));
+    });
+}
