@@ -193,6 +193,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateSummar
   for (let i = 0; i < o.days + TAIL_DAYS; i++) {
     const day = day0 + i;
     world.today = day;
+    if (i % 7 === 0) world.sweep();
     const planned = world.takeDay(day);
     let slots = 0;
     if (i < o.days) {

@@ -530,6 +530,11 @@ export class World {
     return d;
   }
 
+  /** Drops per-person state that can no longer matter (past visits, stays older than the horizons). */
+  sweep(): void {
+    for (const p of [...this.dyn.keys()]) this.peekDyn(p);
+  }
+
   get activePersons(): number {
     return this.dyn.size;
   }
@@ -586,6 +591,8 @@ export class World {
   // ---------------------------------------------------------------- planning
 
   private at(day: number): Planned[] {
+    if (day <= this.today)
+      throw new Error(`internal error: planning for ${dateOf(day)}, which is already under way`);
     const list = this.schedule[day - this.day0];
     if (!list) throw new Error(`day ${dateOf(day)} is outside the generated span`);
     return list;
@@ -605,7 +612,8 @@ export class World {
 
   /** The events planned for `day`, in time order (stable for equal times). */
   takeDay(day: number): Planned[] {
-    const list = this.at(day);
+    const list = this.schedule[day - this.day0];
+    if (!list) throw new Error(`day ${dateOf(day)} is outside the generated span`);
     this.schedule[day - this.day0] = [];
     return list.sort((a, b) => a.sec - b.sec);
   }
@@ -688,7 +696,12 @@ export class World {
         transfer = { p, inst: inst2, type: "INPATIENT", adm: dis, dis: dis2, reason: reason2, diag };
       }
     }
-    const settleDay = reason === "DEATH" ? Math.min(this.lastEventDay, dis + rng.int(0, 2)) : dis;
+    // The stay settles on its discharge day (a death possibly a little later): always after today.
+    let settleDay = reason === "DEATH" ? Math.min(this.lastEventDay, dis + rng.int(0, 2)) : dis;
+    if (settleDay <= this.today) {
+      if (reason !== "DEATH") return false;
+      settleDay = this.today + 1;
+    }
     this.plan(settleDay, rng.int(9 * 3600, 16 * 3600 + 1800), {
       p,
       inst,
