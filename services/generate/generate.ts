@@ -5,14 +5,26 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BUNDLED_REFERENCE_DIR, loadCatalogs } from "../../detectors/catalog.ts";
 import { DAY_MS, dateOf, isoCst, msOf, parseDay } from "./calendar.ts";
-import { NdjsonWriter, WriteQueue } from "./output.ts";
+import { CallbackOutput, type LineOutput, NdjsonWriter, WriteQueue } from "./output.ts";
 import { buildPools } from "./pools.ts";
 import { Rng } from "./prng.ts";
 import { SCHEME_CYCLE, SCHEMES } from "./schemes.ts";
 import { type Label, MAX_DAYS, secondOfDayAt, TAIL_DAYS, World, type WorldStats } from "./world.ts";
 
+/** Receives the generated lines instead of files (e.g. to feed an in-process log). */
+export interface GenerateEmitter {
+  /** settlements.ndjson lines, in file order. */
+  settlement(line: string): void;
+  /** deaths.ndjson lines, in reported_at order. */
+  death(line: string): void;
+  label(line: string): void;
+}
+
 export interface GenerateOptions {
-  outDir: string;
+  /** Folder for the three files; required unless `emit` is given. */
+  outDir?: string;
+  /** Deliver the lines to these functions instead of writing files. */
+  emit?: GenerateEmitter;
   /** Events in settlements.ndjson (SETTLE and REVERSAL lines); default 100,000. */
   settlements?: number;
   /** Insured persons; default settlements / 9. */
@@ -40,6 +52,7 @@ export interface GenerateProgress {
 
 export interface GenerateSummary {
   outDir: string;
+  /** Paths of the files written (empty strings with `emit`). */
   files: { settlements: string; deaths: string; labels: string };
   seed: string;
   start: string;
@@ -87,11 +100,12 @@ function dayWeight(day: number): number {
 
 export function validateOptions(
   o: GenerateOptions,
-): Required<Omit<GenerateOptions, "onProgress" | "reference">> {
+): Required<Omit<GenerateOptions, "onProgress" | "reference" | "emit">> {
   const settlements = o.settlements ?? DEFAULTS.settlements;
   const days = o.days ?? DEFAULTS.days;
   const schemeRate = o.schemeRate ?? DEFAULTS.schemeRate;
   const start = o.start ?? DEFAULTS.start;
+  if (!o.outDir && !o.emit) throw new Error("an output folder (outDir) or an emitter is required");
   if (!Number.isInteger(settlements) || settlements < 1)
     throw new Error("settlements must be a positive whole number");
   if (!Number.isInteger(days) || days < 7 || days > MAX_DAYS) {
@@ -104,7 +118,7 @@ export function validateOptions(
   const persons = o.persons ?? Math.max(200, Math.round(settlements / 9));
   if (!Number.isInteger(persons) || persons < 1) throw new Error("persons must be a positive whole number");
   return {
-    outDir: o.outDir,
+    outDir: o.outDir ?? "",
     settlements,
     persons,
     seed: o.seed ?? DEFAULTS.seed,
@@ -124,16 +138,21 @@ export async function generate(options: GenerateOptions): Promise<GenerateSummar
   const rng = new Rng(o.seed);
   const day0 = parseDay(o.start);
 
-  mkdirSync(o.outDir, { recursive: true });
+  const emit = options.emit;
   const ext = o.gzip ? ".ndjson.gz" : ".ndjson";
-  const files = {
-    settlements: join(o.outDir, `settlements${ext}`),
-    deaths: join(o.outDir, `deaths${ext}`),
-    labels: join(o.outDir, `labels${ext}`),
-  };
-  const settlementsOut = new NdjsonWriter(files.settlements, o.gzip);
-  const deathsOut = new NdjsonWriter(files.deaths, o.gzip);
-  const labelsOut = new NdjsonWriter(files.labels, o.gzip);
+  const files = emit
+    ? { settlements: "", deaths: "", labels: "" }
+    : {
+        settlements: join(o.outDir, `settlements${ext}`),
+        deaths: join(o.outDir, `deaths${ext}`),
+        labels: join(o.outDir, `labels${ext}`),
+      };
+  if (!emit) mkdirSync(o.outDir, { recursive: true });
+  const output = (path: string, fn: ((line: string) => void) | undefined): LineOutput =>
+    fn ? new CallbackOutput(fn) : new NdjsonWriter(path, o.gzip);
+  const settlementsOut = output(files.settlements, emit && ((l) => emit.settlement(l)));
+  const deathsOut = output(files.deaths, emit && ((l) => emit.death(l)));
+  const labelsOut = output(files.labels, emit && ((l) => emit.label(l)));
   const queue = new WriteQueue();
   const labelsByRule: Record<string, number> = {};
 

@@ -9,7 +9,32 @@ import { createGzip } from "node:zlib";
 
 const CHUNK_CHARS = 1 << 18;
 
-export class NdjsonWriter {
+/** Where one generated stream goes: a file, or a caller's function. */
+export interface LineOutput {
+  write(line: string): void;
+  readonly needsDrain: boolean;
+  drain(): Promise<void>;
+  close(): Promise<void>;
+  readonly lines: number;
+  readonly bytes: number;
+}
+
+/** Hands each line to a function, synchronously, in stream order. */
+export class CallbackOutput implements LineOutput {
+  lines = 0;
+  bytes = 0;
+  readonly needsDrain = false;
+  constructor(private readonly fn: (line: string) => void) {}
+  write(line: string): void {
+    this.lines++;
+    this.bytes += line.length + 1;
+    this.fn(line);
+  }
+  async drain(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+export class NdjsonWriter implements LineOutput {
   private readonly file: WriteStream;
   private readonly stream: Writable;
   private chunk: string[] = [];

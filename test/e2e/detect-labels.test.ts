@@ -1,7 +1,7 @@
 // The generator's promise, checked end to end: `detect` over a generated stream finds exactly the
 // labelled findings (precision = recall = 1 per detector and rule). Needs no Kafka or ClickHouse.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +10,7 @@ import { DETECTORS } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { type GenerateSummary, generate } from "../../services/generate/generate.ts";
+import { Rng } from "../../services/generate/prng.ts";
 
 interface Label {
   detector: string;
@@ -123,6 +124,31 @@ describe("detect on a generated stream", () => {
       .map(({ l, s }) => ({ label: l, got: s?.settlement_ids }));
     expect(wrong).toEqual([]);
   });
+
+  it("finds the same when the stream arrives in another order (shuffled lines)", async () => {
+    // The contract: final suspects do not depend on arrival order (within the retention).
+    const rng = new Rng("shuffle");
+    const lines = readFileSync(gen.files.settlements, "utf8")
+      .split("\n")
+      .filter((l) => l.length > 0);
+    for (let i = lines.length - 1; i > 0; i--) {
+      const j = rng.int(0, i);
+      [lines[i], lines[j]] = [lines[j] as string, lines[i] as string];
+    }
+    const dir = mkdtempSync(join(tmpdir(), "fundguard-shuffled-"));
+    writeFileSync(join(dir, "settlements.ndjson"), `${lines.join("\n")}\n`);
+    const deaths = readFileSync(gen.files.deaths, "utf8")
+      .split("\n")
+      .filter((l) => l.length > 0)
+      .reverse();
+    writeFileSync(join(dir, "deaths.ndjson"), `${deaths.join("\n")}\n`);
+    const shuffled = await runDetect(
+      { settlements: join(dir, "settlements.ndjson"), deaths: join(dir, "deaths.ndjson") },
+      () => badLines++,
+    );
+    const { falsePositives, falseNegatives } = score(labels, shuffled.suspects);
+    expect({ falsePositives, falseNegatives }).toEqual({ falsePositives: [], falseNegatives: [] });
+  }, 300_000);
 });
 
 describe("the fundguard CLI on a generated stream", () => {

@@ -286,7 +286,26 @@ describe("generate", () => {
     expect(readLines(gz.files.settlements).length).toBe(gz.events);
   }, 60_000);
 
+  it("hands the same lines to an emitter instead of files", async () => {
+    const got = { settlement: [] as string[], death: [] as string[], label: [] as string[] };
+    const emitted = await generate({
+      settlements: 3_000,
+      seed: 9,
+      emit: {
+        settlement: (l) => got.settlement.push(l),
+        death: (l) => got.death.push(l),
+        label: (l) => got.label.push(l),
+      },
+    });
+    const plain = await generate({ outDir: tmp(), settlements: 3_000, seed: 9 });
+    expect(got.settlement).toEqual(readLines(plain.files.settlements));
+    expect(got.death).toEqual(readLines(plain.files.deaths));
+    expect(got.label).toEqual(readLines(plain.files.labels));
+    expect(emitted.events).toBe(plain.events);
+  }, 60_000);
+
   it("rejects options outside the retention or the contract", async () => {
+    await expect(generate({})).rejects.toThrow(/outDir/);
     await expect(generate({ outDir: tmp(), days: 400 })).rejects.toThrow(/days/);
     await expect(generate({ outDir: tmp(), settlements: 0 })).rejects.toThrow(/settlements/);
     await expect(generate({ outDir: tmp(), start: "2025-02-30" })).rejects.toThrow(/date/);
