@@ -3,11 +3,36 @@ import { bySettledAt, defineDetector, type Finding, type PersonView, type Settle
 
 /**
  * A billed line reduced to what makes two lines "the same" (item, date, quantity and unit
- * price, joined into one key) plus what the evidence shows. A tuple, not an object: it is
- * retained for every line of every settlement, so it is the engine's largest state.
+ * price, joined into one key) plus what the evidence shows.
  */
 type Fingerprint = [key: string, line_no: number, amount_fen: number, item_name: string];
 const SEP = "\u0001";
+
+/**
+ * What is retained per settlement: a 53-bit hash per line for matching, and the lines as one
+ * JSON string, parsed only when hashes match. Lines of every retained settlement are the
+ * engine's largest state; two objects per settlement instead of several per line keep it
+ * cheap for the garbage collector. Matches are confirmed on the full key, so a hash
+ * collision never makes a finding.
+ */
+interface LineFacts {
+  hashes: number[];
+  lines: string;
+}
+
+/** cyrb53: a fast, well-mixed 53-bit string hash. */
+function hash53(str: string): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < str.length; i++) {
+    const c = str.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
 
 function lineOf([key, line_no, amount_fen, item_name]: Fingerprint) {
   const [item_code, service_date, quantity, unit_price_fen] = key.split(SEP) as [
@@ -27,7 +52,14 @@ function lineOf([key, line_no, amount_fen, item_name]: Fingerprint) {
   };
 }
 
-const fingerprints = (s: SettlementRecord) => (s.facts.duplicate_billing as Fingerprint[] | undefined) ?? [];
+const lineFacts = (s: SettlementRecord) => s.facts.duplicate_billing as LineFacts | undefined;
+const fingerprints = (s: SettlementRecord): Fingerprint[] => {
+  const f = lineFacts(s);
+  return f ? (JSON.parse(f.lines) as Fingerprint[]) : [];
+};
+const sharesHash = (hashes: Set<number>, s: SettlementRecord) =>
+  lineFacts(s)?.hashes.some((h) => hashes.has(h)) ?? false;
+
 const isStay = (s: SettlementRecord) => s.visitType === "INPATIENT";
 const isVisit = (s: SettlementRecord) => s.visitType === "OUTPATIENT" || s.visitType === "PHARMACY";
 const overlaps = (a: SettlementRecord, b: SettlementRecord) =>
@@ -50,14 +82,18 @@ const stayEvidence = (s: SettlementRecord) => ({
 });
 
 function duplicateLine(subject: SettlementRecord, person: PersonView): Finding | undefined {
-  const mine = fingerprints(subject);
-  if (mine.length === 0) return undefined;
-  const keys = new Set(mine.map((f) => f[0]));
+  const facts = lineFacts(subject);
+  if (!facts) return undefined;
+  const hashes = new Set(facts.hashes);
+  let mine: Fingerprint[] | undefined;
+  let keys: Set<string> | undefined;
   // Only a copy settled before the subject can make it a duplicate; keep the first such copy per line.
   const first = new Map<string, { settlement: SettlementRecord; line: Fingerprint }>();
   for (const other of person.settlements) {
     if (other.id === subject.id || other.institutionId !== subject.institutionId) continue;
-    if (bySettledAt(other, subject) >= 0) continue;
+    if (bySettledAt(other, subject) >= 0 || !sharesHash(hashes, other)) continue;
+    mine ??= fingerprints(subject);
+    keys ??= new Set(mine.map((f) => f[0]));
     for (const g of fingerprints(other)) {
       if (!keys.has(g[0])) continue;
       const current = first.get(g[0]);
@@ -65,7 +101,7 @@ function duplicateLine(subject: SettlementRecord, person: PersonView): Finding |
         first.set(g[0], { settlement: other, line: g });
     }
   }
-  if (first.size === 0) return undefined;
+  if (first.size === 0 || !mine) return undefined;
   const lines: Record<string, unknown>[] = [];
   const related: string[] = [];
   let amount = 0;
@@ -98,9 +134,9 @@ export const duplicateBilling = defineDetector({
     },
   },
   config: z.object({}),
-  extract(s): Fingerprint[] | undefined {
+  extract(s): LineFacts | undefined {
     if (s.items.length === 0) return undefined;
-    return s.items.map(
+    const lines = s.items.map(
       (i): Fingerprint => [
         [i.item_code, i.service_date, i.quantity, i.unit_price_fen].join(SEP),
         i.line_no,
@@ -108,10 +144,11 @@ export const duplicateBilling = defineDetector({
         i.item_name,
       ],
     );
+    return { hashes: lines.map((l) => hash53(l[0])), lines: JSON.stringify(lines) };
   },
   affected(changed, person) {
-    const keys = new Set(fingerprints(changed).map((f) => f[0]));
-    const sharesLine = (s: SettlementRecord) => fingerprints(s).some((f) => keys.has(f[0]));
+    const hashes = new Set(lineFacts(changed)?.hashes ?? []);
+    const sharesLine = (s: SettlementRecord) => sharesHash(hashes, s);
     return person.settlements.filter(
       (s) =>
         s.id !== changed.id &&
