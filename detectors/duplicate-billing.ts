@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { bySettledAt, defineDetector, type Finding, type PersonView, type SettlementRecord } from "./sdk.ts";
+import {
+  bySettledAt,
+  defineDetector,
+  type Finding,
+  isStay,
+  type PersonView,
+  type SettlementRecord,
+  stayEvidence,
+} from "./sdk.ts";
 
 /**
  * A billed line reduced to what makes two lines "the same" (item, date, quantity and unit
@@ -60,7 +68,6 @@ const fingerprints = (s: SettlementRecord): Fingerprint[] => {
 const sharesHash = (hashes: Set<number>, s: SettlementRecord) =>
   lineFacts(s)?.hashes.some((h) => hashes.has(h)) ?? false;
 
-const isStay = (s: SettlementRecord) => s.visitType === "INPATIENT";
 const isVisit = (s: SettlementRecord) => s.visitType === "OUTPATIENT" || s.visitType === "PHARMACY";
 const overlaps = (a: SettlementRecord, b: SettlementRecord) =>
   a.admission < b.discharge && b.admission < a.discharge;
@@ -71,15 +78,6 @@ const during = (visit: SettlementRecord, stay: SettlementRecord) =>
 function byAdmission(a: SettlementRecord, b: SettlementRecord): number {
   return a.admission < b.admission ? -1 : a.admission > b.admission ? 1 : bySettledAt(a, b);
 }
-
-const stayEvidence = (s: SettlementRecord) => ({
-  settlement_id: s.id,
-  institution_id: s.institutionId,
-  institution_name: s.institutionName,
-  admission_date: s.admission,
-  discharge_date: s.discharge,
-  discharge_reason: s.dischargeReason,
-});
 
 function duplicateLine(subject: SettlementRecord, person: PersonView): Finding | undefined {
   const facts = lineFacts(subject);

@@ -1,8 +1,6 @@
 import { z } from "zod";
 import { daysBetween } from "./dates.ts";
-import { defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
-
-const isStay = (s: SettlementRecord) => s.visitType === "INPATIENT";
+import { defineDetector, type Finding, isStay, type SettlementRecord, stayEvidence } from "./sdk.ts";
 
 /** The rule's order of stays: (admission_date, discharge_date, settled_at, settlement_id). */
 function byStayOrder(a: SettlementRecord, b: SettlementRecord): number {
@@ -10,15 +8,6 @@ function byStayOrder(a: SettlementRecord, b: SettlementRecord): number {
   if (a.discharge !== b.discharge) return a.discharge < b.discharge ? -1 : 1;
   return a.settledAtMs - b.settledAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
-
-const stayEvidence = (s: SettlementRecord) => ({
-  settlement_id: s.id,
-  institution_id: s.institutionId,
-  institution_name: s.institutionName,
-  admission_date: s.admission,
-  discharge_date: s.discharge,
-  discharge_reason: s.dischargeReason,
-});
 
 export const frequentAdmission = defineDetector({
   id: "frequent_admission",

@@ -101,3 +101,17 @@ export function factsOf<F>(
 export function bySettledAt(a: SettlementRecord, b: SettlementRecord): number {
   return a.settledAtMs - b.settledAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
+
+export const isStay = (s: SettlementRecord): boolean => s.visitType === "INPATIENT";
+
+/** How rules show a stay in evidence. */
+export function stayEvidence(s: SettlementRecord) {
+  return {
+    settlement_id: s.id,
+    institution_id: s.institutionId,
+    institution_name: s.institutionName,
+    admission_date: s.admission,
+    discharge_date: s.discharge,
+    discharge_reason: s.dischargeReason,
+  };
+}
