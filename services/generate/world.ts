@@ -485,8 +485,9 @@ export class World {
     const delay = delayDays ?? rng.int(14, Math.min(56, this.lastEventDay - day));
     const source = rng.pick(DEATH_SOURCES);
     this.planDeathRecord(p, day, source, day + delay);
-    if (rng.chance(0.05) && day + delay + 1 <= this.lastEventDay) {
-      const again = rng.int(day + delay + 1, Math.min(this.lastEventDay, day + delay + 20));
+    // Now and then a second department reports the same death later (still within 8 weeks).
+    if (rng.chance(0.05) && delay < 56 && day + delay + 1 <= this.lastEventDay) {
+      const again = rng.int(day + delay + 1, Math.min(this.lastEventDay, day + 56));
       this.planDeathRecord(p, day, rng.pick(DEATH_SOURCES.filter((s) => s !== source)), again);
     }
     return day + delay;
