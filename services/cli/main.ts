@@ -94,6 +94,8 @@ registerKafkaCommands(program);
 registerStoreCommands(program);
 (await import("./config-commands.ts")).registerConfigCommands(program);
 (await import("./runs-commands.ts")).registerRunsCommands(program);
+// `serve` (investigator API + web UI) and `users add|list|remove`; fastify loads only when serving.
+(await import("../api/command.ts")).registerServeCommand(program);
 
 try {
   await program.parseAsync();
