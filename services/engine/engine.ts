@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import type { Catalogs } from "../../detectors/catalog.ts";
 import type { AnyDetector, Detector, DetectorContext, SettlementRecord } from "../../detectors/sdk.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
-import { type PersonSnapshot, PersonState } from "./person-state.ts";
+import { PersonState, type StateEntry } from "./person-state.ts";
 import { suspectId } from "./suspect-id.ts";
 
 export type EngineEvent = { kind: "settlement"; value: Settlement } | { kind: "death"; value: DeathRecord };
@@ -83,7 +83,8 @@ export class Engine {
   private readonly clock: () => Date;
   private watermarkMs = Number.NEGATIVE_INFINITY;
   private sweptAtMs = Number.NEGATIVE_INFINITY;
-  private readonly dirty = new Set<string>();
+  private readonly dirty = new Map<string, unknown>();
+  private takenWatermarkMs = Number.NEGATIVE_INFINITY;
   readonly stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
 
   constructor(opts: EngineOptions) {
@@ -107,7 +108,6 @@ export class Engine {
     if (eventMs < this.watermarkMs - this.retentionMs) this.stats.tooLate++;
     if (eventMs > this.watermarkMs) this.watermarkMs = eventMs;
     const person = this.person(event.value.person_id);
-    this.dirty.add(person.personId);
     const changes =
       event.kind === "death"
         ? this.onDeath(person, event.value)
@@ -118,19 +118,31 @@ export class Engine {
     return changes;
   }
 
-  /** Persons changed since the last call, as snapshots (null: the person's state was evicted). */
-  takeDirty(): { personId: string; snapshot: PersonSnapshot | null }[] {
-    const out = [...this.dirty].map((personId) => ({
-      personId,
-      snapshot: this.persons.get(personId)?.snapshot(this.watermarkMs) ?? null,
-    }));
+  /** State entries changed since the last call, keyed for a compacted changelog (null value: deleted). */
+  takeDirty(): { key: string; value: unknown }[] {
+    const out = [...this.dirty].map(([key, value]) => ({ key, value }));
+    if (this.watermarkMs !== this.takenWatermarkMs) {
+      out.push({ key: WATERMARK_KEY, value: this.watermarkMs });
+      this.takenWatermarkMs = this.watermarkMs;
+    }
     this.dirty.clear();
     return out;
   }
 
-  restore(snapshot: PersonSnapshot): void {
-    this.persons.set(snapshot.personId, PersonState.restore(snapshot));
-    this.watermarkMs = Math.max(this.watermarkMs, snapshot.watermarkMs);
+  /** Applies one changelog entry (as written by takeDirty) to rebuild state after a restart. */
+  restoreEntry(key: string, value: unknown): void {
+    if (key === WATERMARK_KEY) {
+      this.watermarkMs = Math.max(this.watermarkMs, value as number);
+      this.takenWatermarkMs = this.watermarkMs;
+      return;
+    }
+    const [personId, kind, id] = key.split(KEY_SEP) as [string, StateEntry["kind"], string];
+    let p = this.persons.get(personId);
+    if (!p) {
+      p = this.newPerson(personId);
+      this.persons.set(personId, p);
+    }
+    p.apply({ kind, id, value } as StateEntry);
   }
 
   /** Every active finding, for `detect` output and tests. */
@@ -141,14 +153,20 @@ export class Engine {
   private person(personId: string): PersonState {
     let p = this.persons.get(personId);
     if (!p) {
-      p = new PersonState(personId);
+      p = this.newPerson(personId);
       this.persons.set(personId, p);
     }
     return p;
   }
 
+  private newPerson(personId: string): PersonState {
+    return new PersonState(personId, (pid, e) =>
+      this.dirty.set(`${pid}${KEY_SEP}${e.kind}${KEY_SEP}${e.id}`, e.value),
+    );
+  }
+
   private onSettle(person: PersonState, s: Settlement, settledAtMs: number): Change[] {
-    if (person.get(s.settlement_id) || person.cancelled.has(s.settlement_id)) {
+    if (person.get(s.settlement_id) || person.isCancelled(s.settlement_id)) {
       this.stats.duplicates++;
       return [];
     }
@@ -182,12 +200,12 @@ export class Engine {
 
   private onReversal(person: PersonState, r: Settlement, atMs: number): Change[] {
     const original = r.original_settlement_id as string;
-    if (person.cancelled.has(original)) {
+    if (person.isCancelled(original)) {
       this.stats.duplicates++;
       return [];
     }
     this.stats.reversals++;
-    person.cancelled.set(original, { reversalId: r.settlement_id, atMs });
+    person.cancel(original, { reversalId: r.settlement_id, atMs });
     const record = person.get(original);
     // A reversal of a settlement not seen yet cancels it on arrival.
     if (!record) return [];
@@ -198,7 +216,7 @@ export class Engine {
       suspect,
       configHash: this.detectors.find((a) => a.detector.id === suspect.detector)?.configHash,
     }));
-    person.findings.delete(original);
+    person.setFindings(original, []);
     return changes.concat(this.reevaluate(person, affected));
   }
 
@@ -208,7 +226,7 @@ export class Engine {
       return [];
     }
     this.stats.deaths++;
-    person.death = d;
+    person.setDeath(d);
     const pairs: Pair[] = [];
     for (const a of this.detectors) {
       if (a.detector.usesDeath) for (const s of person.settlements) pairs.push([a, s]);
@@ -266,8 +284,7 @@ export class Engine {
           changes.push({ op: "retract", suspect: old, configHash: active.configHash });
       }
       const kept = previous.filter((f) => f.detector !== detector.id).concat(next);
-      if (kept.length > 0) person.findings.set(subject.id, kept);
-      else person.findings.delete(subject.id);
+      if (kept.length > 0 || previous.length > 0) person.setFindings(subject.id, kept);
     }
     return changes;
   }
@@ -275,16 +292,17 @@ export class Engine {
   private sweep(): void {
     const horizon = this.watermarkMs - this.retentionMs;
     for (const [id, p] of this.persons) {
-      if (!p.evict(horizon)) {
-        this.persons.delete(id);
-        this.dirty.add(id);
-      }
+      if (!p.evict(horizon)) this.persons.delete(id);
     }
     this.sweptAtMs = this.watermarkMs;
   }
 }
 
 type Pair = [ActiveDetector, SettlementRecord];
+
+const KEY_SEP = "\u0001";
+/** The partition's newest event time, kept with the state so retention survives restarts. */
+const WATERMARK_KEY = `${KEY_SEP}watermark`;
 
 /** A later report replaces an earlier one; ties are broken by content so every order agrees. */
 function supersedes(next: DeathRecord, current: DeathRecord): boolean {

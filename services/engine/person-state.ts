@@ -6,74 +6,124 @@ export interface Cancellation {
   atMs: number;
 }
 
-/** Serializable form of one person's state: the unit of the changelog and of snapshots. */
-export interface PersonSnapshot {
-  personId: string;
-  watermarkMs: number;
-  settlements: SettlementRecord[];
-  cancelled: [string, Cancellation][];
-  death: DeathRecord | null;
-  findings: Suspect[];
-}
+/**
+ * State is changelogged as small key-value entries, one per settlement, cancellation,
+ * death record and suspect settlement's findings (as Kafka Streams stores do), so an event
+ * writes what it changed rather than the whole person again.
+ */
+export type StateEntry =
+  | { kind: "s"; id: string; value: SettlementRecord | null }
+  | { kind: "c"; id: string; value: Cancellation | null }
+  | { kind: "d"; id: ""; value: DeathRecord | null }
+  | { kind: "f"; id: string; value: Suspect[] | null };
+
+type OnChange = (personId: string, entry: StateEntry) => void;
 
 /** One person's retained evidence and the findings currently active for it. */
 export class PersonState implements PersonView {
   readonly settlements: SettlementRecord[] = [];
   private readonly byId = new Map<string, SettlementRecord>();
   /** original settlement id → the reversal that cancels it (it may not have arrived yet). */
-  readonly cancelled = new Map<string, Cancellation>();
-  death: DeathRecord | undefined;
+  private readonly cancellations = new Map<string, Cancellation>();
+  private deathRecord: DeathRecord | undefined;
   /** suspect settlement id → its active findings. */
-  readonly findings = new Map<string, Suspect[]>();
+  private readonly active = new Map<string, Suspect[]>();
 
-  constructor(readonly personId: string) {}
+  constructor(
+    readonly personId: string,
+    private readonly onChange: OnChange = () => undefined,
+  ) {}
+
+  get death(): DeathRecord | undefined {
+    return this.deathRecord;
+  }
+
+  get findings(): ReadonlyMap<string, Suspect[]> {
+    return this.active;
+  }
 
   get(id: string): SettlementRecord | undefined {
     return this.byId.get(id);
   }
 
+  isCancelled(id: string): boolean {
+    return this.cancellations.has(id);
+  }
+
   add(s: SettlementRecord): void {
     this.byId.set(s.id, s);
     this.settlements.push(s);
+    this.onChange(this.personId, { kind: "s", id: s.id, value: s });
   }
 
   remove(id: string): void {
     if (!this.byId.delete(id)) return;
-    const i = this.settlements.findIndex((s) => s.id === id);
-    this.settlements.splice(i, 1);
+    this.settlements.splice(
+      this.settlements.findIndex((s) => s.id === id),
+      1,
+    );
+    this.onChange(this.personId, { kind: "s", id, value: null });
+  }
+
+  cancel(original: string, c: Cancellation): void {
+    this.cancellations.set(original, c);
+    this.onChange(this.personId, { kind: "c", id: original, value: c });
+  }
+
+  setDeath(d: DeathRecord): void {
+    this.deathRecord = d;
+    this.onChange(this.personId, { kind: "d", id: "", value: d });
+  }
+
+  setFindings(subject: string, list: Suspect[]): void {
+    if (list.length > 0) this.active.set(subject, list);
+    else if (!this.active.delete(subject)) return;
+    this.onChange(this.personId, { kind: "f", id: subject, value: list.length > 0 ? list : null });
   }
 
   /** Drops evidence older than the horizon; returns whether anything is left. */
   evict(horizonMs: number): boolean {
-    for (const s of this.settlements.filter((x) => x.settledAtMs < horizonMs)) {
-      this.remove(s.id);
-      this.findings.delete(s.id);
+    if (this.settlements.some((s) => s.settledAtMs < horizonMs)) {
+      for (const s of this.settlements.filter((x) => x.settledAtMs < horizonMs)) {
+        this.remove(s.id);
+        this.setFindings(s.id, []);
+      }
     }
-    for (const [id, c] of this.cancelled)
-      if (c.atMs < horizonMs && !this.byId.has(id)) this.cancelled.delete(id);
-    return this.settlements.length > 0 || this.cancelled.size > 0 || this.death !== undefined;
+    for (const [id, c] of this.cancellations) {
+      if (c.atMs < horizonMs && !this.byId.has(id)) {
+        this.cancellations.delete(id);
+        this.onChange(this.personId, { kind: "c", id, value: null });
+      }
+    }
+    return this.settlements.length > 0 || this.cancellations.size > 0 || this.deathRecord !== undefined;
   }
 
-  snapshot(watermarkMs: number): PersonSnapshot {
-    return {
-      personId: this.personId,
-      watermarkMs,
-      settlements: this.settlements,
-      cancelled: [...this.cancelled],
-      death: this.death ?? null,
-      findings: [...this.findings.values()].flat(),
-    };
-  }
-
-  static restore(snap: PersonSnapshot): PersonState {
-    const p = new PersonState(snap.personId);
-    for (const s of snap.settlements) p.add(s);
-    for (const [id, c] of snap.cancelled) p.cancelled.set(id, c);
-    p.death = snap.death ?? undefined;
-    for (const f of snap.findings) {
-      const subject = f.settlement_ids[0] as string;
-      p.findings.set(subject, [...(p.findings.get(subject) ?? []), f]);
+  /** Applies a changelog entry while restoring; does not report it as a change. */
+  apply(e: StateEntry): void {
+    switch (e.kind) {
+      case "s":
+        if (e.value) {
+          if (!this.byId.has(e.id)) this.settlements.push(e.value);
+          else this.settlements[this.settlements.findIndex((s) => s.id === e.id)] = e.value;
+          this.byId.set(e.id, e.value);
+        } else if (this.byId.delete(e.id)) {
+          this.settlements.splice(
+            this.settlements.findIndex((s) => s.id === e.id),
+            1,
+          );
+        }
+        break;
+      case "c":
+        if (e.value) this.cancellations.set(e.id, e.value);
+        else this.cancellations.delete(e.id);
+        break;
+      case "d":
+        this.deathRecord = e.value ?? undefined;
+        break;
+      case "f":
+        if (e.value) this.active.set(e.id, e.value);
+        else this.active.delete(e.id);
+        break;
     }
-    return p;
   }
 }

@@ -1,18 +1,14 @@
 // The engine's per-person state in a compacted changelog topic, as Kafka Streams keeps its stores:
-// restoring a partition reads only the latest state of each person, never the input history.
+// restoring a partition reads only the latest value of each state entry, never the input history.
 import { randomUUID } from "node:crypto";
 import type { Kafka, Message } from "kafkajs";
-import type { PersonSnapshot } from "../engine/person-state.ts";
 import { CHANGELOG_MAX_MESSAGE_BYTES } from "../kafka/topics.ts";
 
-export function changelogMessages(
-  partition: number,
-  dirty: { personId: string; snapshot: PersonSnapshot | null }[],
-): Message[] {
-  return dirty.map(({ personId, snapshot }) => ({
-    key: personId,
+export function changelogMessages(partition: number, dirty: { key: string; value: unknown }[]): Message[] {
+  return dirty.map(({ key, value }) => ({
+    key,
     partition,
-    value: snapshot ? JSON.stringify(snapshot) : null,
+    value: value === null ? null : JSON.stringify(value),
   }));
 }
 
@@ -24,7 +20,7 @@ export async function restoreFromChangelog(
   kafka: Kafka,
   topic: string,
   partitions: number[],
-  apply: (partition: number, snapshot: PersonSnapshot | null, personId: string) => void,
+  apply: (partition: number, key: string, value: unknown) => void,
 ): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
@@ -55,11 +51,10 @@ export async function restoreFromChangelog(
               if (end === undefined) return;
               for (const m of batch.messages) {
                 if (BigInt(m.offset) >= end) break;
-                const personId = m.key?.toString() ?? "";
                 apply(
                   batch.partition,
-                  m.value ? (JSON.parse(m.value.toString()) as PersonSnapshot) : null,
-                  personId,
+                  m.key?.toString() ?? "",
+                  m.value ? JSON.parse(m.value.toString()) : null,
                 );
                 restored++;
               }

@@ -141,8 +141,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     if (missing.length === 0) return;
     const fresh = new Map(missing.map((p) => [p, newEngine()]));
     const t0 = Date.now();
-    const n = await restoreFromChangelog(o.kafka, changelogTopic, missing, (p, snap) => {
-      if (snap) fresh.get(p)?.restore(snap);
+    const n = await restoreFromChangelog(o.kafka, changelogTopic, missing, (p, key, value) => {
+      fresh.get(p)?.restoreEntry(key, value);
     });
     for (const [p, e] of fresh) engines.set(p, e);
     stats.restoredPersons += n;

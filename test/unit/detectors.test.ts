@@ -319,9 +319,9 @@ describe("engine", () => {
     const second = stay("2025-01-20", "2025-01-22");
     const a = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
     a.process(asEvent(first));
-    const snaps = a.takeDirty();
+    const entries = a.takeDirty();
     const b = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
-    for (const { snapshot } of snaps) if (snapshot) b.restore(JSON.parse(JSON.stringify(snapshot)));
+    for (const { key, value } of entries) b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
     const changes = b.process(asEvent(second));
     expect(changes.map((c) => `${c.op}:${c.suspect.rule}`)).toEqual(["upsert:readmission"]);
   });

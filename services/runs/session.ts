@@ -1,0 +1,207 @@
+// The part of a run common to every source: engines, suspect writes with row versions,
+// checkpoints, resume (restore + repair), rate limit and final counts.
+import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
+import type { Logger } from "../log.ts";
+import type { Store } from "../store/index.ts";
+import { SUSPECT_COLUMNS, type SuspectReadRow, suspectFromRow } from "../store/rows.ts";
+import type { Checkpoint, CommitRecord, DirtyPerson, LoadedCheckpoint } from "./checkpoint.ts";
+import { FINAL_SETTINGS, RowClock } from "./table.ts";
+
+export interface SessionOptions {
+  name: string;
+  store: Store;
+  detectors: ActiveDetector[];
+  retentionDays: number;
+  checkpoint: Checkpoint;
+  /** Flush suspects and commit a checkpoint at least this often. */
+  checkpointIntervalMs: number;
+  /** ... or when this many suspect changes are pending. */
+  maxPendingChanges?: number;
+  log: Logger;
+  /** After each checkpoint (e.g. to update the runs row). */
+  onCheckpoint?: () => Promise<void>;
+}
+
+export class RunSession {
+  readonly engines = new Map<number, Engine>();
+  events = 0;
+  badEvents = 0;
+  changes = 0;
+  checkpoints = 0;
+  private pending: Change[] = [];
+  private versions: number[] = [];
+  private clock = new RowClock();
+  private lastCheckpoint = Date.now();
+  private readonly maxPending: number;
+
+  constructor(private readonly o: SessionOptions) {
+    this.maxPending = o.maxPendingChanges ?? 50_000;
+  }
+
+  engine(key: number): Engine {
+    let e = this.engines.get(key);
+    if (!e) {
+      e = new Engine({ detectors: this.o.detectors, retentionDays: this.o.retentionDays });
+      this.engines.set(key, e);
+    }
+    return e;
+  }
+
+  process(key: number, event: EngineEvent): void {
+    for (const c of this.engine(key).process(event)) {
+      this.pending.push(c);
+      this.versions.push(this.clock.next());
+    }
+    this.events++;
+  }
+
+  bad(): void {
+    this.badEvents++;
+  }
+
+  get due(): boolean {
+    return (
+      Date.now() - this.lastCheckpoint >= this.o.checkpointIntervalMs ||
+      this.pending.length >= this.maxPending
+    );
+  }
+
+  private async flushChanges(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const versions = this.versions;
+    await this.o.store.writeChanges(this.pending, {
+      runId: this.o.name,
+      versionOf: (_c, i) => versions[i] as number,
+    });
+    this.changes += this.pending.length;
+    this.pending = [];
+    this.versions = [];
+  }
+
+  /** Writes pending suspects, then commits the engine state and `position` (in that order). */
+  async checkpoint(position: unknown): Promise<void> {
+    const t0 = performance.now();
+    const changes = this.pending.length;
+    await this.flushChanges();
+    const t1 = performance.now();
+    const dirty: DirtyPerson[] = [];
+    for (const [engine, e] of this.engines) {
+      for (const d of e.takeDirty()) dirty.push({ engine, personId: d.key, snapshot: d.value });
+    }
+    const record: CommitRecord = {
+      position,
+      events: this.events,
+      badEvents: this.badEvents,
+      stats: Object.fromEntries([...this.engines].map(([k, e]) => [String(k), { ...e.stats }])),
+      maxVersion: this.clock.current,
+      at: new Date().toISOString(),
+    };
+    await this.o.checkpoint.commit(dirty, record);
+    const t2 = performance.now();
+    this.checkpoints++;
+    this.lastCheckpoint = Date.now();
+    await this.o.onCheckpoint?.();
+    this.o.log.debug(
+      {
+        events: this.events,
+        changes,
+        persons: dirty.length,
+        write_ms: Math.round(t1 - t0),
+        commit_ms: Math.round(t2 - t1),
+        row_ms: Math.round(performance.now() - t2),
+        log_bytes: this.o.checkpoint.logBytes,
+      },
+      "checkpoint",
+    );
+  }
+
+  /**
+   * Restores the committed state, then repairs the store: suspect rows written after the
+   * checkpoint (by the interrupted process) are rewritten to the checkpoint's state, with
+   * versions above theirs. From there the store and the engines agree again, so continuing
+   * gives the same final suspects as an uninterrupted run, whatever order the source replays in.
+   * Returns the number of suspects repaired.
+   */
+  async restore(loaded: LoadedCheckpoint<unknown>): Promise<number> {
+    for (const [key, persons] of loaded.states) {
+      const e = this.engine(key);
+      for (const [key, value] of persons) e.restoreEntry(key, value);
+      e.takeDirty(); // restored state is already in the checkpoint
+    }
+    const commit = loaded.commit;
+    if (commit) {
+      this.events = commit.events;
+      this.badEvents = commit.badEvents;
+      for (const [key, stats] of Object.entries(commit.stats))
+        Object.assign(this.engine(Number(key)).stats, stats);
+    }
+    const after = commit?.maxVersion ?? 0;
+    const [top] = await this.o.store.query<{ v: string }>(
+      "SELECT toString(max(version)) AS v FROM suspects WHERE run_id = {run:String}",
+      { run: this.o.name },
+    );
+    this.clock = new RowClock(Math.max(after, Number(top?.v ?? 0)));
+
+    const active = new Map<string, Change>();
+    const hashOf = new Map(this.o.detectors.map((a) => [a.detector.id, a.configHash]));
+    const stale = this.o.store.stream<SuspectReadRow & { status: "active" | "retracted" }>(
+      `SELECT ${SUSPECT_COLUMNS}, status FROM suspects FINAL
+       WHERE run_id = {run:String}
+         AND suspect_id IN (SELECT suspect_id FROM suspects WHERE run_id = {run:String} AND version > {after:UInt64})
+       ${FINAL_SETTINGS}`,
+      { run: this.o.name, after: String(after) },
+    );
+    let repaired = 0;
+    let built = false;
+    for await (const row of stale) {
+      if (!built) {
+        for (const e of this.engines.values()) {
+          for (const s of e.activeSuspects()) {
+            active.set(s.suspect_id, { op: "upsert", suspect: s, configHash: hashOf.get(s.detector) });
+          }
+        }
+        built = true;
+      }
+      const current = active.get(row.suspect_id);
+      if (current) this.pending.push(current);
+      else if (row.status === "active") {
+        const suspect = suspectFromRow(row);
+        this.pending.push({ op: "retract", suspect, configHash: hashOf.get(suspect.detector) });
+      } else continue;
+      this.versions.push(this.clock.next());
+      repaired++;
+    }
+    await this.flushChanges();
+    this.changes = 0;
+    return repaired;
+  }
+
+  /** Active suspects now, per detector. */
+  suspectCounts(): { total: number; byDetector: Record<string, number> } {
+    const byDetector: Record<string, number> = {};
+    let total = 0;
+    for (const e of this.engines.values()) {
+      for (const s of e.activeSuspects()) {
+        byDetector[s.detector] = (byDetector[s.detector] ?? 0) + 1;
+        total++;
+      }
+    }
+    return { total, byDetector };
+  }
+}
+
+/** Limits events per second; `wait()` is cheap when no pause is needed. */
+export class RateLimiter {
+  private readonly start = performance.now();
+  private n = 0;
+  constructor(private readonly rate: number | undefined) {}
+  /** Milliseconds to pause before the next event (0: go on). */
+  delay(): number {
+    if (!this.rate) return 0;
+    this.n++;
+    const ahead = (this.n / this.rate) * 1000 - (performance.now() - this.start);
+    return ahead >= 20 ? ahead : 0;
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
