@@ -791,13 +791,15 @@
       ? h("div", { class: "card", id: "death" }, h("h2", {}, "死亡记录 Death record"), factList(c.death))
       : null;
     view.replaceChildren(
-      back,
-      head,
-      h("div", { class: "grid2" }, facts, workflow),
-      evidence,
-      timelineCard(c, sp),
-      deathCard,
-      involved,
+      ...[
+        back,
+        head,
+        h("div", { class: "grid2" }, facts, workflow),
+        evidence,
+        timelineCard(c, sp),
+        deathCard,
+        involved,
+      ].filter(Boolean),
     );
   }
 
@@ -845,7 +847,8 @@
     for (let i = 0; i <= ticks; i++) {
       const d = min + ((max - min) * i) / ticks;
       const label = new Date(d * 86_400_000).toISOString().slice(0, 10);
-      svg.append(s("text", { x: x(d) - 30, y: H - 4 }, label));
+      const tx = Math.min(W - 50, Math.max(L + 30, x(d)));
+      svg.append(s("text", { x: tx, y: H - 4, "text-anchor": "middle" }, label));
     }
     for (const r of rows) {
       const lane = Math.max(0, lanes.indexOf(r.visit_type));
@@ -941,51 +944,77 @@
   }
 
   // --- charts ----------------------------------------------------------------------------
+  // Charts are drawn at their natural pixel size (text stays 11px) and only shrink to fit.
   function barChart(rows, { id, valueFn, format, labelOf, max = 20 }) {
     const list = rows.slice(0, max);
-    const W = 640;
-    const rowH = 24;
-    const L = 230;
-    const H = Math.max(1, list.length) * rowH + 10;
+    const W = 520;
+    const rowH = 22;
+    const L = 190;
+    const H = Math.max(1, list.length) * rowH + 8;
     const top = Math.max(1, ...list.map(valueFn));
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", id });
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", id });
     list.forEach((r, i) => {
-      const y = 5 + i * rowH;
-      const w = (valueFn(r) / top) * (W - L - 110);
+      const y = 4 + i * rowH;
+      const w = (valueFn(r) / top) * (W - L - 95);
       svg.append(
-        s("text", { x: 0, y: y + 15 }, truncate(labelOf(r), 34)),
+        s("text", { x: 0, y: y + 14 }, s("title", {}, labelOf(r)), truncate(labelOf(r), 26)),
         s(
           "rect",
-          { class: "bar", x: L, y: y + 3, width: Math.max(1, w), height: rowH - 8, rx: 2 },
+          { class: "bar", x: L, y: y + 3, width: Math.max(1, w), height: rowH - 7, rx: 2 },
           s("title", {}, `${labelOf(r)}: ${format(valueFn(r))}`),
         ),
-        s("text", { x: L + w + 6, y: y + 15 }, format(valueFn(r))),
+        s("text", { x: L + w + 6, y: y + 14 }, format(valueFn(r))),
       );
     });
-    if (!list.length) svg.append(s("text", { x: 0, y: 20 }, "无数据 No data"));
+    if (!list.length) svg.append(s("text", { x: 0, y: 16 }, "无数据 No data"));
     return svg;
   }
-  function columnChart(rows, { id }) {
-    const W = 960;
-    const H = 240;
-    const B = 36;
-    const L = 10;
+
+  /** Every month from the first to the last with data, empty months as zero. */
+  function fillMonths(rows) {
+    if (!rows.length) return rows;
+    const byKey = new Map(rows.map((r) => [r.key, r]));
+    const [y0, m0] = rows[0].key.split("-").map(Number);
+    const [y1, m1] = rows[rows.length - 1].key.split("-").map(Number);
+    const out = [];
+    let y = y0;
+    let m = m0;
+    while ((y < y1 || (y === y1 && m <= m1)) && out.length < 600) {
+      const key = `${y}-${String(m).padStart(2, "0")}`;
+      out.push(byKey.get(key) || { key, count: 0, amount_at_risk_fen: 0 });
+      m++;
+      if (m > 12) {
+        m = 1;
+        y++;
+      }
+    }
+    return out;
+  }
+
+  function columnChart(input, { id }) {
+    const rows = fillMonths(input);
     const n = Math.max(1, rows.length);
-    const bw = (W - L * 2) / n;
+    const bw = Math.min(64, Math.max(14, 900 / n));
+    const W = Math.max(360, n * bw + 20);
+    const H = 230;
+    const B = 34;
+    const T = 36;
+    const L = 10;
     const topCount = Math.max(1, ...rows.map((r) => r.count));
     const topAmount = Math.max(1, ...rows.map((r) => r.amount_at_risk_fen));
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", id });
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", id });
     svg.append(s("line", { class: "axis", x1: L, x2: W - L, y1: H - B, y2: H - B }));
+    const every = Math.ceil(n / Math.floor(W / 60));
     rows.forEach((r, i) => {
       const x0 = L + i * bw;
-      const hc = ((H - B - 20) * r.count) / topCount;
-      const ha = ((H - B - 20) * r.amount_at_risk_fen) / topAmount;
+      const hc = ((H - B - T) * r.count) / topCount;
+      const ha = ((H - B - T) * r.amount_at_risk_fen) / topAmount;
       const half = Math.max(2, bw / 2 - 3);
       svg.append(
         s(
           "rect",
           { class: "bar", x: x0 + 2, y: H - B - hc, width: half, height: hc },
-          s("title", {}, `${r.key}: ${count(r.count)} 条`),
+          s("title", {}, `${r.key}: ${count(r.count)} 条 suspects`),
         ),
         s(
           "rect",
@@ -993,13 +1022,18 @@
           s("title", {}, `${r.key}: ${yuan(r.amount_at_risk_fen)}`),
         ),
       );
-      if (n <= 24 || i % Math.ceil(n / 24) === 0) svg.append(s("text", { x: x0 + 2, y: H - B + 14 }, r.key));
+      if (bw >= 40 && r.count > 0) {
+        svg.append(
+          s("text", { x: x0 + 2 + half / 2, y: H - B - hc - 3, "text-anchor": "middle" }, count(r.count)),
+        );
+      }
+      if (i % every === 0) svg.append(s("text", { x: x0 + 2, y: H - B + 14 }, r.key));
     });
     svg.append(
-      s("rect", { class: "bar", x: W - 250, y: 4, width: 10, height: 10 }),
-      s("text", { x: W - 236, y: 13 }, "数量 Count"),
-      s("rect", { class: "bar2", x: W - 160, y: 4, width: 10, height: 10 }),
-      s("text", { x: W - 146, y: 13 }, "金额 Amount"),
+      s("rect", { class: "bar", x: L, y: 4, width: 10, height: 10 }),
+      s("text", { x: L + 14, y: 13 }, "数量 Count"),
+      s("rect", { class: "bar2", x: L + 90, y: 4, width: 10, height: 10 }),
+      s("text", { x: L + 104, y: 13 }, "金额 Amount at risk"),
     );
     return svg;
   }
