@@ -20,6 +20,20 @@ async function createTopics(service: string): Promise<ReturnType<typeof kafkaCon
   return ctx;
 }
 
+interface ReplayFlags {
+  settlements?: string;
+  deaths?: string;
+  run?: string;
+  detectors?: string;
+  config?: string;
+  from?: string;
+  to?: string;
+  rate?: number;
+  resume?: boolean;
+  reference?: string;
+  checkpointInterval?: number;
+}
+
 export function registerKafkaCommands(program: Command): void {
   program
     .command("topics")
@@ -47,10 +61,30 @@ export function registerKafkaCommands(program: Command): void {
 
   program
     .command("replay")
-    .description("produce NDJSON files (.gz accepted) into the input topics")
+    .description(
+      "produce NDJSON files (.gz accepted) into the input topics; with --run, execute a named run of " +
+        "chosen detectors over files or a time range of the topics into ClickHouse (run_id = NAME)",
+    )
     .option("--settlements <file>", "settlement events")
     .option("--deaths <file>", "death records")
-    .action(async (o: { settlements?: string; deaths?: string }) => {
+    .option("--run <name>", "run mode: detect into ClickHouse under this run id instead of producing")
+    .option("--detectors <list>", "run mode: comma-separated detector ids (id@version allowed; default all)")
+    .option("--config <file>", 'run mode: JSON file {"detector_id": {config}, ...}')
+    .option("--from <iso>", "run mode: replay the input topics from this record time ...")
+    .option("--to <iso>", "... up to this one (exclusive), through a consumer group of the run's own")
+    .option("--rate <n>", "run mode: at most this many events per second", Number)
+    .option("--resume", "run mode: continue an interrupted run from its checkpoint")
+    .option("--reference <dir>", "run mode: catalog folder (default: bundled, or FUNDGUARD_REFERENCE_DIR)")
+    .option("--checkpoint-interval <s>", "run mode: seconds between checkpoints", Number, 10)
+    .action(async (o: ReplayFlags) => {
+      if (o.run !== undefined) {
+        const { runCommand } = await import("../runs/command.ts");
+        return runCommand({ ...o, run: o.run });
+      }
+      const runOnly = (["detectors", "config", "from", "to", "rate", "resume", "reference"] as const).filter(
+        (k) => o[k] !== undefined,
+      );
+      if (runOnly.length > 0) throw new Error(`--${runOnly[0]} needs --run NAME`);
       if (!o.settlements && !o.deaths) throw new Error("give --settlements and/or --deaths");
       const ctx = await createTopics("replay");
       const serde = new AvroSerde(ctx.registryUrl, ctx.topics);

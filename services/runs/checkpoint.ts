@@ -2,9 +2,10 @@
 //
 // <data dir>/fundguard-checkpoints/<run>/
 //   meta.json   what the run executes (source, detectors, configs), written once
-//   state.log   append-only: the engine state of each person changed since the previous commit
-//               (`<engine>\t<person id JSON>\t<snapshot JSON | null>`), then one commit line
-//               (`C\t<commit JSON>`: input position, counters, highest row version written).
+//   state.log   append-only, like a compacted changelog: the engine state entries changed since
+//               the previous commit (`<engine>\t<key JSON>\t<value JSON | null>`, from
+//               Engine.takeDirty), then one commit line (`C\t<commit JSON>`: input position,
+//               counters, highest row version written).
 //               Lines after the last commit are an unfinished checkpoint and are discarded.
 //               When the log outgrows twice its live size it is folded into one commit.
 //   lock        pid of the process executing the run
@@ -28,21 +29,18 @@ export interface CommitRecord {
   at: string;
 }
 
-/** A value of the engine's changelogged state (see Engine.takeDirty). */
-type PersonSnapshot = unknown;
-
-/** One changed state entry of an engine: `personId` is the entry's key, `snapshot` its value. */
-export interface DirtyPerson {
+/** A state entry of one engine, as Engine.takeDirty gives it (null value: deleted). */
+export interface DirtyEntry {
   engine: number;
-  personId: string;
-  snapshot: PersonSnapshot | null;
+  key: string;
+  value: unknown;
 }
 
 export interface LoadedCheckpoint<M> {
   meta: M;
   commit: CommitRecord | undefined;
-  /** engine key → person id → snapshot (persons evicted since are absent). */
-  states: Map<number, Map<string, PersonSnapshot>>;
+  /** engine → state key → latest value (deleted entries are absent), in first-written order. */
+  states: Map<number, Map<string, unknown>>;
 }
 
 const MIN_COMPACT_BYTES = 64 << 20;
@@ -105,7 +103,7 @@ function* logLines(path: string): Generator<{ line: string; end: number }> {
   }
 }
 
-/** Folds the log: the latest line per (engine, person) up to the last commit, and that commit. */
+/** Folds the log: the latest line per (engine, key) up to the last commit, and that commit. */
 function fold(path: string): {
   latest: Map<string, string>;
   commit: string | undefined;
@@ -171,18 +169,18 @@ export class Checkpoint {
     const meta = JSON.parse(readFileSync(join(dir, "meta.json"), "utf8")) as M;
     const { latest, commit, committedBytes } = fold(c.logPath);
     if (existsSync(c.logPath)) await truncate(c.logPath, committedBytes);
-    const states = new Map<number, Map<string, PersonSnapshot>>();
+    const states = new Map<number, Map<string, unknown>>();
     let live = 0;
     for (const line of latest.values()) {
-      const [e, p, s] = splitEntry(line);
-      if (s === "null") continue;
+      const [e, k, v] = splitEntry(line);
+      if (v === "null") continue;
       live += line.length + 1;
       let m = states.get(Number(e));
       if (!m) {
         m = new Map();
         states.set(Number(e), m);
       }
-      m.set(JSON.parse(p) as string, JSON.parse(s) as PersonSnapshot);
+      m.set(JSON.parse(k) as string, JSON.parse(v) as unknown);
     }
     c.bytes = committedBytes;
     c.compactAt = Math.max(MIN_COMPACT_BYTES, 2 * live);
@@ -193,8 +191,8 @@ export class Checkpoint {
     };
   }
 
-  /** Appends the dirty persons and a commit line, durably; folds the log when it has grown. */
-  async commit(dirty: readonly DirtyPerson[], record: CommitRecord): Promise<void> {
+  /** Appends the changed entries and a commit line, durably; folds the log when it has grown. */
+  async commit(dirty: readonly DirtyEntry[], record: CommitRecord): Promise<void> {
     const h = this.handle;
     if (!h) throw new Error("checkpoint is closed");
     let chunk: string[] = [];
@@ -207,7 +205,8 @@ export class Checkpoint {
       size = 0;
     };
     for (const d of dirty) {
-      const line = `${d.engine}\t${JSON.stringify(d.personId)}\t${d.snapshot ? JSON.stringify(d.snapshot) : "null"}\n`;
+      const value = d.value === null || d.value === undefined ? "null" : JSON.stringify(d.value);
+      const line = `${d.engine}\t${JSON.stringify(d.key)}\t${value}\n`;
       chunk.push(line);
       size += line.length;
       if (size >= 4 << 20) await write();

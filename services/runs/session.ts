@@ -4,7 +4,7 @@ import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../e
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/index.ts";
 import { SUSPECT_COLUMNS, type SuspectReadRow, suspectFromRow } from "../store/rows.ts";
-import type { Checkpoint, CommitRecord, DirtyPerson, LoadedCheckpoint } from "./checkpoint.ts";
+import type { Checkpoint, CommitRecord, DirtyEntry, LoadedCheckpoint } from "./checkpoint.ts";
 import { FINAL_SETTINGS, RowClock } from "./table.ts";
 
 export interface SessionOptions {
@@ -84,9 +84,9 @@ export class RunSession {
     const changes = this.pending.length;
     await this.flushChanges();
     const t1 = performance.now();
-    const dirty: DirtyPerson[] = [];
+    const dirty: DirtyEntry[] = [];
     for (const [engine, e] of this.engines) {
-      for (const d of e.takeDirty()) dirty.push({ engine, personId: d.key, snapshot: d.value });
+      for (const d of e.takeDirty()) dirty.push({ engine, key: d.key, value: d.value });
     }
     const record: CommitRecord = {
       position,
@@ -105,7 +105,7 @@ export class RunSession {
       {
         events: this.events,
         changes,
-        persons: dirty.length,
+        entries: dirty.length,
         write_ms: Math.round(t1 - t0),
         commit_ms: Math.round(t2 - t1),
         row_ms: Math.round(performance.now() - t2),
@@ -123,9 +123,9 @@ export class RunSession {
    * Returns the number of suspects repaired.
    */
   async restore(loaded: LoadedCheckpoint<unknown>): Promise<number> {
-    for (const [key, persons] of loaded.states) {
-      const e = this.engine(key);
-      for (const [key, value] of persons) e.restoreEntry(key, value);
+    for (const [engine, entries] of loaded.states) {
+      const e = this.engine(engine);
+      for (const [key, value] of entries) e.restoreEntry(key, value);
       e.takeDirty(); // restored state is already in the checkpoint
     }
     const commit = loaded.commit;
