@@ -44,9 +44,17 @@ export function registerRunsCommands(program: Command): void {
     .option("--json", "JSON instead of a table")
     .action(async (o: { json?: boolean }) => {
       const { listRuns, runIdsWithoutRow, suspectCounts } = await import("../runs/table.ts");
+      const { runHolder } = await import("../runs/checkpoint.ts");
+      const env = loadEnv();
       const store = await openStore();
       try {
         const list = await listRuns(store);
+        // A run whose process died (kill -9, power loss) never wrote its final status.
+        for (const r of list) {
+          if (r.status === "running" && runHolder(env.FUNDGUARD_DATA_DIR, r.name) === undefined) {
+            r.status = "interrupted";
+          }
+        }
         // The live stream (and anything else writing suspects) has no row: show it from its suspects.
         for (const id of await runIdsWithoutRow(store)) {
           const byDetector = await suspectCounts(store, id);
@@ -84,12 +92,15 @@ export function registerRunsCommands(program: Command): void {
       const { getRun, suspectCounts } = await import("../runs/table.ts");
       const store = await openStore();
       try {
+        const ran: (string[] | undefined)[] = [];
         for (const name of [a, b]) {
-          if (!(await getRun(store, name)) && Object.keys(await suspectCounts(store, name)).length === 0) {
+          const run = await getRun(store, name);
+          if (!run && Object.keys(await suspectCounts(store, name)).length === 0) {
             throw new Error(`no run named ${name} (see fundguard runs list)`);
           }
+          ran.push(run?.detectors.map((x) => x.id));
         }
-        const d = await diffRuns(store, a, b, o.examples);
+        const d = await diffRuns(store, a, b, o.examples, { a: ran[0], b: ran[1] });
         if (o.json) print(d);
         else process.stdout.write(formatDiff(d));
       } finally {
@@ -103,20 +114,13 @@ export function registerRunsCommands(program: Command): void {
     .option("--force", "also drop 'live' (the stream's suspects) or a run still marked running")
     .action(async (name: string, o: { force?: boolean }) => {
       const { dropRun, getRun, LIVE_RUN } = await import("../runs/table.ts");
-      const { checkpointDir, removeCheckpoint } = await import("../runs/checkpoint.ts");
-      const { existsSync, readFileSync } = await import("node:fs");
+      const { removeCheckpoint, runHolder } = await import("../runs/checkpoint.ts");
       const env = loadEnv();
       if (name === LIVE_RUN && !o.force)
         throw new Error("'live' holds the stream's suspects; add --force to drop it");
-      const lockFile = `${checkpointDir(env.FUNDGUARD_DATA_DIR, name)}/lock`;
-      if (existsSync(lockFile) && !o.force) {
-        const pid = Number(readFileSync(lockFile, "utf8"));
-        try {
-          process.kill(pid, 0);
-          throw new Error(`run ${name} is being executed by process ${pid}; stop it first (or --force)`);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
-        }
+      const pid = runHolder(env.FUNDGUARD_DATA_DIR, name);
+      if (pid !== undefined && !o.force) {
+        throw new Error(`run ${name} is being executed by process ${pid}; stop it first (or --force)`);
       }
       const store = await openStore();
       try {

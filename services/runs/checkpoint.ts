@@ -58,6 +58,14 @@ const isAlive = (pid: number) => {
   }
 };
 
+/** The pid of the live process executing `run` (from its lock), if any. */
+export function runHolder(dataDir: string, run: string): number | undefined {
+  const path = join(checkpointDir(dataDir, run), "lock");
+  if (!existsSync(path)) return undefined;
+  const pid = Number(readFileSync(path, "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
 /** Takes the run's lock; fails if another live process holds it. */
 function lock(dir: string, run: string): void {
   const path = join(dir, "lock");

@@ -14,6 +14,9 @@ export interface DiffExample {
 
 export interface DetectorDiff {
   detector: string;
+  /** Whether the run executed the detector (null: unknown, the run has no row, e.g. `live`). */
+  in_a: boolean | null;
+  in_b: boolean | null;
   a: number;
   b: number;
   added: number;
@@ -48,7 +51,14 @@ interface DiffRow {
 const example = (t: ExampleTuple | DiffExample): DiffExample =>
   Array.isArray(t) ? { suspect_id: t[0], rule: t[1], person_id: t[2], settlement_id: t[3] } : t;
 
-export async function diffRuns(store: Store, a: string, b: string, examples = 3): Promise<RunDiff> {
+/** `detectors`: the detector ids each run executed, when known (from its runs row). */
+export async function diffRuns(
+  store: Store,
+  a: string,
+  b: string,
+  examples = 3,
+  detectors: { a?: readonly string[]; b?: readonly string[] } = {},
+): Promise<RunDiff> {
   const limit = Math.max(1, Math.min(1000, Math.trunc(examples)));
   const rows = await store.query<DiffRow>(
     `SELECT detector,
@@ -80,9 +90,12 @@ export async function diffRuns(store: Store, a: string, b: string, examples = 3)
      ${FINAL_SETTINGS}`,
     { a, b },
   );
-  const detectors = rows.map(
+  const membership = (list: readonly string[] | undefined, id: string) => (list ? list.includes(id) : null);
+  const found = rows.map(
     (r): DetectorDiff => ({
       detector: r.detector,
+      in_a: membership(detectors.a, r.detector),
+      in_b: membership(detectors.b, r.detector),
       a: Number(r.a),
       b: Number(r.b),
       added: Number(r.added),
@@ -96,11 +109,28 @@ export async function diffRuns(store: Store, a: string, b: string, examples = 3)
       },
     }),
   );
-  const sum = (f: (d: DetectorDiff) => number) => detectors.reduce((n, d) => n + f(d), 0);
+  // Detectors a run executed without finding anything still get a line.
+  for (const id of new Set([...(detectors.a ?? []), ...(detectors.b ?? [])])) {
+    if (found.some((d) => d.detector === id)) continue;
+    found.push({
+      detector: id,
+      in_a: membership(detectors.a, id),
+      in_b: membership(detectors.b, id),
+      a: 0,
+      b: 0,
+      added: 0,
+      removed: 0,
+      unchanged: 0,
+      changed: 0,
+      examples: { added: [], removed: [], changed: [] },
+    });
+  }
+  found.sort((x, y) => (x.detector < y.detector ? -1 : x.detector > y.detector ? 1 : 0));
+  const sum = (f: (d: DetectorDiff) => number) => found.reduce((n, d) => n + f(d), 0);
   return {
     a,
     b,
-    detectors,
+    detectors: found,
     totals: {
       a: sum((d) => d.a),
       b: sum((d) => d.b),
@@ -116,8 +146,8 @@ export function formatDiff(d: RunDiff): string {
   const n = (x: number) => x.toLocaleString("en-US");
   const rows = d.detectors.map((x) => [
     x.detector,
-    n(x.a),
-    n(x.b),
+    x.in_a === false ? "not run" : n(x.a),
+    x.in_b === false ? "not run" : n(x.b),
     n(x.added),
     n(x.removed),
     n(x.unchanged),
