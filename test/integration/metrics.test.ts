@@ -1,0 +1,68 @@
+// A live worker's Prometheus endpoint, and its graceful stop on SIGTERM.
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { generate } from "../../services/generate/generate.ts";
+import { cli, killStrays, pipelineEnv, sleep, spawnCli, tempDir } from "./harness.ts";
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Sum of a metric's samples in the Prometheus text format. */
+function total(text: string, name: string): number {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
+
+afterEach(killStrays);
+
+describe("worker metrics", () => {
+  it("exposes consumption, suspects, dead letters, latency, lag and state; SIGTERM stops it cleanly", async () => {
+    const g = await generate({
+      outDir: join(tempDir("metrics"), "in"),
+      settlements: 5_000,
+      seed: 9,
+      schemeRate: 0.1,
+    });
+    const port = await freePort();
+    const env = pipelineEnv("metrics", {
+      FUNDGUARD_METRICS_PORT: String(port),
+      FUNDGUARD_COMMIT_INTERVAL_MS: "200",
+    });
+    const replay = await cli(
+      ["replay", "--settlements", g.files.settlements, "--deaths", g.files.deaths],
+      env,
+    );
+    const m = /replay: (\d+) settlements, (\d+) death records/.exec(replay.stderr);
+    const events = Number(m?.[1]) + Number(m?.[2]);
+    const worker = spawnCli(["worker"], env);
+    let text = "";
+    for (let i = 0; i < 300 && total(text, "fundguard_events_consumed_total") < events; i++) {
+      await sleep(200);
+      text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.text(),
+        () => "",
+      );
+    }
+    expect(total(text, "fundguard_events_consumed_total")).toBe(events);
+    expect(total(text, "fundguard_suspect_changes_total")).toBeGreaterThan(0);
+    expect(text).toMatch(/fundguard_suspect_changes_total\{detector="pediatric_drug",op="upsert"/);
+    expect(text).toContain("fundguard_dead_letters_total");
+    expect(total(text, "fundguard_batch_duration_seconds_count")).toBeGreaterThan(0);
+    expect(text).toContain("fundguard_sink_duration_seconds_bucket");
+    expect(text).toContain("fundguard_consumer_lag{");
+    expect(total(text, "fundguard_state_persons")).toBeGreaterThan(0);
+    expect(text).toContain("process_cpu_seconds_total");
+
+    worker.kill("SIGTERM");
+    const r = await worker.result;
+    expect(r.code, r.stderr).toBe(0);
+  });
+});
