@@ -212,8 +212,9 @@ function checkOfRecord(record: AvroRecord): Check {
     if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
     const o = v as Record<string, unknown>;
     for (const f of fields) if (!f.check(o[f.name], o, f.name)) return false;
-    // Unknown keys are stripped by zod; leave such (rare) input to it.
-    for (const k in o) if (!names.has(k)) return false;
+    // Unknown keys are stripped by zod; leave such (rare) input to it. Own keys only: decoded
+    // Avro records carry enumerable methods on their prototype.
+    for (const k of Object.keys(o)) if (!names.has(k)) return false;
     return true;
   };
 }

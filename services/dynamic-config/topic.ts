@@ -1,8 +1,10 @@
 // detector-config.v1: the Flink "dynamic rules" pattern. A compacted topic, key = detector id,
 // value = that detector's config as JSON (a tombstone resets it to the defaults). Every worker
 // reads the whole topic, like a Kafka Streams GlobalKTable, and applies changes without a restart.
+
 import { randomUUID } from "node:crypto";
 import type { Admin, IHeaders, ITopicConfig, Kafka } from "kafkajs";
+import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import type { Topics } from "../kafka/topics.ts";
 
 export const CONFIG_TOPIC = "detector-config.v1";
@@ -106,7 +108,12 @@ export async function followConfigTopic(
     if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
   }
   const groupId = `${opts.groupPrefix ?? "fundguard-config"}-${randomUUID()}`;
-  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  const consumer = kafka.consumer({
+    groupId,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+    maxWaitTimeInMs: FETCH_WAIT_MS,
+  });
   let markCaughtUp: () => void = () => undefined;
   const caughtUp = new Promise<void>((resolve) => {
     markCaughtUp = resolve;

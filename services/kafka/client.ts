@@ -1,4 +1,5 @@
 import {
+  type CompressionTypes,
   Kafka,
   logLevel as KafkaLogLevel,
   type LogEntry,
@@ -47,8 +48,15 @@ export function idempotentProducer(kafka: Kafka): Producer {
   });
 }
 
-/** Bytes per produce request per topic, under the broker's default 1 MiB record-batch limit. */
-const MAX_REQUEST_BYTES = 768 * 1024;
+/**
+ * How long a fetch waits on the broker for new data. kafkajs defaults to 5 s, which is also
+ * how long stopping a consumer or reacting to a rebalance can take; half a second keeps
+ * shutdowns and hand-overs quick at the cost of a few idle fetches.
+ */
+export const FETCH_WAIT_MS = 500;
+
+/** Per-partition bytes in one request, under the broker's default 1 MiB record-batch limit. */
+export const DEFAULT_BATCH_BYTES = 768 * 1024;
 
 const sizeOf = (m: Message) =>
   64 +
@@ -56,21 +64,34 @@ const sizeOf = (m: Message) =>
   (m.value?.length ?? 0) +
   Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + String(v).length, 0);
 
-/** Sends all messages with acks from all replicas, split so that no request exceeds the broker's limit. */
-export async function sendAll(producer: Producer, topicMessages: TopicMessages[]): Promise<void> {
-  for (const { topic, messages } of topicMessages) {
-    let chunk: Message[] = [];
-    let bytes = 0;
+export interface Outgoing extends TopicMessages {
+  /** Per-partition record-batch budget: the topic's max.message.bytes, with headroom. */
+  maxBatchBytes?: number;
+  compression?: CompressionTypes;
+}
+
+/**
+ * Sends all messages with acks from all replicas in as few requests as the broker's
+ * record-batch limit allows. Budgets are per partition where messages name theirs; keyed
+ * messages share one budget, since they may all hash to one partition.
+ */
+export async function sendAll(producer: Producer, outgoing: Outgoing[]): Promise<void> {
+  for (const { topic, messages, maxBatchBytes = DEFAULT_BATCH_BYTES, compression } of outgoing) {
+    let request: Message[] = [];
+    const bytes = new Map<number, number>();
+    const send = async () => {
+      if (request.length === 0) return;
+      await producer.send({ topic, messages: request, acks: -1, compression });
+      request = [];
+      bytes.clear();
+    };
     for (const m of messages) {
       const size = sizeOf(m);
-      if (chunk.length > 0 && bytes + size > MAX_REQUEST_BYTES) {
-        await producer.send({ topic, messages: chunk, acks: -1 });
-        chunk = [];
-        bytes = 0;
-      }
-      chunk.push(m);
-      bytes += size;
+      const bucket = m.partition ?? -1;
+      if ((bytes.get(bucket) ?? 0) + size > maxBatchBytes) await send();
+      request.push(m);
+      bytes.set(bucket, (bytes.get(bucket) ?? 0) + size);
     }
-    if (chunk.length > 0) await producer.send({ topic, messages: chunk, acks: -1 });
+    await send();
   }
 }

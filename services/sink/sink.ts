@@ -1,8 +1,10 @@
 // `fundguard sink`: Kafka → ClickHouse, as a ClickHouse Kafka sink connector does. It archives the
 // input topics and applies suspect changes; inserts are idempotent (ReplacingMergeTree by id and
 // version), and offsets are committed only after the insert returns.
+
 import type { EachBatchPayload, Kafka } from "kafkajs";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
+import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import { endOffsets, isCaughtUp } from "../kafka/progress.ts";
 import { AvroSerde, decodeSuspectChange, type SuspectChange } from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
@@ -35,7 +37,11 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
   const admin = o.kafka.admin();
   await admin.connect();
   const targets = o.untilCaughtUp ? await endOffsets(admin, topics) : undefined;
-  const consumer = o.kafka.consumer({ groupId: o.group, maxBytesPerPartition: 8 << 20 });
+  const consumer = o.kafka.consumer({
+    groupId: o.group,
+    maxBytesPerPartition: 8 << 20,
+    maxWaitTimeInMs: FETCH_WAIT_MS,
+  });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   const stats: SinkStats = { settlements: 0, deaths: 0, changes: 0, skipped: 0 };

@@ -1,7 +1,9 @@
 // The engine's per-person state in a compacted changelog topic, as Kafka Streams keeps its stores:
 // restoring a partition reads only the latest value of each state entry, never the input history.
+
 import { randomUUID } from "node:crypto";
 import type { Kafka, Message } from "kafkajs";
+import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import { CHANGELOG_MAX_MESSAGE_BYTES } from "../kafka/topics.ts";
 
 export function changelogMessages(partition: number, dirty: { key: string; value: unknown }[]): Message[] {
@@ -35,6 +37,7 @@ export async function restoreFromChangelog(
     const groupId = `fundguard-restore-${randomUUID()}`;
     const consumer = kafka.consumer({
       groupId,
+      maxWaitTimeInMs: FETCH_WAIT_MS,
       maxBytesPerPartition: CHANGELOG_MAX_MESSAGE_BYTES,
       maxBytes: 4 * CHANGELOG_MAX_MESSAGE_BYTES,
     });

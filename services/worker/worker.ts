@@ -2,16 +2,22 @@
 // Per flush: suspect changes, dead letters and the state changelog are written to Kafka
 // (acks=all, idempotent producer), and only then are the input offsets committed.
 // Replays after a crash re-derive the same findings under the same ids: exactly-once results.
-import type { EachBatchPayload, Kafka, Message } from "kafkajs";
+import { CompressionTypes, type EachBatchPayload, type Kafka, type Message } from "kafkajs";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { VersionClock } from "../engine/version-clock.ts";
-import { idempotentProducer, sendAll } from "../kafka/client.ts";
+import { FETCH_WAIT_MS, idempotentProducer, sendAll } from "../kafka/client.ts";
 import { deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import { AvroSerde, encodeSuspectChange, type InputKind } from "../kafka/serde.ts";
-import { changelogConfig, checkCoPartitioned, ensureTopics, type Topics } from "../kafka/topics.ts";
+import {
+  CHANGELOG_MAX_MESSAGE_BYTES,
+  changelogConfig,
+  checkCoPartitioned,
+  ensureTopics,
+  type Topics,
+} from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
@@ -65,6 +71,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   await producer.connect();
   const consumer = o.kafka.consumer({
     groupId: o.group,
+    maxWaitTimeInMs: FETCH_WAIT_MS,
     // A crashed worker's partitions move after this long; heartbeats every second keep a live one.
     sessionTimeout: o.sessionTimeoutMs ?? 10_000,
     heartbeatInterval: 1_000,
@@ -150,24 +157,55 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   };
   const newEngine = () => new Engine({ detectors: o.detectors, retentionDays: o.retentionDays });
 
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+    o.signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+
+  /**
+   * A flush takes what the batches so far produced and sends it, then commits their offsets,
+   * in the background: the next batches are processed meanwhile (gzip runs in the zlib pool).
+   * Flushes complete in order, so offsets never overtake their data; at most one waits behind
+   * the one in flight. A failed flush stops the worker: the state it took is gone from memory,
+   * so a restart resumes from the last flush, where changelog and offsets agree.
+   */
+  let inFlight: Promise<void> = Promise.resolve();
+  let failure: unknown;
   const flush = async () => {
-    const timer = o.metrics?.flushSeconds.startTimer();
     const state: Message[] = [];
     for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
     const topicMessages = [
       { topic: o.topics.suspects, messages: outbox },
       { topic: o.topics.deadletter, messages: deadbox },
-      { topic: changelogTopic, messages: state },
+      // State is the bulk of what a worker writes: big batches, compressed.
+      {
+        topic: changelogTopic,
+        messages: state,
+        maxBatchBytes: CHANGELOG_MAX_MESSAGE_BYTES / 2,
+        compression: CompressionTypes.GZIP,
+      },
     ];
-    await sendAll(producer, topicMessages);
-    if (pendingOffsets.size > 0) await consumer.commitOffsets([...pendingOffsets.values()]);
+    const offsets = [...pendingOffsets.values()];
     outbox = [];
     deadbox = [];
     pendingOffsets.clear();
     lastFlush = Date.now();
-    stats.flushes++;
-    timer?.();
-    o.onStats?.(stats);
+    const previous = inFlight;
+    inFlight = previous.then(async () => {
+      const timer = o.metrics?.flushSeconds.startTimer();
+      await sendAll(producer, topicMessages);
+      if (offsets.length > 0) await consumer.commitOffsets(offsets);
+      stats.flushes++;
+      timer?.();
+      o.onStats?.(stats);
+    });
+    inFlight.catch((e) => {
+      failure ??= e;
+      log.error({ err: e }, "flush failed: stopping; a restart resumes from the last flush");
+      finish();
+    });
+    await previous;
   };
 
   const kindOf = (topic: string): InputKind => (topic === o.topics.settlements ? "settlement" : "death");
@@ -176,6 +214,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
 
   const eachBatch = (payload: EachBatchPayload) => locked(() => processBatch(payload));
   const processBatch = async ({ batch, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+    if (failure) return;
     if (!engines.has(batch.partition)) await restoreMissing();
     const engine = engines.get(batch.partition);
     if (!engine) return; // revoked while restoring: the new owner will consume it
@@ -226,17 +265,13 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     await heartbeat();
   };
 
-  let caughtUp: (() => void) | undefined;
-  const done = new Promise<void>((resolve) => {
-    caughtUp = resolve;
-    o.signal?.addEventListener("abort", () => resolve(), { once: true });
-  });
   const poll = setInterval(async () => {
     try {
       await locked(async () => {
         if (hasPending() && Date.now() - lastFlush >= commitEvery) await flush();
       });
-      if (targets && !hasPending() && (await isCaughtUp(admin, o.group, targets))) caughtUp?.();
+      await inFlight;
+      if (targets && !hasPending() && (await isCaughtUp(admin, o.group, targets))) finish();
     } catch (e) {
       log.warn({ err: e }, "flush or progress check failed");
     }
@@ -260,6 +295,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     await producer.disconnect();
     await admin.disconnect();
   }
+  if (failure) throw failure;
   log.info(stats, "worker stopped");
   return stats;
 }
