@@ -1,9 +1,10 @@
 // Commands of the distributed pipeline: topics, schemas, replay (files → topics), worker.
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { AvroSerde } from "../kafka/serde.ts";
 import { ensureTopics, inputTopicConfigs } from "../kafka/topics.ts";
 import { Metrics } from "../metrics.ts";
 import { produceFiles } from "../replay/produce-files.ts";
+import { openStore, type Store, StoreLockedError } from "../store/index.ts";
 import { runWorker } from "../worker/worker.ts";
 import { activeDetectors, kafkaContext, shutdownSignal } from "./context.ts";
 import { bytesProgressBar } from "./progress-bar.ts";
@@ -113,24 +114,54 @@ export function registerKafkaCommands(program: Command): void {
     .option("--until-caught-up", "exit 0 once the group has consumed up to the end offsets seen at start")
     .option("--reference <dir>", "catalog folder (default: bundled, or FUNDGUARD_REFERENCE_DIR)")
     .option("--no-metrics", "do not serve Prometheus metrics on FUNDGUARD_METRICS_PORT")
-    .action(async (o: { untilCaughtUp?: boolean; reference?: string; metrics: boolean }) => {
-      const ctx = kafkaContext("worker");
-      const metrics = new Metrics("worker");
-      const server = o.metrics ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT) : undefined;
-      if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics");
-      await runWorker({
-        metrics,
-        kafka: ctx.kafka,
-        registryUrl: ctx.registryUrl,
-        topics: ctx.topics,
-        group: ctx.env.FUNDGUARD_GROUP,
-        detectors: activeDetectors(ctx.env, o.reference),
-        retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
-        log: ctx.log,
-        untilCaughtUp: o.untilCaughtUp,
-        commitIntervalMs: ctx.env.FUNDGUARD_COMMIT_INTERVAL_MS,
-        signal: shutdownSignal(ctx.log),
-      });
-      server?.close();
-    });
+    .addOption(
+      new Option(
+        "--output <where>",
+        "store: write suspects and the archive to ClickHouse (CLICKHOUSE_URL or FUNDGUARD_DATA_DIR); topic: to suspects.v1 for `fundguard sink` (several workers on one embedded chdb)",
+      )
+        .choices(["store", "topic"])
+        .default("store"),
+    )
+    .action(
+      async (o: {
+        untilCaughtUp?: boolean;
+        reference?: string;
+        metrics: boolean;
+        output: "store" | "topic";
+      }) => {
+        const ctx = kafkaContext("worker");
+        const store = o.output === "store" ? await openWorkerStore() : undefined;
+        const metrics = new Metrics("worker");
+        const server = o.metrics ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT) : undefined;
+        if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics");
+        await runWorker({
+          metrics,
+          kafka: ctx.kafka,
+          registryUrl: ctx.registryUrl,
+          topics: ctx.topics,
+          group: ctx.env.FUNDGUARD_GROUP,
+          detectors: activeDetectors(ctx.env, o.reference),
+          retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
+          log: ctx.log,
+          untilCaughtUp: o.untilCaughtUp,
+          commitIntervalMs: ctx.env.FUNDGUARD_COMMIT_INTERVAL_MS,
+          output: store ? { kind: "store", store } : { kind: "topic" },
+          signal: shutdownSignal(ctx.log),
+        }).finally(() => store?.close());
+        server?.close();
+      },
+    );
+}
+
+async function openWorkerStore(): Promise<Store> {
+  try {
+    return await openStore();
+  } catch (e) {
+    if (e instanceof StoreLockedError) {
+      throw new Error(
+        `${e.message}\nSeveral workers cannot share one embedded chdb: give them a ClickHouse server (CLICKHOUSE_URL), or run them with --output topic and one \`fundguard sink\`.`,
+      );
+    }
+    throw e;
+  }
 }

@@ -81,6 +81,7 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
     finish = resolve;
+    if (o.signal?.aborted) resolve();
     o.signal?.addEventListener("abort", () => resolve(), { once: true });
   });
   const poll = targets

@@ -1,8 +1,10 @@
 // `fundguard worker`: a consumer-group member running the engine on its partitions.
-// Per flush: suspect changes, dead letters and the state changelog are written to Kafka
-// (acks=all, idempotent producer), and only then are the input offsets committed.
-// Replays after a crash re-derive the same findings under the same ids: exactly-once results.
+// Per flush: suspect changes (with the settlement archive) are written to ClickHouse, or to
+// suspects.v1 for `fundguard sink`; dead letters and the state changelog go to Kafka (acks=all,
+// idempotent producer); only then are the input offsets committed. Replays after a crash
+// re-derive the same findings under the same ids and higher versions: exactly-once results.
 import { CompressionTypes, type EachBatchPayload, type Kafka, type Message } from "kafkajs";
+import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
@@ -10,7 +12,7 @@ import { VersionClock } from "../engine/version-clock.ts";
 import { FETCH_WAIT_MS, idempotentProducer, sendAll } from "../kafka/client.ts";
 import { deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
-import { AvroSerde, encodeSuspectChange, type InputKind } from "../kafka/serde.ts";
+import { AvroSerde, encodeSuspectChange, type InputKind, type SuspectChange } from "../kafka/serde.ts";
 import {
   CHANGELOG_MAX_MESSAGE_BYTES,
   changelogConfig,
@@ -20,6 +22,7 @@ import {
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Store } from "../store/index.ts";
 import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
 
 export interface WorkerOptions {
@@ -40,6 +43,12 @@ export interface WorkerOptions {
    * topics' prefix); false runs on `detectors` as given.
    */
   configTopic?: string | false;
+  /**
+   * Where suspect changes go: ClickHouse directly (the store, which also archives the input
+   * events), or the suspects topic for a separate sink — for several workers sharing an
+   * embedded chdb, which only one process can open.
+   */
+  output: { kind: "store"; store: Store } | { kind: "topic" };
   signal?: AbortSignal;
   onStats?: (s: WorkerStats) => void;
   metrics?: Metrics;
@@ -91,7 +100,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const engines = new Map<number, Engine>();
   let assigned = new Set<number>();
   const clock = new VersionClock();
-  let outbox: Message[] = [];
+  let changes: SuspectChange[] = [];
+  let archive: EngineEvent[] = [];
   let deadbox: Message[] = [];
   const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
   let lastFlush = Date.now();
@@ -160,6 +170,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
     finish = resolve;
+    // A stop requested while starting up (restoring, loading config) is honoured once started.
+    if (o.signal?.aborted) resolve();
     o.signal?.addEventListener("abort", () => resolve(), { once: true });
   });
 
@@ -175,8 +187,12 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const flush = async () => {
     const state: Message[] = [];
     for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
+    const toTopic = o.output.kind === "topic";
     const topicMessages = [
-      { topic: o.topics.suspects, messages: outbox },
+      {
+        topic: o.topics.suspects,
+        messages: toTopic ? changes.map((c) => encodeSuspectChange(serde.suspectSchemaId, c)) : [],
+      },
       { topic: o.topics.deadletter, messages: deadbox },
       // State is the bulk of what a worker writes: big batches, compressed.
       {
@@ -186,14 +202,17 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         compression: CompressionTypes.GZIP,
       },
     ];
+    const toStore = o.output.kind === "store" ? { store: o.output.store, changes, archive } : undefined;
     const offsets = [...pendingOffsets.values()];
-    outbox = [];
+    changes = [];
+    archive = [];
     deadbox = [];
     pendingOffsets.clear();
     lastFlush = Date.now();
     const previous = inFlight;
     inFlight = previous.then(async () => {
       const timer = o.metrics?.flushSeconds.startTimer();
+      if (toStore) await writeToStore(toStore.store, toStore.changes, toStore.archive);
       await sendAll(producer, topicMessages);
       if (offsets.length > 0) await consumer.commitOffsets(offsets);
       stats.flushes++;
@@ -210,7 +229,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
 
   const kindOf = (topic: string): InputKind => (topic === o.topics.settlements ? "settlement" : "death");
 
-  const hasPending = () => outbox.length > 0 || deadbox.length > 0 || pendingOffsets.size > 0;
+  const hasPending = () => changes.length > 0 || deadbox.length > 0 || pendingOffsets.size > 0;
 
   const eachBatch = (payload: EachBatchPayload) => locked(() => processBatch(payload));
   const processBatch = async ({ batch, heartbeat, isRunning, isStale }: EachBatchPayload) => {
@@ -226,8 +245,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       const decoded = await serde.decode(kind, m.value);
       if (decoded.ok) {
         const event = { kind, value: decoded.value } as EngineEvent;
+        archive.push(event);
         for (const c of engine.process(event)) {
-          outbox.push(encodeSuspectChange(serde.suspectSchemaId, { ...c, version: clock.next() }));
+          changes.push({ ...c, version: clock.next() });
           o.metrics?.suspectChanges.inc({ detector: c.suspect.detector, op: c.op });
           stats.changes++;
         }
@@ -290,7 +310,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     // Stop fetching first so no batch runs while the last flush commits.
     await consumer.stop();
     await configFollower?.stop();
-    await locked(flush);
+    if (!failure) {
+      await locked(flush);
+      await inFlight.catch(() => undefined);
+    }
     await consumer.disconnect();
     await producer.disconnect();
     await admin.disconnect();
@@ -298,4 +321,18 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   if (failure) throw failure;
   log.info(stats, "worker stopped");
   return stats;
+}
+
+/** The store path: the archive first, then the suspect changes, each insert durable on return. */
+async function writeToStore(store: Store, changes: SuspectChange[], archive: EngineEvent[]): Promise<void> {
+  const settlements: Settlement[] = [];
+  const deaths: DeathRecord[] = [];
+  for (const e of archive) {
+    if (e.kind === "settlement") settlements.push(e.value);
+    else deaths.push(e.value);
+  }
+  if (settlements.length > 0) await store.writeSettlements(settlements);
+  if (deaths.length > 0) await store.writeDeaths(deaths);
+  if (changes.length > 0)
+    await store.writeChanges(changes, { versionOf: (c) => (c as SuspectChange).version });
 }

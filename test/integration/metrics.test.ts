@@ -51,7 +51,7 @@ describe("worker metrics", () => {
         () => "",
       );
     }
-    expect(total(text, "fundguard_events_consumed_total")).toBe(events);
+    expect(total(text, "fundguard_events_consumed_total"), worker.stdoutAndErr()).toBe(events);
     expect(total(text, "fundguard_suspect_changes_total")).toBeGreaterThan(0);
     expect(text).toMatch(/fundguard_suspect_changes_total\{detector="pediatric_drug",op="upsert"/);
     expect(text).toContain("fundguard_dead_letters_total");

@@ -3,7 +3,13 @@
 // this project's CI) run the same end-to-end paths in pipeline.test.ts against the locally
 // provisioned broker and registry and embedded chdb.
 import { join } from "node:path";
-import { GenericContainer, getContainerRuntimeClient, Network, type StartedTestContainer, Wait } from "testcontainers";
+import {
+  GenericContainer,
+  getContainerRuntimeClient,
+  Network,
+  type StartedTestContainer,
+  Wait,
+} from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
@@ -20,7 +26,8 @@ const title = docker
 
 if (!docker) process.stderr.write(`${title}\n`);
 
-const canonical = (suspects: Suspect[]) => suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
+const canonical = (suspects: Suspect[]) =>
+  suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
 const KAFKA_HOST_PORT = 39092;
 
 describe.skipIf(!docker)(title, () => {
@@ -63,7 +70,11 @@ describe.skipIf(!docker)(title, () => {
     started.push(registry);
     const clickhouse = await new GenericContainer("clickhouse/clickhouse-server:25.8")
       .withExposedPorts(8123)
-      .withEnvironment({ CLICKHOUSE_USER: "fundguard", CLICKHOUSE_PASSWORD: "fundguard", CLICKHOUSE_DB: "fundguard" })
+      .withEnvironment({
+        CLICKHOUSE_USER: "fundguard",
+        CLICKHOUSE_PASSWORD: "fundguard",
+        CLICKHOUSE_DB: "fundguard",
+      })
       .withWaitStrategy(Wait.forHttp("/ping", 8123))
       .start();
     started.push(clickhouse);
@@ -83,12 +94,16 @@ describe.skipIf(!docker)(title, () => {
     for (const c of started.reverse()) await c.stop();
   });
 
-  it("replay → worker → sink → ClickHouse server exports exactly the suspects detect finds", async () => {
-    const g = await generate({ outDir: join(tempDir("tc"), "in"), settlements: 20_000, seed: 3, schemeRate: 0.05 });
+  it("replay → worker → ClickHouse server exports exactly the suspects detect finds", async () => {
+    const g = await generate({
+      outDir: join(tempDir("tc"), "in"),
+      settlements: 20_000,
+      seed: 3,
+      schemeRate: 0.05,
+    });
     const { suspects } = await runDetect(g.files, () => undefined);
     await cli(["replay", "--settlements", g.files.settlements, "--deaths", g.files.deaths], env);
     await cli(["worker", "--until-caught-up"], env);
-    await cli(["sink", "--until-caught-up"], env);
     const out = (await cli(["export"], env)).stdout.split("\n").filter(Boolean);
     expect(canonical(out.map((l) => JSON.parse(l)))).toEqual(canonical(suspects));
   });

@@ -24,14 +24,24 @@ const service = z
     command: z.union([z.string(), z.array(z.string())]).optional(),
     environment: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
     depends_on: z
-      .record(z.string(), z.object({ condition: z.enum(["service_healthy", "service_started", "service_completed_successfully"]) }))
+      .record(
+        z.string(),
+        z.object({
+          condition: z.enum(["service_healthy", "service_started", "service_completed_successfully"]),
+        }),
+      )
       .optional(),
-    healthcheck: z.object({ test: z.array(z.string()), interval: z.string(), retries: z.number() }).optional(),
+    healthcheck: z
+      .object({ test: z.array(z.string()), interval: z.string(), retries: z.number() })
+      .optional(),
   })
   .passthrough()
   .refine((s) => s.image !== undefined || s.build !== undefined, "needs an image or a build");
 
-const compose = z.object({ services: z.record(z.string(), service), volumes: z.record(z.string(), z.unknown()).optional() });
+const compose = z.object({
+  services: z.record(z.string(), service),
+  volumes: z.record(z.string(), z.unknown()).optional(),
+});
 
 describe("docker-compose.yml", () => {
   const doc = compose.parse(parse(readFileSync(file, "utf8"), { merge: true }));
@@ -43,9 +53,9 @@ describe("docker-compose.yml", () => {
     execFileSync("docker", ["compose", "-f", file.pathname, "config", "--quiet"]);
   });
 
-  it("runs the whole stack: Kafka, the registry, ClickHouse, workers, the sink and the API", () => {
+  it("runs the whole stack: Kafka, the registry, ClickHouse, workers and the API", () => {
     expect(Object.keys(doc.services).sort()).toEqual(
-      ["clickhouse", "init", "kafka", "schema-registry", "serve", "sink", "worker"].sort(),
+      ["clickhouse", "init", "kafka", "schema-registry", "serve", "worker"].sort(),
     );
   });
 
@@ -54,15 +64,18 @@ describe("docker-compose.yml", () => {
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
         const target = doc.services[dep];
         expect(target, `${name} depends on missing ${dep}`).toBeDefined();
-        if (condition === "service_healthy") expect(target?.healthcheck, `${dep} has no healthcheck`).toBeDefined();
+        if (condition === "service_healthy")
+          expect(target?.healthcheck, `${dep} has no healthcheck`).toBeDefined();
       }
     }
   });
 
   it("configures the fundguard services through the environment variables the CLI reads", () => {
-    for (const name of ["worker", "sink", "serve", "init"]) {
+    for (const name of ["worker", "serve", "init"]) {
       const env = doc.services[name]?.environment ?? {};
-      expect(Object.keys(env)).toEqual(expect.arrayContaining(["KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "CLICKHOUSE_URL"]));
+      expect(Object.keys(env)).toEqual(
+        expect.arrayContaining(["KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "CLICKHOUSE_URL"]),
+      );
     }
   });
 });
