@@ -17,7 +17,14 @@ import {
   suspectWhere,
 } from "./filters.ts";
 
-const FINAL_SETTINGS = "SETTINGS optimize_move_to_prewhere_if_final = 0, optimize_move_to_prewhere = 0";
+/**
+ * Filters stay after FINAL (never moved to PREWHERE, which would resurrect older versions).
+ * No merging across partitions: a suspect's partition (year of event_time) is fixed by its id,
+ * so its versions always share a partition, and partitions are de-duplicated in parallel.
+ */
+const FINAL_SETTINGS_LIST =
+  "optimize_move_to_prewhere_if_final = 0, optimize_move_to_prewhere = 0, do_not_merge_across_partitions_select_final = 1";
+const FINAL_SETTINGS = `SETTINGS ${FINAL_SETTINGS_LIST}`;
 
 /** Columns of a suspect row as the API reads them (64-bit numbers as text, exact on any backend). */
 const ROW_COLUMNS = [
@@ -134,7 +141,7 @@ export class ApiQueries {
       `SELECT ${ROW_COLUMNS}, evidence
        FROM suspects FINAL WHERE ${where}
        ORDER BY ${order} ${limit}
-       SETTINGS max_block_size = 8192, optimize_move_to_prewhere_if_final = 0, optimize_move_to_prewhere = 0`,
+       SETTINGS max_block_size = 8192, ${FINAL_SETTINGS_LIST}`,
       o.limit !== undefined ? { ...params, limit: o.limit } : params,
     );
   }

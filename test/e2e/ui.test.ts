@@ -218,7 +218,7 @@ describe("web UI", () => {
     await shot(page, "08-investigator");
     await page.locator("#logout").click();
     await page.locator("#token").waitFor();
-    expect(await page.evaluate(() => sessionStorage.getItem("fundguard.token"))).toBeNull();
+    expect(await page.evaluate("sessionStorage.getItem('fundguard.token')")).toBeNull();
     await page.context().close();
     expect(problems).toEqual([]);
   });
