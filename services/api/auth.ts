@@ -93,17 +93,19 @@ function authenticateIn(byHash: Map<string, User>, token: string): User | null {
   return byHash.get(hashToken(token)) ?? null;
 }
 
-/** Parses a users file's text (JSON, or YAML when `yaml` is true). */
-export async function parseUsersFile(text: string, yaml: boolean): Promise<UsersFile> {
-  let raw: unknown;
-  if (yaml) {
-    const mod = await import("yaml").catch(() => {
-      throw new Error("a YAML users file needs the 'yaml' package; use a .json users file instead");
-    });
-    raw = mod.parse(text);
-  } else {
-    raw = JSON.parse(text);
+type YamlModule = { parse(text: string): unknown; stringify(value: unknown): string };
+
+async function loadYaml(): Promise<YamlModule> {
+  try {
+    return (await import("yaml")) as YamlModule;
+  } catch {
+    throw new Error("a YAML users file needs the 'yaml' package; use a .json users file instead");
   }
+}
+
+/** Parses a users file's text: JSON, or YAML when a YAML module is given. */
+export function parseUsersFile(text: string, yaml?: YamlModule): UsersFile {
+  const raw: unknown = yaml ? yaml.parse(text) : JSON.parse(text);
   const r = usersFileSchema.safeParse(raw ?? {});
   if (!r.success) {
     const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
@@ -135,16 +137,14 @@ export class UsersFileDirectory implements UserDirectory {
 
   private constructor(
     readonly path: string,
+    private readonly yaml: YamlModule | undefined,
     private readonly onError: (err: Error) => void,
   ) {}
 
   static async open(path: string, onError: (err: Error) => void = () => {}): Promise<UsersFileDirectory> {
-    const dir = new UsersFileDirectory(resolve(path), onError);
-    if (existsSync(dir.path) && isYaml(dir.path)) {
-      // YAML needs an async import; load it once here, later reloads reuse the module.
-      await import("yaml").catch(() => undefined);
-    }
-    await dir.reload(true);
+    const abs = resolve(path);
+    const dir = new UsersFileDirectory(abs, isYaml(abs) ? await loadYaml() : undefined, onError);
+    dir.reload(true);
     return dir;
   }
 
@@ -156,22 +156,23 @@ export class UsersFileDirectory implements UserDirectory {
     const now = Date.now();
     if (now - this.checkedAt > 1000) {
       this.checkedAt = now;
-      void this.reload(false);
+      this.reload(false);
     }
     return authenticateIn(this.byHash, token);
   }
 
-  /** Re-reads the file if it changed; `strict` throws instead of keeping the last users. */
-  async reload(strict: boolean): Promise<void> {
+  /** Re-reads the file if it changed (a stat per second at most); `strict` throws instead of keeping the last users. */
+  reload(strict: boolean): void {
     try {
       if (!existsSync(this.path)) {
         this.byHash = new Map();
         this.mtimeMs = -1;
+        this.size = -1;
         return;
       }
       const st = statSync(this.path);
       if (st.mtimeMs === this.mtimeMs && st.size === this.size) return;
-      const file = await parseUsersFile(readFileSync(this.path, "utf8"), isYaml(this.path));
+      const file = parseUsersFile(readFileSync(this.path, "utf8"), this.yaml);
       this.byHash = indexUsers(file);
       this.mtimeMs = st.mtimeMs;
       this.size = st.size;
@@ -208,14 +209,13 @@ export function usersFromList(
 
 async function readUsersFile(path: string): Promise<UsersFile> {
   if (!existsSync(path)) return usersFileSchema.parse({});
-  return parseUsersFile(readFileSync(path, "utf8"), isYaml(path));
+  return parseUsersFile(readFileSync(path, "utf8"), isYaml(path) ? await loadYaml() : undefined);
 }
 
 async function writeUsersFile(path: string, file: UsersFile): Promise<void> {
   let text: string;
   if (isYaml(path)) {
-    const mod = await import("yaml");
-    text = mod.stringify(file);
+    text = (await loadYaml()).stringify(file);
   } else {
     text = `${JSON.stringify(file, null, 2)}\n`;
   }

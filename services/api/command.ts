@@ -117,7 +117,7 @@ export function registerServeCommand(program: Command): void {
       for (const u of await listUsers(o.file ?? usersFilePath())) {
         const regions = u.regions?.join(",") ?? (u.role === "investigator" ? "(none)" : "(all)");
         process.stdout.write(
-          `${u.name}\t${u.role}\t${regions}\t${u.unmask ? "unmask" : "masked"}\t${u.tokens.length} token(s)${u.disabled ? "\tdisabled" : ""}\n`,
+          `${u.name}\t${u.role}\t${regions}\t${u.role === "admin" || u.unmask ? "unmasked" : "masked"}\t${u.tokens.length} token(s)${u.disabled ? "\tdisabled" : ""}\n`,
         );
       }
     });

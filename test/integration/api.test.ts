@@ -965,3 +965,67 @@ describe("hostile filter values", () => {
     expect(c.history.at(-1)?.note).toBe(note);
   });
 });
+
+describe("users file", () => {
+  it("`fundguard users add` prints a token once and stores only its hash; the server picks it up without a restart", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const { UsersFileDirectory, removeUser } = await import("../../services/api/index.ts");
+    const file = join(dir, "users.json");
+    const bin = join(process.cwd(), "bin/fundguard.js");
+    const add = (...args: string[]) =>
+      execFileSync(process.execPath, [bin, "users", "add", "--file", file, ...args], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      }).trim();
+    const adminToken = add("--name", "root", "--role", "admin");
+    expect(adminToken).toMatch(/^fg_[A-Za-z0-9_-]{43}$/);
+    const text = readFileSync(file, "utf8");
+    expect(text).not.toContain(adminToken);
+    const directory = await UsersFileDirectory.open(file);
+    expect(directory.authenticate(adminToken)).toMatchObject({
+      name: "root",
+      role: "admin",
+      regions: null,
+      unmask: true,
+    });
+    expect(directory.authenticate(`${adminToken}x`)).toBeNull();
+
+    // Added while "running": seen after the next check (at most a second later).
+    const invToken = add("--name", "li", "--role", "investigator", "--regions", "341502,341503");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(directory.authenticate(invToken)).toMatchObject({
+      role: "investigator",
+      regions: ["341502", "341503"],
+      unmask: false,
+    });
+    expect(() => add("--name", "nobody", "--role", "investigator")).toThrow();
+    expect(() => add("--name", "li", "--role", "investigator", "--regions", "341502")).toThrow();
+
+    await removeUser(file, "li");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(directory.authenticate(invToken)).toBeNull();
+
+    // A broken edit keeps the last good users (and is reported); a broken file at start is fatal.
+    const errors: string[] = [];
+    const watched = await UsersFileDirectory.open(file, (e) => errors.push(e.message));
+    writeFileSync(file, "{ not json");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(watched.authenticate(adminToken)?.name).toBe("root");
+    expect(errors.length).toBeGreaterThan(0);
+    await expect(UsersFileDirectory.open(file)).rejects.toThrow(/users file/);
+
+    // YAML works too.
+    const yamlFile = join(dir, "users.yaml");
+    writeFileSync(
+      yamlFile,
+      `version: 1\nusers:\n  - name: aud\n    role: auditor\n    tokens:\n      - sha256: ${(await import("../../services/api/index.ts")).hashToken("fg_yaml_token_123456")}\n`,
+    );
+    const fromYaml = await UsersFileDirectory.open(yamlFile);
+    expect(fromYaml.authenticate("fg_yaml_token_123456")).toMatchObject({
+      name: "aud",
+      role: "auditor",
+      regions: null,
+    });
+  });
+});
