@@ -5,15 +5,15 @@
 //   state.log   append-only, like a compacted changelog: the engine state entries changed since
 //               the previous commit (`<engine>\t<key JSON>\t<value JSON | null>`, from
 //               Engine.takeDirty), then one commit line (`C\t<commit JSON>`: input position,
-//               counters, highest row version written).
-//               Lines after the last commit are an unfinished checkpoint and are discarded.
-//               When the log outgrows twice its live size it is folded into one commit.
+//               counters, highest row version written). Lines after the last commit are an
+//               unfinished checkpoint and are discarded. When superseded lines outweigh the live
+//               ones (and 64 MiB), the log is rewritten with only the live lines (streamed).
 //   lock        pid of the process executing the run
 //
 // A checkpoint is committed only after the suspect changes up to its position are in the store,
 // so the store is never behind a checkpoint; rows written after it are repaired on resume.
 import { closeSync, existsSync, openSync, readFileSync, readSync, unlinkSync, writeFileSync } from "node:fs";
-import { type FileHandle, mkdir, open, rename, rm, stat, truncate } from "node:fs/promises";
+import { type FileHandle, mkdir, open, rename, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import type { EngineStats } from "../engine/engine.ts";
 
@@ -39,11 +39,17 @@ export interface DirtyEntry {
 export interface LoadedCheckpoint<M> {
   meta: M;
   commit: CommitRecord | undefined;
-  /** engine → state key → latest value (deleted entries are absent), in first-written order. */
+  /** engine → state key → latest value (deleted entries are absent), in log order of those values. */
   states: Map<number, Map<string, unknown>>;
 }
 
+export interface CheckpointOptions {
+  /** The log is compacted once its superseded lines exceed both this and the live lines (default 64 MiB). */
+  minCompactBytes?: number;
+}
+
 const MIN_COMPACT_BYTES = 64 << 20;
+const WRITE_CHUNK = 4 << 20;
 
 export function checkpointDir(dataDir: string, run: string): string {
   return join(dataDir, "fundguard-checkpoints", run);
@@ -85,8 +91,8 @@ function lock(dir: string, run: string): void {
   throw new Error(`could not take the lock ${path}`);
 }
 
-/** Splits the log into committed content; returns the byte length of the committed prefix. */
-function* logLines(path: string): Generator<{ line: string; end: number }> {
+/** Complete lines of a file (a torn last line without its newline is not returned), with byte offsets. */
+function* logLines(path: string, limit = Number.POSITIVE_INFINITY): Generator<{ line: string; end: number }> {
   const fd = openSync(path, "r");
   try {
     const buf = Buffer.alloc(1 << 20);
@@ -98,6 +104,7 @@ function* logLines(path: string): Generator<{ line: string; end: number }> {
       let chunk = Buffer.concat([carry, buf.subarray(0, n)]);
       let nl = chunk.indexOf(10);
       while (nl >= 0) {
+        if (offset + nl + 1 > limit) return;
         const line = chunk.subarray(0, nl).toString("utf8");
         offset += nl + 1;
         yield { line, end: offset };
@@ -111,41 +118,69 @@ function* logLines(path: string): Generator<{ line: string; end: number }> {
   }
 }
 
-/** Folds the log: the latest line per (engine, key) up to the last commit, and that commit. */
-function fold(path: string): {
-  latest: Map<string, string>;
+/** The `<engine>\t<key JSON>` prefix of an entry line, or undefined for a torn line. */
+function entryKey(line: string): string | undefined {
+  const second = line.indexOf("\t", line.indexOf("\t") + 1);
+  return second < 0 ? undefined : line.slice(0, second);
+}
+
+/** Per key: its lines in the log, the size of the latest, and whether the latest deletes it. */
+interface KeyInfo {
+  count: number;
+  bytes: number;
+  deleted: boolean;
+}
+
+/** Pass 1 over the log: the keys up to the last commit, that commit, and where it ends. */
+function scan(path: string): {
+  keys: Map<string, KeyInfo>;
   commit: string | undefined;
   committedBytes: number;
 } {
-  const latest = new Map<string, string>();
-  let pending = new Map<string, string>();
+  const keys = new Map<string, KeyInfo>();
+  let pending: { key: string; bytes: number; deleted: boolean }[] = [];
   let commit: string | undefined;
   let committedBytes = 0;
-  if (!existsSync(path)) return { latest, commit, committedBytes };
+  if (!existsSync(path)) return { keys, commit, committedBytes };
   for (const { line, end } of logLines(path)) {
     if (line.startsWith("C\t")) {
-      for (const [k, v] of pending) latest.set(k, v);
-      pending = new Map();
+      for (const p of pending) {
+        const k = keys.get(p.key);
+        if (k) {
+          k.count++;
+          k.bytes = p.bytes;
+          k.deleted = p.deleted;
+        } else keys.set(p.key, { count: 1, bytes: p.bytes, deleted: p.deleted });
+      }
+      pending = [];
       commit = line;
       committedBytes = end;
       continue;
     }
-    const second = line.indexOf("\t", line.indexOf("\t") + 1);
-    if (second < 0) break; // torn write: nothing after it was committed
-    pending.set(line.slice(0, second), line);
+    const key = entryKey(line);
+    if (key === undefined) break; // torn write: nothing after it was committed
+    pending.push({ key, bytes: Buffer.byteLength(line) + 1, deleted: line.endsWith("\tnull") });
   }
-  return { latest, commit, committedBytes };
+  return { keys, commit, committedBytes };
 }
 
 export class Checkpoint {
   private handle: FileHandle | undefined;
   private bytes = 0;
-  private compactAt = MIN_COMPACT_BYTES;
+  /** Every key in the log; live = not deleted. Only keys and sizes, never values, stay in memory. */
+  private keys = new Map<string, KeyInfo>();
+  private liveBytes = 0;
+  private readonly minCompactBytes: number;
+  /** Compactions done by this process (for tests and logs). */
+  compactions = 0;
 
   private constructor(
     readonly dir: string,
     private readonly run: string,
-  ) {}
+    opts: CheckpointOptions,
+  ) {
+    this.minCompactBytes = opts.minCompactBytes ?? MIN_COMPACT_BYTES;
+  }
 
   private get logPath(): string {
     return join(this.dir, "state.log");
@@ -156,10 +191,15 @@ export class Checkpoint {
   }
 
   /** A fresh checkpoint for a new run (an old one in `dir` is replaced). */
-  static async create(dir: string, run: string, meta: unknown): Promise<Checkpoint> {
+  static async create(
+    dir: string,
+    run: string,
+    meta: unknown,
+    opts: CheckpointOptions = {},
+  ): Promise<Checkpoint> {
     await mkdir(dir, { recursive: true });
     lock(dir, run);
-    const c = new Checkpoint(dir, run);
+    const c = new Checkpoint(dir, run, opts);
     await rm(c.logPath, { force: true });
     await writeAtomic(join(dir, "meta.json"), `${JSON.stringify(meta, null, 2)}\n`);
     c.handle = await open(c.logPath, "a");
@@ -170,28 +210,40 @@ export class Checkpoint {
   static async resume<M>(
     dir: string,
     run: string,
+    opts: CheckpointOptions = {},
   ): Promise<{ checkpoint: Checkpoint; loaded: LoadedCheckpoint<M> }> {
     if (!Checkpoint.exists(dir)) throw new Error(`run ${run} has no checkpoint in ${dir}: nothing to resume`);
     lock(dir, run);
-    const c = new Checkpoint(dir, run);
+    const c = new Checkpoint(dir, run, opts);
     const meta = JSON.parse(readFileSync(join(dir, "meta.json"), "utf8")) as M;
-    const { latest, commit, committedBytes } = fold(c.logPath);
-    if (existsSync(c.logPath)) await truncate(c.logPath, committedBytes);
+    const { keys, commit, committedBytes } = scan(c.logPath);
+    // Pass 2: parse only the latest line of each live key.
     const states = new Map<number, Map<string, unknown>>();
-    let live = 0;
-    for (const line of latest.values()) {
-      const [e, k, v] = splitEntry(line);
-      if (v === "null") continue;
-      live += line.length + 1;
-      let m = states.get(Number(e));
-      if (!m) {
-        m = new Map();
-        states.set(Number(e), m);
+    if (committedBytes > 0) {
+      const seen = new Map<string, number>();
+      for (const { line } of logLines(c.logPath, committedBytes)) {
+        if (line.startsWith("C\t")) continue;
+        const key = entryKey(line) as string;
+        const info = keys.get(key) as KeyInfo;
+        const n = (seen.get(key) ?? 0) + 1;
+        seen.set(key, n);
+        if (n < info.count || info.deleted) continue;
+        const engine = Number(key.slice(0, key.indexOf("\t")));
+        let m = states.get(engine);
+        if (!m) {
+          m = new Map();
+          states.set(engine, m);
+        }
+        m.set(
+          JSON.parse(key.slice(key.indexOf("\t") + 1)) as string,
+          JSON.parse(line.slice(key.length + 1)) as unknown,
+        );
       }
-      m.set(JSON.parse(k) as string, JSON.parse(v) as unknown);
     }
+    if (existsSync(c.logPath)) await truncate(c.logPath, committedBytes);
+    c.keys = keys;
     c.bytes = committedBytes;
-    c.compactAt = Math.max(MIN_COMPACT_BYTES, 2 * live);
+    for (const k of keys.values()) if (!k.deleted) c.liveBytes += k.bytes;
     c.handle = await open(c.logPath, "a");
     return {
       checkpoint: c,
@@ -199,7 +251,7 @@ export class Checkpoint {
     };
   }
 
-  /** Appends the changed entries and a commit line, durably; folds the log when it has grown. */
+  /** Appends the changed entries and a commit line, durably; compacts the log when it is mostly dead. */
   async commit(dirty: readonly DirtyEntry[], record: CommitRecord): Promise<void> {
     const h = this.handle;
     if (!h) throw new Error("checkpoint is closed");
@@ -213,49 +265,76 @@ export class Checkpoint {
       size = 0;
     };
     for (const d of dirty) {
-      const value = d.value === null || d.value === undefined ? "null" : JSON.stringify(d.value);
-      const line = `${d.engine}\t${JSON.stringify(d.key)}\t${value}\n`;
+      const deleted = d.value === null || d.value === undefined;
+      const prefix = `${d.engine}\t${JSON.stringify(d.key)}`;
+      const line = `${prefix}\t${deleted ? "null" : JSON.stringify(d.value)}\n`;
+      const bytes = Buffer.byteLength(line);
+      const k = this.keys.get(prefix);
+      if (k && !k.deleted) this.liveBytes -= k.bytes;
+      if (k) {
+        k.count++;
+        k.bytes = bytes;
+        k.deleted = deleted;
+      } else this.keys.set(prefix, { count: 1, bytes, deleted });
+      if (!deleted) this.liveBytes += bytes;
       chunk.push(line);
       size += line.length;
-      if (size >= 4 << 20) await write();
+      if (size >= WRITE_CHUNK) await write();
     }
     chunk.push(`C\t${JSON.stringify(record)}\n`);
     await write();
     await h.datasync();
-    if (this.bytes >= this.compactAt) await this.compact();
+    const dead = this.bytes - this.liveBytes;
+    if (dead > this.minCompactBytes && dead > this.liveBytes) await this.compact();
   }
 
-  /** Rewrites the log as its live content plus the last commit (write, fsync, rename). */
+  /** Rewrites the log as its live lines plus the last commit, streaming (write, fsync, rename). */
   private async compact(): Promise<void> {
     await this.handle?.close();
-    const { latest, commit } = fold(this.logPath);
+    this.handle = undefined;
     const tmp = `${this.logPath}.tmp`;
     const out = await open(tmp, "w");
-    let live = 0;
+    let written = 0;
     try {
+      const seen = new Map<string, number>();
+      let lastCommit = "";
       let chunk: string[] = [];
       let size = 0;
-      for (const line of latest.values()) {
-        if (line.endsWith("\tnull")) continue;
+      for (const { line } of logLines(this.logPath)) {
+        if (line.startsWith("C\t")) {
+          lastCommit = line;
+          continue;
+        }
+        const key = entryKey(line) as string;
+        const info = this.keys.get(key) as KeyInfo;
+        const n = (seen.get(key) ?? 0) + 1;
+        seen.set(key, n);
+        if (n < info.count || info.deleted) continue;
         chunk.push(`${line}\n`);
         size += line.length + 1;
-        if (size >= 4 << 20) {
-          await out.write(chunk.join(""));
-          live += size;
+        if (size >= WRITE_CHUNK) {
+          const text = chunk.join("");
+          await out.write(text);
+          written += Buffer.byteLength(text);
           chunk = [];
           size = 0;
         }
       }
-      if (commit) chunk.push(`${commit}\n`);
-      await out.write(chunk.join(""));
-      live += size;
+      chunk.push(`${lastCommit}\n`);
+      const text = chunk.join("");
+      await out.write(text);
+      written += Buffer.byteLength(text);
       await out.datasync();
     } finally {
       await out.close();
     }
     await rename(tmp, this.logPath);
-    this.bytes = (await stat(this.logPath)).size;
-    this.compactAt = Math.max(MIN_COMPACT_BYTES, 2 * live);
+    for (const [key, info] of this.keys) {
+      if (info.deleted) this.keys.delete(key);
+      else info.count = 1;
+    }
+    this.bytes = written;
+    this.compactions++;
     this.handle = await open(this.logPath, "a");
   }
 
@@ -280,12 +359,6 @@ export class Checkpoint {
   get name(): string {
     return this.run;
   }
-}
-
-function splitEntry(line: string): [string, string, string] {
-  const a = line.indexOf("\t");
-  const b = line.indexOf("\t", a + 1);
-  return [line.slice(0, a), line.slice(a + 1, b), line.slice(b + 1)];
 }
 
 async function writeAtomic(path: string, text: string): Promise<void> {

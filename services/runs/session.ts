@@ -17,6 +17,8 @@ export interface SessionOptions {
   checkpointIntervalMs: number;
   /** ... or when this many suspect changes are pending. */
   maxPendingChanges?: number;
+  /** ... or after this many events, which bounds the state written (and the memory used) per checkpoint. */
+  maxEventsPerCheckpoint?: number;
   log: Logger;
   /** After each checkpoint (e.g. to update the runs row). */
   onCheckpoint?: () => Promise<void>;
@@ -33,9 +35,12 @@ export class RunSession {
   private clock = new RowClock();
   private lastCheckpoint = Date.now();
   private readonly maxPending: number;
+  private readonly maxEvents: number;
+  private eventsAtCheckpoint = 0;
 
   constructor(private readonly o: SessionOptions) {
     this.maxPending = o.maxPendingChanges ?? 50_000;
+    this.maxEvents = o.maxEventsPerCheckpoint ?? 100_000;
   }
 
   engine(key: number): Engine {
@@ -62,7 +67,8 @@ export class RunSession {
   get due(): boolean {
     return (
       Date.now() - this.lastCheckpoint >= this.o.checkpointIntervalMs ||
-      this.pending.length >= this.maxPending
+      this.pending.length >= this.maxPending ||
+      this.events - this.eventsAtCheckpoint >= this.maxEvents
     );
   }
 
@@ -100,6 +106,7 @@ export class RunSession {
     const t2 = performance.now();
     this.checkpoints++;
     this.lastCheckpoint = Date.now();
+    this.eventsAtCheckpoint = this.events;
     await this.o.onCheckpoint?.();
     this.o.log.debug(
       {
@@ -131,6 +138,7 @@ export class RunSession {
     const commit = loaded.commit;
     if (commit) {
       this.events = commit.events;
+      this.eventsAtCheckpoint = commit.events;
       this.badEvents = commit.badEvents;
       for (const [key, stats] of Object.entries(commit.stats))
         Object.assign(this.engine(Number(key)).stats, stats);

@@ -138,6 +138,44 @@ describe("checkpoint", () => {
     await checkpoint.remove();
   });
 
+  it("keeps exactly the latest value of every key through deletes, re-adds, compactions and resumes", async () => {
+    const d = dir("model");
+    let c = await Checkpoint.create(d, "r", {}, { minCompactBytes: 2_000 });
+    const model = new Map<string, unknown>();
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    let compactions = 0;
+    for (let round = 0; round < 300; round++) {
+      const dirty = [];
+      for (let i = rand(6); i >= 0; i--) {
+        const key = `k${rand(20)}`;
+        const value = rand(4) === 0 ? null : { round, i, pad: "字".repeat(rand(50)) };
+        dirty.push({ engine: rand(2), key, value });
+      }
+      // Within one commit the last write of a key wins, as in a changelog.
+      for (const e of dirty) {
+        if (e.value === null) model.delete(`${e.engine}/${e.key}`);
+        else model.set(`${e.engine}/${e.key}`, e.value);
+      }
+      await c.commit(dirty, record({ events: round }));
+      if (round % 50 === 49) {
+        compactions += c.compactions;
+        await c.close();
+        const r = await Checkpoint.resume(d, "r", { minCompactBytes: 2_000 });
+        c = r.checkpoint;
+        const loaded = new Map<string, unknown>();
+        for (const [engine, m] of r.loaded.states) for (const [k, v] of m) loaded.set(`${engine}/${k}`, v);
+        expect(new Map([...loaded].sort())).toEqual(new Map([...model].sort()));
+        expect(r.loaded.commit?.position).toEqual({ events: round });
+      }
+    }
+    expect(compactions).toBeGreaterThan(3);
+    await c.remove();
+  });
+
   it("refuses a run held by a live process and takes over from a dead one", async () => {
     const d = dir("lock");
     const c = await Checkpoint.create(d, "r", {});
