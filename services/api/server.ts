@@ -446,7 +446,17 @@ export async function buildServer(o: BuildServerOptions) {
     const user = userOf(req);
     const a = aggregateQuery.parse(req.query);
     req.fg.filters = describeFilters(a);
-    const [total, groups] = [await q.count(a, user), await q.aggregates(a, user)];
+    const groups = await q.aggregates(a, user);
+    // Every dimension but the top-N institutions partitions the match: its sums are the totals.
+    const complete = (["detector", "severity", "region", "month", "status", "rule"] as const)
+      .map((d) => groups[d])
+      .find((g) => g !== undefined);
+    const total = complete
+      ? {
+          total: complete.reduce((n, g) => n + g.count, 0),
+          amount_at_risk_fen: complete.reduce((n, g) => n + g.amount_at_risk_fen, 0),
+        }
+      : await q.count(a, user);
     const withTitles: Record<string, unknown[]> = { ...groups };
     if (groups.rule) {
       withTitles.rule = groups.rule.map((g) => {
