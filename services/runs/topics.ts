@@ -172,6 +172,14 @@ export async function runTopics(
     }
   };
 
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    // kafkajs restarts the consumer after retriable errors; anything else ends the run (as failed).
+    if (!payload.restart) {
+      failure = payload.error;
+      finish("interrupted");
+    }
+  });
+
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
       for (const partition of partitions) {

@@ -241,6 +241,34 @@ describe("runs over a time range of the topics", () => {
         suspects: middle.suspects.length,
       });
       expect(row?.source).toMatchObject({ kind: "topics", from, to, topics: [t.settlements, t.deaths] });
+
+      // The same range killed mid-way and resumed: seek to the checkpointed offsets, same result.
+      const slow = spawnCli(
+        [
+          "replay",
+          "--run",
+          "middle2",
+          "--from",
+          from,
+          "--to",
+          to,
+          "--rate",
+          "2000",
+          "--checkpoint-interval",
+          "0.5",
+        ],
+        env,
+      );
+      await waitFor(() => commits(env, "middle2") >= 3, "checkpoints of the range run");
+      slow.kill("SIGKILL");
+      expect((await slow.result).signal).toBe("SIGKILL");
+      await cli(["replay", "--run", "middle2", "--resume"], env);
+      expect(await exportRun(env, "middle2")).toEqual(canonical(middle.suspects));
+      expect((await runsList(env)).find((x) => x.name === "middle2")).toMatchObject({
+        status: "done",
+        events: middle.summary.events,
+      });
+      expect(await liveOffsets()).toEqual(committedBefore);
     } finally {
       await admin.disconnect();
     }
