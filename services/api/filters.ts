@@ -105,9 +105,14 @@ export const listQuery = z.preprocess(
     sort: sort.default("newest"),
     limit: uint(500, 3).pipe(z.number().min(1)).default(50),
     offset: uint(1_000_000, 7).default(0),
+    /** `false`: the page only (total null), for clients that fetch /suspects/count separately. */
+    with_total: z.enum(["true", "false"]).default("true"),
   }),
 );
 export type ListQuery = z.infer<typeof listQuery>;
+
+/** The list's filters alone (the total of a match). */
+export const countQuery = z.preprocess(withoutEmpty, z.strictObject({ ...filterShape }));
 
 export const exportQuery = z.preprocess(
   withoutEmpty,

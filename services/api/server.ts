@@ -17,6 +17,7 @@ import {
   aggregateQuery,
   auditQuery,
   caseQuery,
+  countQuery,
   describeFilters,
   exportQuery,
   LIST_CASE_STATUSES,
@@ -281,7 +282,9 @@ export async function buildServer(o: BuildServerOptions) {
     const total =
       f.offset === 0 && rows.length < f.limit
         ? { total: rows.length, amount_at_risk_fen: rows.reduce((n, r) => n + Number(r.amount_text), 0) }
-        : await q.count(f, user);
+        : f.with_total === "true"
+          ? await q.count(f, user)
+          : { total: null, amount_at_risk_fen: null };
     req.fg.rows = rows.length;
     return {
       total: total.total,
@@ -291,6 +294,15 @@ export async function buildServer(o: BuildServerOptions) {
       sort: f.sort,
       items: rows.map((r) => apiSuspect(r, user, false)),
     };
+  });
+
+  app.get("/api/v1/suspects/count", async (req) => {
+    const user = userOf(req);
+    const f = countQuery.parse(req.query);
+    req.fg.filters = describeFilters(f);
+    const total = await q.count(f, user);
+    req.fg.rows = 1;
+    return total;
   });
 
   const CSV_COLUMNS: CsvColumn<ReturnType<typeof apiSuspect>>[] = [

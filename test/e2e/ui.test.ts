@@ -146,6 +146,16 @@ describe("web UI", () => {
     expect(await page.locator("#total").textContent()).toBe(String(live.length));
     await shot(page, "02-list");
 
+    // A full page: the rows come first, the total from /suspects/count right after.
+    await page.evaluate("location.hash = '#/suspects?limit=2'");
+    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(2);
+    await expect.poll(() => page.locator("#total").textContent()).toBe(String(live.length));
+    expect(await page.locator(".pager").textContent()).toContain("1 / 2");
+    await page.getByRole("button", { name: /下一页 Next/ }).click();
+    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(1);
+    await page.evaluate("location.hash = '#/suspects'");
+    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(live.length);
+
     // Filter: 分解住院 / split admission.
     await page.locator("#f-detector").selectOption("frequent_admission");
     await page.locator("#f-rule").selectOption("readmission");

@@ -261,6 +261,7 @@ describe("authentication: 401 on every API route", () => {
     ["GET", "/api/v1/suspects"],
     ["GET", "/api/v1/suspects?detector=pediatric_drug"],
     ["GET", "/api/v1/suspects/export.csv"],
+    ["GET", "/api/v1/suspects/count"],
     ["GET", "/api/v1/suspects/some-id"],
     ["POST", "/api/v1/suspects/some-id/status"],
     ["GET", "/api/v1/aggregates"],
@@ -371,6 +372,25 @@ describe("list", () => {
     expect(seen).toHaveLength(total);
     expect(new Set(seen).size).toBe(total);
     expect(seen.some((id) => id === "bulk00000")).toBe(false);
+  });
+
+  it("gives the total with the page, or the page alone and the total from /suspects/count", async () => {
+    const full = await list("admin", "run_id=bulk&limit=20&offset=20");
+    const alone = await list("admin", "run_id=bulk&limit=20&offset=20&with_total=false");
+    expect(alone.items).toEqual(full.items);
+    expect(alone.total).toBeNull();
+    const count = await json<{ total: number; amount_at_risk_fen: number }>(
+      "admin",
+      "/api/v1/suspects/count?run_id=bulk",
+    );
+    expect(count).toEqual({ total: full.total, amount_at_risk_fen: full.amount_at_risk_fen });
+    // A first page that is not full is the whole match, so its total is known without a count.
+    const few = await list("admin", "detector=pediatric_drug&with_total=false");
+    expect(few.total).toBe(1);
+    expect((await get("admin", "/api/v1/suspects/count?sort=newest")).statusCode).toBe(400);
+    expect((await json<{ total: number }>("invA", "/api/v1/suspects/count?run_id=bulk")).total).toBe(
+      BULK / 3 - BULK / 30,
+    );
   });
 
   it("sorts by a whitelisted order only", async () => {
@@ -937,6 +957,7 @@ describe("hostile filter values", () => {
         check(`/api/v1/suspects/export.csv?institution=${v}`, `export institution ${short}`),
         check(`/api/v1/suspects/export.csv?detector=${v}`, `export detector ${short}`),
         check(`/api/v1/aggregates?person=${v}`, `aggregates person ${short}`),
+        check(`/api/v1/suspects/count?institution=${v}`, `count institution ${short}`),
         check(`/api/v1/aggregates?top=${v}`, `aggregates top ${short}`),
       ]);
       const c = await get("invA", `/api/v1/suspects/${encodeURIComponent(value)}`);

@@ -470,6 +470,8 @@
     const q = apiFilters(params);
     q.set("limit", String(limit));
     q.set("offset", String(offset));
+    // The page first; the total (a second pass over the match) fills in when it arrives.
+    q.set("with_total", "false");
     let data;
     try {
       data = await api(`/api/v1/suspects?${q}`);
@@ -500,19 +502,43 @@
         ),
       ),
     );
-    const pages = Math.max(1, Math.ceil(data.total / limit));
     const page = Math.floor(offset / limit) + 1;
     const nav = (newOffset) => {
       const p = new URLSearchParams(params);
       p.set("offset", String(newOffset));
       go("suspects", p);
     };
+    const known = data.total !== null;
+    const totalEl = h(
+      "strong",
+      { id: "total", class: known ? "" : "muted" },
+      known ? count(data.total) : "…",
+    );
+    const amountEl = h("strong", {}, known ? yuan(data.amount_at_risk_fen) : "…");
+    const pageEl = h("span", {}, `第 ${page} 页 Page`);
+    const nextBtn = h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        disabled: data.items.length < limit,
+        onclick: () => nav(offset + limit),
+      },
+      "下一页 Next ›",
+    );
+    const showTotal = (total, amount) => {
+      totalEl.textContent = count(total);
+      totalEl.className = "";
+      amountEl.textContent = yuan(amount);
+      pageEl.textContent = `第 ${page} / ${Math.max(1, Math.ceil(total / limit))} 页 Page`;
+      nextBtn.disabled = offset + limit >= total;
+    };
     results.replaceChildren(
       h(
         "div",
         { class: "summary" },
-        h("span", {}, "共 Total ", h("strong", { id: "total" }, count(data.total)), " 条 suspects"),
-        h("span", {}, "涉及金额 Amount at risk ", h("strong", {}, yuan(data.amount_at_risk_fen))),
+        h("span", {}, "共 Total ", totalEl, " 条 suspects"),
+        h("span", {}, "涉及金额 Amount at risk ", amountEl),
       ),
       h(
         "table",
@@ -552,19 +578,22 @@
           },
           "‹ 上一页 Prev",
         ),
-        h("span", {}, `第 ${page} / ${pages} 页 Page`),
-        h(
-          "button",
-          {
-            type: "button",
-            class: "secondary",
-            disabled: offset + limit >= data.total,
-            onclick: () => nav(offset + limit),
-          },
-          "下一页 Next ›",
-        ),
+        pageEl,
+        nextBtn,
       ),
     );
+    if (known) {
+      showTotal(data.total, data.amount_at_risk_fen);
+    } else {
+      try {
+        const cq = apiFilters(params);
+        cq.delete("sort");
+        const t = await api(`/api/v1/suspects/count?${cq}`);
+        if (totalEl.isConnected) showTotal(t.total, t.amount_at_risk_fen);
+      } catch (err) {
+        if (err.status !== 401) totalEl.textContent = "?";
+      }
+    }
   }
 
   async function exportCsv(params, btn) {
