@@ -150,8 +150,12 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
   if (!o.resume && kind === "none") {
     throw new Error("give the run's source: --settlements FILE [--deaths FILE], or --from ISO --to ISO");
   }
-  if (o.rate !== undefined && !(o.rate > 0))
+  if (o.rate !== undefined && !(o.rate > 0)) {
     throw new Error("--rate must be a positive number of events per second");
+  }
+  if (o.checkpointInterval !== undefined && !(o.checkpointInterval > 0)) {
+    throw new Error("--checkpoint-interval must be a positive number of seconds");
+  }
   const dir = checkpointDir(env.FUNDGUARD_DATA_DIR, name);
   const store = opts.store ?? (await openStore());
   const interrupt = interruptSignal(log);

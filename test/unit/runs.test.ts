@@ -196,7 +196,9 @@ class MemoryStore {
     changes: readonly Change[],
     o: { versionOf: (c: Change, i: number) => bigint | number },
   ) {
-    changes.forEach((change, i) => this.rows.push({ change, version: Number(o.versionOf(change, i)) }));
+    changes.forEach((change, i) => {
+      this.rows.push({ change, version: Number(o.versionOf(change, i)) });
+    });
     return changes.length;
   }
   async query<T>(): Promise<T[]> {
