@@ -202,16 +202,24 @@ export const PSEUDONYM_RE = /^~[0-9a-f]{16}$/;
  * The WHERE clause over `suspects FINAL` for `f`, restricted to what `user` may see.
  * Values only as parameters; columns that change between versions (`status`, amount) are
  * filtered here in WHERE, never PREWHERE (the queries run with move-to-prewhere off).
+ * `immutableOnly` leaves out the conditions on what can change between versions of a row
+ * (status, amount, workflow status): a superset of the match, valid without FINAL.
  */
-export function suspectWhere(f: Filters, user: User, maskKey: string): Sql {
+export function suspectWhere(
+  f: Filters,
+  user: User,
+  maskKey: string,
+  o: { immutableOnly?: boolean } = {},
+): Sql {
   const conds = ["run_id = {run_id:String}"];
   const params: Record<string, unknown> = { run_id: f.run_id };
   if (user.regions !== null) {
     conds.push("region_code IN {scope_regions:Array(String)}");
     params.scope_regions = [...user.regions];
   }
-  if (f.retracted === "exclude") conds.push("status = 'active'");
-  else if (f.retracted === "only") conds.push("status = 'retracted'");
+  const mutable = !o.immutableOnly;
+  if (mutable && f.retracted === "exclude") conds.push("status = 'active'");
+  else if (mutable && f.retracted === "only") conds.push("status = 'retracted'");
   if (f.detector) {
     conds.push("detector IN {detector:Array(String)}");
     params.detector = f.detector;
@@ -252,15 +260,15 @@ export function suspectWhere(f: Filters, user: User, maskKey: string): Sql {
     conds.push("event_time < {to:DateTime64(3, 'UTC')}");
     params.to = chTime(f.to);
   }
-  if (f.min_amount_fen !== undefined) {
+  if (mutable && f.min_amount_fen !== undefined) {
     conds.push("amount_at_risk_fen >= {min_amount:Int64}");
     params.min_amount = f.min_amount_fen;
   }
-  if (f.max_amount_fen !== undefined) {
+  if (mutable && f.max_amount_fen !== undefined) {
     conds.push("amount_at_risk_fen <= {max_amount:Int64}");
     params.max_amount = f.max_amount_fen;
   }
-  if (f.status) {
+  if (mutable && f.status) {
     const named = f.status.filter((s) => s !== "new");
     const parts: string[] = [];
     if (f.status.includes("new")) {

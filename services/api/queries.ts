@@ -25,6 +25,9 @@ import {
 const FINAL_SETTINGS_LIST =
   "optimize_move_to_prewhere_if_final = 0, optimize_move_to_prewhere = 0, do_not_merge_across_partitions_select_final = 1";
 const FINAL_SETTINGS = `SETTINGS ${FINAL_SETTINGS_LIST}`;
+/** The first window a newest/oldest page is looked for in, and the deepest page that tries it. */
+const PROBE_WINDOW_MS = 31 * 86_400_000;
+const PROBE_MAX_ROWS = 2_000;
 
 /** Columns of a suspect row as the API reads them (64-bit numbers as text, exact on any backend). */
 const ROW_COLUMNS = [
@@ -96,13 +99,32 @@ export class ApiQueries {
   ): Promise<SuspectListRow[]> {
     const { where, params } = suspectWhere(f, user, this.maskKey);
     const order = SORTS[o.sort];
-    const rows = await this.store.query<SuspectListRow>(
-      `SELECT ${ROW_COLUMNS}
-       FROM suspects FINAL WHERE ${where}
-       ORDER BY ${order}
-       LIMIT {limit:UInt32} OFFSET {offset:UInt32} ${FINAL_SETTINGS}`,
-      { ...params, limit: o.limit, offset: o.offset },
-    );
+    const select = (extra: string, extraParams: Record<string, unknown>) =>
+      this.store.query<SuspectListRow>(
+        `SELECT ${ROW_COLUMNS}
+         FROM suspects FINAL WHERE ${where} ${extra}
+         ORDER BY ${order}
+         LIMIT {limit:UInt32} OFFSET {offset:UInt32} ${FINAL_SETTINGS}`,
+        { ...params, ...extraParams, limit: o.limit, offset: o.offset },
+      );
+    let rows: SuspectListRow[] | undefined;
+    // Newest / oldest first: try the most recent (earliest) month of the match first. The
+    // event_time minmax index then skips most granules, and FINAL de-duplicates only those.
+    // If that window holds fewer rows than offset + limit, the whole match is read after all.
+    if ((o.sort === "newest" || o.sort === "oldest") && o.offset + o.limit <= PROBE_MAX_ROWS) {
+      const edge = await this.timeEdge(f, user, o.sort === "newest" ? "max" : "min");
+      if (edge !== null) {
+        const cutoff = o.sort === "newest" ? edge - PROBE_WINDOW_MS : edge + PROBE_WINDOW_MS;
+        const probe = await select(
+          o.sort === "newest"
+            ? "AND event_time >= {probe_cutoff:DateTime64(3, 'UTC')}"
+            : "AND event_time <= {probe_cutoff:DateTime64(3, 'UTC')}",
+          { probe_cutoff: chTime(cutoff) },
+        );
+        if (probe.length === o.limit) rows = probe;
+      }
+    }
+    rows ??= await select("", {});
     if (rows.length === 0) return rows;
     const status = await this.caseStatuses(
       f.run_id,
@@ -114,6 +136,21 @@ export class ApiQueries {
       if (c) r.case_at = c.at;
     }
     return rows;
+  }
+
+  /**
+   * The latest (or earliest) event time over a superset of the match (no FINAL: event_time
+   * never changes between versions), as epoch ms; null when nothing matches.
+   */
+  private async timeEdge(f: Filters, user: User, fn: "max" | "min"): Promise<number | null> {
+    const { where, params } = suspectWhere(f, user, this.maskKey, { immutableOnly: true });
+    const rows = await this.store.query<{ n: string; edge: string }>(
+      `SELECT toString(count()) AS n, toString(toUnixTimestamp64Milli(${fn === "max" ? "max" : "min"}(event_time))) AS edge
+       FROM suspects WHERE ${where}`,
+      params,
+    );
+    const r = rows[0];
+    return r && Number(r.n) > 0 ? Number(r.edge) : null;
   }
 
   /** Latest workflow status of the given suspects (all of the run when `ids` is omitted). */

@@ -407,6 +407,41 @@ describe("list", () => {
     expect((await get("admin", "/api/v1/suspects?sort=amount_at_risk_fen%20DESC")).statusCode).toBe(400);
   });
 
+  it("pages newest / oldest first exactly, whether the recent-month window suffices or not", async () => {
+    const active = Array.from({ length: BULK }, (_, i) => bulkSuspect(i)).filter((_, i) => i % 10 !== 0);
+    const ms = (s: Suspect) => Date.parse(s.event_time);
+    const newest = [...active].sort((a, b) => ms(b) - ms(a) || (a.suspect_id < b.suspect_id ? 1 : -1));
+    const oldest = [...newest].reverse();
+    for (const [sort, expected] of [
+      ["newest", newest],
+      ["oldest", oldest],
+    ] as const) {
+      for (const [limit, offset] of [
+        [3, 0],
+        [5, 5],
+        [10, 0],
+        [40, 0],
+        [20, 60],
+      ]) {
+        const r = await list(
+          "admin",
+          `run_id=bulk&sort=${sort}&limit=${limit}&offset=${offset}&with_total=false`,
+        );
+        expect(
+          r.items.map((i) => i.suspect_id),
+          `${sort} ${limit}@${offset}`,
+        ).toEqual(expected.slice(offset, offset + limit).map((s) => s.suspect_id));
+      }
+    }
+    const region = await list("invA", "run_id=bulk&sort=newest&limit=4");
+    expect(region.items.map((i) => i.suspect_id)).toEqual(
+      newest
+        .filter((s) => s.region_code === REGION_A)
+        .slice(0, 4)
+        .map((s) => s.suspect_id),
+    );
+  });
+
   it("hides retracted suspects unless asked for", async () => {
     expect((await list("admin", "run_id=bulk&retracted=only&limit=500")).total).toBe(BULK / 10);
     const all = await list("admin", "run_id=bulk&retracted=include&limit=500");
