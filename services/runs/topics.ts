@@ -1,11 +1,12 @@
 // A run over a time range of the live input topics. The range is of record timestamps: the start
 // offsets are the first records at or after --from, the end offsets the first at or after --to
 // (the end of the partition when there is none), looked up once when the run is created. A
-// consumer in a group of its own (deleted afterwards) seeks to the start offsets and stops at the
+// consumer in a group of its own (`<prefix>fundguard-run.<run>.<uuid>`, deleted afterwards)
+// seeks to the start offsets and stops at the
 // end offsets; it never commits, and the live workers' group is never touched.
 // Like a worker, the run keeps one engine per partition (persons are co-partitioned).
 import { randomUUID } from "node:crypto";
-import type { EachBatchPayload, Kafka } from "kafkajs";
+import type { Admin, EachBatchPayload, Kafka } from "kafkajs";
 import type { EngineEvent } from "../engine/engine.ts";
 import type { AvroSerde, InputKind } from "../kafka/serde.ts";
 import { checkCoPartitioned, type Topics } from "../kafka/topics.ts";
@@ -66,6 +67,33 @@ export async function topicSource(
   }
 }
 
+/** `<topic prefix>fundguard-run.<run>.`: the run's consumer groups, one per process (uuid suffix). */
+export function runGroupPrefix(source: RunSourceTopics, run: string): string {
+  const settlements = source.topics[0] ?? "";
+  return `${settlements.slice(0, settlements.length - "settlements.v1".length)}fundguard-run.${run}.`;
+}
+
+const RUN_SESSION_TIMEOUT_MS = 10_000;
+
+/** Deletes a run's group, retrying while it still has a member (leaving, or dead until its session expires). */
+async function deleteGroup(admin: Admin, groupId: string, log: Logger, patienceMs: number): Promise<void> {
+  const until = Date.now() + patienceMs;
+  for (;;) {
+    try {
+      await admin.deleteGroups([groupId]);
+      return;
+    } catch (e) {
+      const groups = (e as { groups?: { error?: { type?: string } }[] }).groups ?? [];
+      if (groups.some((g) => g.error?.type === "GROUP_ID_NOT_FOUND")) return;
+      if (Date.now() >= until) {
+        log.warn({ err: e, group: groupId }, "could not delete the run's consumer group");
+        return;
+      }
+      await sleep(250);
+    }
+  }
+}
+
 /** Events in the range (end − start summed), for the progress bar. */
 export function rangeSize(s: RunSourceTopics): number {
   let n = 0;
@@ -103,15 +131,23 @@ export async function runTopics(
     return "done";
   }
 
-  const groupId = `fundguard-run.${opts.run}.${randomUUID()}`;
+  const groupPrefix = runGroupPrefix(source, opts.run);
+  const groupId = `${groupPrefix}${randomUUID()}`;
   const consumer = opts.kafka.consumer({
     groupId,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    // A killed run's member leaves its group after this long; then the group can be deleted.
+    sessionTimeout: RUN_SESSION_TIMEOUT_MS,
+    heartbeatInterval: 1_000,
     maxBytesPerPartition: 4 << 20,
   });
   const admin = opts.kafka.admin();
   await admin.connect();
+  // Groups left by a process of this run that was killed: deleted at the end, when the dead
+  // member's session has surely expired.
+  const stale = (await admin.listGroups()).groups
+    .map((g) => g.groupId)
+    .filter((g) => g.startsWith(groupPrefix));
+  const startedAt = Date.now();
   const limiter = new RateLimiter(opts.rate);
   let finish: (how: "done" | "interrupted") => void = () => undefined;
   const finished = new Promise<"done" | "interrupted">((resolve) => {
@@ -201,7 +237,9 @@ export async function runTopics(
     // Stop fetching first: the last batch finishes before the final checkpoint below.
     await consumer.stop().catch(() => undefined);
     await consumer.disconnect().catch(() => undefined);
-    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await deleteGroup(admin, groupId, opts.log, 5_000);
+    const patience = RUN_SESSION_TIMEOUT_MS + 5_000 - (Date.now() - startedAt);
+    for (const g of stale) await deleteGroup(admin, g, opts.log, Math.max(patience, 1_000));
     await admin.disconnect().catch(() => undefined);
   }
   if (failure) throw failure;

@@ -228,8 +228,11 @@ describe("runs over a time range of the topics", () => {
       expect(r.stderr).toMatch(/run middle: done/);
 
       expect(await liveOffsets()).toEqual(committedBefore);
-      const { groups } = await admin.listGroups();
-      expect(groups.filter((g) => g.groupId.startsWith("fundguard-run.middle"))).toEqual([]);
+      const runGroups = async () =>
+        (await admin.listGroups()).groups
+          .map((g) => g.groupId)
+          .filter((g) => g.startsWith(`${env.FUNDGUARD_TOPIC_PREFIX}fundguard-run.`));
+      expect(await runGroups()).toEqual([]);
 
       const middle = await runDetect(part2, () => undefined);
       expect(middle.suspects.length).toBeGreaterThan(0);
@@ -262,7 +265,10 @@ describe("runs over a time range of the topics", () => {
       await waitFor(() => commits(env, "middle2") >= 3, "checkpoints of the range run");
       slow.kill("SIGKILL");
       expect((await slow.result).signal).toBe("SIGKILL");
+      // The killed process's group is left behind (empty); the resumed run deletes it.
+      expect(await runGroups()).toHaveLength(1);
       await cli(["replay", "--run", "middle2", "--resume"], env);
+      expect(await runGroups()).toEqual([]);
       expect(await exportRun(env, "middle2")).toEqual(canonical(middle.suspects));
       expect((await runsList(env)).find((x) => x.name === "middle2")).toMatchObject({
         status: "done",
