@@ -422,7 +422,7 @@ describe("list", () => {
         [10, 0],
         [40, 0],
         [20, 60],
-      ]) {
+      ] as const) {
         const r = await list(
           "admin",
           `run_id=bulk&sort=${sort}&limit=${limit}&offset=${offset}&with_total=false`,
