@@ -129,7 +129,8 @@ describe("dynamic detector config", () => {
 
     try {
       const half = await replay(first);
-      const worker = spawnCli(["worker"], { ...env, LOG_LEVEL: "info" });
+      // --output topic: changes go to suspects.v1 with the config hash header, and the sink stores them.
+      const worker = spawnCli(["worker", "--output", "topic"], { ...env, LOG_LEVEL: "info" });
       await waitFor(async () => (await committed()) >= half, "the worker through the first half");
       const loaded = logLines(worker.stdoutAndErr()).find((l) => l.msg === "detector config loaded");
       expect(loaded?.config_hashes).toEqual(Object.fromEntries(H15));
@@ -258,7 +259,10 @@ describe("dynamic detector config", () => {
       expect(history[2]?.error).toContain("not JSON");
 
       // A worker started now loads the topic before its first event.
-      const restarted = await cli(["worker", "--until-caught-up"], { ...env, LOG_LEVEL: "info" });
+      const restarted = await cli(["worker", "--until-caught-up", "--output", "topic"], {
+        ...env,
+        LOG_LEVEL: "info",
+      });
       const again = logLines(restarted.stderr).find((l) => l.msg === "detector config loaded");
       expect((again?.config_hashes as Record<string, string> | undefined)?.frequent_admission).toBe(fa5);
     } finally {

@@ -10,7 +10,9 @@ import { generate } from "../../services/generate/generate.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { checkpointDir } from "../../services/runs/checkpoint.ts";
 import type { RunDiff } from "../../services/runs/diff.ts";
+import { chooseDetectors } from "../../services/runs/spec.ts";
 import type { RunRecord } from "../../services/runs/table.ts";
+import { chdbConfig, openStore } from "../../services/store/index.ts";
 import { cli, killStrays, pipelineEnv, sleep, spawnCli, tempDir } from "./harness.ts";
 
 type Files = { settlements: string; deaths: string };
@@ -151,6 +153,27 @@ describe("runs over files", () => {
       highFrequencyWindowDays: 180,
     });
     expect(fa5?.config_hash).not.toBe((await runsList(env)).find((r) => r.name === "base")?.config_hash);
+
+    // Every row records the hash of its detector's effective config.
+    const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
+    try {
+      const hashes = await store.query<{ run_id: string; detector: string; config_hash: string }>(
+        "SELECT DISTINCT run_id, detector, config_hash FROM suspects ORDER BY run_id, detector",
+      );
+      const chosen = (list: string | undefined, configs?: Record<string, unknown>) =>
+        chooseDetectors(list, configs).map((x): [string, string] => [x.id, x.config_hash]);
+      const base = new Map(chosen(undefined));
+      expect(hashes.filter((h) => h.run_id === "base").map((h) => [h.detector, h.config_hash])).toEqual(
+        [...base].filter(([id]) => detected.some((x) => x.detector === id)).sort(),
+      );
+      const [faHash] = chosen("frequent_admission", { frequent_admission: { readmissionMaxDays: 5 } });
+      expect(hashes.filter((h) => h.run_id === "fa5").map((h) => [h.detector, h.config_hash])).toEqual([
+        faHash,
+      ]);
+      expect(faHash?.[1]).not.toBe(base.get("frequent_admission"));
+    } finally {
+      await store.close();
+    }
 
     await cli(["runs", "drop", "fa5"], env);
     expect((await runsList(env)).map((r) => r.name)).toEqual(["base"]);
