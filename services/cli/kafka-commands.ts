@@ -134,21 +134,25 @@ export function registerKafkaCommands(program: Command): void {
         const metrics = new Metrics("worker");
         const server = o.metrics ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT) : undefined;
         if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics");
-        await runWorker({
-          metrics,
-          kafka: ctx.kafka,
-          registryUrl: ctx.registryUrl,
-          topics: ctx.topics,
-          group: ctx.env.FUNDGUARD_GROUP,
-          detectors: activeDetectors(ctx.env, o.reference),
-          retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
-          log: ctx.log,
-          untilCaughtUp: o.untilCaughtUp,
-          commitIntervalMs: ctx.env.FUNDGUARD_COMMIT_INTERVAL_MS,
-          output: store ? { kind: "store", store } : { kind: "topic" },
-          signal: shutdownSignal(ctx.log),
-        }).finally(() => store?.close());
-        server?.close();
+        try {
+          await runWorker({
+            metrics,
+            kafka: ctx.kafka,
+            registryUrl: ctx.registryUrl,
+            topics: ctx.topics,
+            group: ctx.env.FUNDGUARD_GROUP,
+            detectors: activeDetectors(ctx.env, o.reference),
+            retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
+            log: ctx.log,
+            untilCaughtUp: o.untilCaughtUp,
+            commitIntervalMs: ctx.env.FUNDGUARD_COMMIT_INTERVAL_MS,
+            output: store ? { kind: "store", store } : { kind: "topic" },
+            signal: shutdownSignal(ctx.log),
+          });
+        } finally {
+          await store?.close();
+          server?.close();
+        }
       },
     );
 }

@@ -102,4 +102,6 @@ try {
 } catch (e) {
   process.stderr.write(`fundguard: ${(e as Error).message}\n`);
   process.exitCode = 2;
+  // A failed command may leave a client's sockets open; do not let them keep a dead process alive.
+  setTimeout(() => process.exit(2), 2_000).unref();
 }

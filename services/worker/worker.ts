@@ -307,16 +307,20 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     await done;
   } finally {
     clearInterval(poll);
-    // Stop fetching first so no batch runs while the last flush commits.
-    await consumer.stop();
-    await configFollower?.stop();
-    if (!failure) {
-      await locked(flush);
-      await inFlight.catch(() => undefined);
+    try {
+      // Stop fetching, let the batch under way finish, write and commit what it produced: kafkajs
+      // can commit offsets only while the consumer runs, so pause rather than stop first.
+      consumer.pause(inputs.map((topic) => ({ topic })));
+      await configFollower?.stop();
+      if (!failure) {
+        await locked(flush);
+        await inFlight.catch(() => undefined);
+      }
+    } finally {
+      await consumer.disconnect();
+      await producer.disconnect();
+      await admin.disconnect();
     }
-    await consumer.disconnect();
-    await producer.disconnect();
-    await admin.disconnect();
   }
   if (failure) throw failure;
   log.info(stats, "worker stopped");
