@@ -155,7 +155,7 @@ export function encodeSuspectChange(schemaId: number, c: SuspectChange): Message
 
 /** Suspect changes are written by our own workers with our own schema, so no resolution is needed. */
 export function decodeSuspectChange(m: KafkaMessage): SuspectChange {
-  if (!m.value || m.value[0] !== 0) throw new Error("suspect change is not in Confluent wire format");
+  if (m.value?.[0] !== 0) throw new Error("suspect change is not in Confluent wire format");
   const raw = suspectType.fromBuffer(m.value.subarray(5)) as Omit<Suspect, "evidence"> & { evidence: string };
   const op = m.headers?.[SUSPECT_HEADERS.op]?.toString();
   const version = Number(m.headers?.[SUSPECT_HEADERS.version]?.toString());

@@ -8,10 +8,8 @@ import { ingest } from "../../services/embedded/start.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
 import { benchBatchSql } from "../bench/batch-sql.ts";
+import { canonical } from "../fixtures/run.ts";
 import { killStrays, sleep, spawnCli, tempDir } from "./harness.ts";
-
-const canonical = (suspects: Suspect[]) =>
-  suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
 
 describe("embedded mode", () => {
   it("stores exactly the suspects detect finds, which batch SQL over the archive confirms", async () => {

@@ -1,6 +1,6 @@
 // Helpers for tests that run the real `fundguard` executable against the provisioned services.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -75,3 +75,23 @@ export async function cli(args: string[], env: Record<string, string>): Promise<
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export type StreamFiles = { settlements: string; deaths: string };
+
+/** The stream cut into `parts` runs of settlement lines; the deaths all go with part `deathsIn`. */
+export function splitStream(f: StreamFiles, dir: string, parts: number, deathsIn: number): StreamFiles[] {
+  const lines = readFileSync(f.settlements, "utf8").split("\n").filter(Boolean);
+  const write = (name: string, rows: string[]) => {
+    const path = join(dir, name);
+    writeFileSync(path, rows.map((r) => `${r}\n`).join(""));
+    return path;
+  };
+  const empty = write("no-deaths.ndjson", []);
+  return Array.from({ length: parts }, (_, i) => ({
+    settlements: write(
+      `part${i + 1}.ndjson`,
+      lines.slice(Math.floor((i * lines.length) / parts), Math.floor(((i + 1) * lines.length) / parts)),
+    ),
+    deaths: i === deathsIn ? f.deaths : empty,
+  }));
+}

@@ -1,18 +1,11 @@
-// The distributed pipeline end to end on the real broker and registry, with chdb as ClickHouse:
-// whatever the crashes and rebalances, the exported suspects equal what `detect` finds.
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
-import { cli, killStrays, pipelineEnv, sleep, spawnCli, tempDir } from "./harness.ts";
-
-/** Everything but the wall-clock detection time. */
-const canonical = (suspects: Suspect[]) =>
-  suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
+import { canonical } from "../fixtures/run.ts";
+import { cli, killStrays, pipelineEnv, sleep, spawnCli, splitStream, tempDir } from "./harness.ts";
 
 type Files = { settlements: string; deaths: string };
 let files: Files;
@@ -108,7 +101,7 @@ describe("Kafka pipeline", () => {
 
   it("two workers in one group, one killed: the survivor restores the partitions and the result is exact", async () => {
     const env = pipelineEnv("rebalance", { FUNDGUARD_COMMIT_INTERVAL_MS: "100" });
-    const [first, second] = splitStream(files, tempDir("halves"));
+    const [first, second] = splitStream(files, tempDir("halves"), 2, 1) as [Files, Files];
     const half = await replay(env, first);
     // Two workers cannot share one embedded chdb: they write suspects.v1, and the sink writes ClickHouse.
     const a = spawnCli(["worker", "--output", "topic"], env);
@@ -135,20 +128,4 @@ function restoresOf(log: string): { records: number }[] {
     .split("\n")
     .filter((l) => l.includes("state restored from changelog"))
     .map((l) => JSON.parse(l) as { records: number });
-}
-
-/** The stream cut in two at the middle settlement line; deaths all go with the second half. */
-function splitStream(f: Files, dir: string): [Files, Files] {
-  const lines = readFileSync(f.settlements, "utf8").split("\n").filter(Boolean);
-  const mid = Math.floor(lines.length / 2);
-  const write = (name: string, rows: string[]) => {
-    const path = join(dir, name);
-    writeFileSync(path, rows.map((r) => `${r}\n`).join(""));
-    return path;
-  };
-  const empty = write("no-deaths.ndjson", []);
-  return [
-    { settlements: write("first.ndjson", lines.slice(0, mid)), deaths: empty },
-    { settlements: write("second.ndjson", lines.slice(mid)), deaths: f.deaths },
-  ];
 }

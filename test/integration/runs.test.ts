@@ -13,13 +13,10 @@ import type { RunDiff } from "../../services/runs/diff.ts";
 import { chooseDetectors } from "../../services/runs/spec.ts";
 import type { RunRecord } from "../../services/runs/table.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
-import { cli, killStrays, pipelineEnv, sleep, spawnCli, tempDir } from "./harness.ts";
+import { canonical } from "../fixtures/run.ts";
+import { cli, killStrays, pipelineEnv, sleep, spawnCli, splitStream, tempDir } from "./harness.ts";
 
 type Files = { settlements: string; deaths: string };
-
-/** Everything but the wall-clock detection time. */
-const canonical = (suspects: Suspect[]) =>
-  suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
 
 let files: Files;
 let detected: Suspect[];
@@ -223,7 +220,7 @@ describe("runs over files", () => {
 describe("runs over a time range of the topics", () => {
   it("reads only the range, with a group of its own: the live group's committed offsets stay put", async () => {
     const env = pipelineEnv("runs-range");
-    const [part1, part2, part3] = splitStream(files, tempDir("runs-thirds"));
+    const [part1, part2, part3] = splitStream(files, tempDir("runs-thirds"), 3, 1) as [Files, Files, Files];
     const produce = (f: Files) => cli(["replay", "--settlements", f.settlements, "--deaths", f.deaths], env);
     await produce(part1);
     // The live workers' group has consumed the first part.
@@ -303,21 +300,3 @@ describe("runs over a time range of the topics", () => {
     }
   });
 });
-
-/** The stream cut in three at settlement lines; the deaths all go with the middle part. */
-function splitStream(f: Files, dir: string): [Files, Files, Files] {
-  const lines = readFileSync(f.settlements, "utf8").split("\n").filter(Boolean);
-  const a = Math.floor(lines.length / 3);
-  const b = Math.floor((2 * lines.length) / 3);
-  const write = (name: string, rows: string[]) => {
-    const path = join(dir, name);
-    writeFileSync(path, rows.map((r) => `${r}\n`).join(""));
-    return path;
-  };
-  const empty = write("no-deaths.ndjson", []);
-  return [
-    { settlements: write("first.ndjson", lines.slice(0, a)), deaths: empty },
-    { settlements: write("second.ndjson", lines.slice(a, b)), deaths: f.deaths },
-    { settlements: write("third.ndjson", lines.slice(b)), deaths: empty },
-  ];
-}

@@ -11,9 +11,9 @@ import {
   Wait,
 } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
+import { canonical } from "../fixtures/run.ts";
 import { cli, tempDir } from "./harness.ts";
 
 const docker = await getContainerRuntimeClient().then(
@@ -26,8 +26,6 @@ const title = docker
 
 if (!docker) process.stderr.write(`${title}\n`);
 
-const canonical = (suspects: Suspect[]) =>
-  suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
 const KAFKA_HOST_PORT = 39092;
 
 describe.skipIf(!docker)(title, () => {

@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { addDays } from "../../detectors/dates.ts";
-import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
+import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { line, reversal, settlement } from "../fixtures/events.ts";
-import { asEvent, newEngine, run } from "../fixtures/run.ts";
+import { asEvent, canonical, newEngine, run } from "../fixtures/run.ts";
 
 // A tiny world (two people, two institutions, a few codes, two months) so that events collide often.
 const CODES = [
@@ -97,10 +97,6 @@ const streamArb = fc
     const again = redelivered.map((i) => s[i % s.length] as Settlement);
     return [...s, ...reversals, ...again, ...deaths];
   });
-
-/** Everything but the wall-clock detection time must agree. */
-const canonical = (suspects: Suspect[]) =>
-  suspects.map(({ detected_at: _t, ...rest }) => JSON.stringify(rest)).sort();
 
 describe("order independence", () => {
   it("any permutation of a stream gives the same final suspects, evidence included", () => {

@@ -1,0 +1,112 @@
+// Produce → queryable latency: settlements produced at a steady rate through the real broker,
+// one worker and the sink, timed from the producer's ack to the row's insert time in ClickHouse.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import type { Settlement } from "../../schemas/index.ts";
+import { readLineBatches } from "../../services/ingest/lines.ts";
+import { validateSettlement } from "../../services/ingest/validate.ts";
+import { idempotentProducer } from "../../services/kafka/client.ts";
+import { endOffsets, isCaughtUp } from "../../services/kafka/progress.ts";
+import { AvroSerde } from "../../services/kafka/serde.ts";
+import { topicNames } from "../../services/kafka/topics.ts";
+import { chdbConfig, openStore } from "../../services/store/index.ts";
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+};
+const summary = (xs: number[]) => ({
+  samples: xs.length,
+  p50Ms: quantile(xs, 0.5),
+  p99Ms: quantile(xs, 0.99),
+});
+
+async function firstSettlements(file: string, n: number): Promise<Settlement[]> {
+  const out: Settlement[] = [];
+  for await (const batch of readLineBatches(file)) {
+    for (const line of batch.lines) {
+      const v = validateSettlement(JSON.parse(line));
+      if (v.ok && v.value.event_type === "SETTLE") out.push(v.value);
+      if (out.length >= n) return out;
+    }
+  }
+  return out;
+}
+
+export async function benchLatency(o: {
+  root: string;
+  env: Record<string, string>;
+  settlementsFile: string;
+  rate: number;
+  seconds: number;
+}) {
+  const { root, env } = o;
+  const topics = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
+  const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
+  const start = (args: string[]) =>
+    spawn(process.execPath, [join(root, "bin/fundguard.js"), ...args], {
+      env: { ...process.env, ...env },
+      stdio: "ignore",
+    });
+  await new Promise((r) => start(["topics", "create"]).on("close", r));
+  const worker = start(["worker"]);
+  const sink = start(["sink"]);
+  const admin = kafka.admin();
+  await admin.connect();
+  // Both consumer groups must be stable before the clock starts.
+  for (;;) {
+    const { groups } = await admin.describeGroups([env.FUNDGUARD_GROUP as string, "fundguard-sink"]);
+    if (groups.every((g) => g.state === "Stable")) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const serde = new AvroSerde(env.SCHEMA_REGISTRY_URL as string, topics);
+  await serde.register();
+  const events = await firstSettlements(o.settlementsFile, o.rate * o.seconds);
+  const producer = idempotentProducer(kafka);
+  await producer.connect();
+  const sentAt = new Map<string, number>();
+  const tick = 50;
+  const perTick = Math.max(1, Math.round((o.rate * tick) / 1000));
+  const t0 = Date.now();
+  for (let i = 0; i < events.length; i += perTick) {
+    const slice = events.slice(i, i + perTick);
+    await producer.send({
+      topic: topics.settlements,
+      acks: -1,
+      messages: slice.map((s) => ({ key: s.person_id, value: serde.encode("settlement", s) })),
+    });
+    const now = Date.now();
+    for (const s of slice) sentAt.set(s.settlement_id, now);
+    const due = t0 + ((i + perTick) / o.rate) * 1000;
+    if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+  }
+  const achievedRate = events.length / ((Date.now() - t0) / 1000);
+  await producer.disconnect();
+  const targets = await endOffsets(admin, [topics.settlements, topics.suspects]);
+  while (!(await isCaughtUp(admin, "fundguard-sink", targets))) await new Promise((r) => setTimeout(r, 200));
+  await admin.disconnect();
+  for (const c of [worker, sink]) c.kill("SIGTERM");
+  await Promise.all([worker, sink].map((c) => new Promise((r) => c.on("close", r))));
+
+  const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
+  try {
+    const archived = await store.query<{ id: string; at: string }>(
+      "SELECT settlement_id AS id, toString(toUnixTimestamp64Milli(min(ingested_at))) AS at FROM settlements GROUP BY id",
+    );
+    const suspects = await store.query<{ id: string; at: string }>(
+      "SELECT settlement_ids[1] AS id, toString(toUnixTimestamp64Milli(min(written_at))) AS at FROM suspects GROUP BY id",
+    );
+    const lat = (rows: { id: string; at: string }[]) =>
+      rows.filter((r) => sentAt.has(r.id)).map((r) => Number(r.at) - (sentAt.get(r.id) as number));
+    return {
+      targetRate: o.rate,
+      achievedRate,
+      settlements: events.length,
+      suspectQueryable: summary(lat(suspects)),
+      settlementArchived: summary(lat(archived)),
+    };
+  } finally {
+    await store.close();
+  }
+}
