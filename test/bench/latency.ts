@@ -1,5 +1,5 @@
-// Produce → queryable latency: settlements produced at a steady rate through the real broker,
-// one worker and the sink, timed from the producer's ack to the row's insert time in ClickHouse.
+// Produce → queryable latency: settlements produced at a steady rate through the real broker
+// and one worker, timed from the producer's ack to the row's insert time in ClickHouse.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
@@ -51,12 +51,11 @@ export async function benchLatency(o: {
     });
   await new Promise((r) => start(["topics", "create"]).on("close", r));
   const worker = start(["worker"]);
-  const sink = start(["sink"]);
   const admin = kafka.admin();
   await admin.connect();
   // Both consumer groups must be stable before the clock starts.
   for (;;) {
-    const { groups } = await admin.describeGroups([env.FUNDGUARD_GROUP as string, "fundguard-sink"]);
+    const { groups } = await admin.describeGroups([env.FUNDGUARD_GROUP as string]);
     if (groups.every((g) => g.state === "Stable")) break;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -83,11 +82,12 @@ export async function benchLatency(o: {
   }
   const achievedRate = events.length / ((Date.now() - t0) / 1000);
   await producer.disconnect();
-  const targets = await endOffsets(admin, [topics.settlements, topics.suspects]);
-  while (!(await isCaughtUp(admin, "fundguard-sink", targets))) await new Promise((r) => setTimeout(r, 200));
+  const targets = await endOffsets(admin, [topics.settlements]);
+  while (!(await isCaughtUp(admin, env.FUNDGUARD_GROUP as string, targets)))
+    await new Promise((r) => setTimeout(r, 200));
   await admin.disconnect();
-  for (const c of [worker, sink]) c.kill("SIGTERM");
-  await Promise.all([worker, sink].map((c) => new Promise((r) => c.on("close", r))));
+  worker.kill("SIGTERM");
+  await new Promise((r) => worker.on("close", r));
 
   const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
   try {
