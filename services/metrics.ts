@@ -51,6 +51,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly httpRequests = new Counter({
+    name: "fundguard_http_requests_total",
+    help: "HTTP requests served, by route and status",
+    labelNames: ["method", "route", "status"],
+    registers: [this.registry],
+  });
+  readonly httpSeconds = new Histogram({
+    name: "fundguard_http_request_duration_seconds",
+    help: "HTTP request latency, by route",
+    labelNames: ["route"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   constructor(service: string) {
     this.registry.setDefaultLabels({ service });
     collectDefaultMetrics({ register: this.registry });

@@ -2,6 +2,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadEnv } from "../config/env.ts";
 import { createLogger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
 import { describeStore, openStore, storeConfigFromEnv } from "../store/index.ts";
 import {
   addUser,
@@ -50,7 +51,7 @@ export function registerServeCommand(program: Command): void {
       const config = storeConfigFromEnv();
       const store = await openStore(config);
       const { buildServer } = await import("./server.ts");
-      const app = await buildServer({ store, users, log });
+      const app = await buildServer({ store, users, log, metrics: new Metrics("serve") });
       const port = o.port ?? env.PORT;
       await app.listen({ port, host: o.host });
       log.info(

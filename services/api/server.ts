@@ -9,6 +9,7 @@ import { z } from "zod";
 import { type AnyDetector, DETECTORS } from "../../detectors/index.ts";
 import { SEVERITIES } from "../../schemas/index.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
 import { AuditWriter } from "./audit.ts";
 import type { User, UserDirectory } from "./auth.ts";
@@ -37,6 +38,8 @@ export interface BuildServerOptions {
   /** Key of the person-id pseudonyms (default FUNDGUARD_MASK_KEY, else random per process). */
   maskKey?: string;
   detectors?: readonly AnyDetector[];
+  /** Prometheus metrics, served at /metrics (outside /api, for scrapers, like /healthz). */
+  metrics?: Metrics;
 }
 
 interface RequestContext {
@@ -239,6 +242,17 @@ export async function buildServer(o: BuildServerOptions) {
   }
   app.get("/favicon.ico", async (_req, reply) => reply.redirect("/ui/favicon.svg", 301));
   app.get("/healthz", async () => ({ ok: true }));
+  const metrics = o.metrics;
+  if (metrics) {
+    app.get("/metrics", async (_req, reply) =>
+      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
+    app.addHook("onResponse", async (req, reply) => {
+      const route = req.routeOptions.url ?? "unmatched";
+      metrics.httpRequests.inc({ method: req.method, route, status: reply.statusCode });
+      metrics.httpSeconds.observe({ route }, reply.elapsedTime / 1000);
+    });
+  }
 
   // --- API ------------------------------------------------------------------------------
   app.get("/api/v1/me", async (req) => {

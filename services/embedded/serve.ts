@@ -3,6 +3,7 @@
 import { addUser, removeUser, UsersFileDirectory, usersFilePath } from "../api/auth.ts";
 import { buildServer } from "../api/server.ts";
 import type { Logger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
 
 /** The user `start` (re)issues a token for on every start; other users in the file are left alone. */
@@ -18,7 +19,7 @@ export async function serveEmbedded(o: { store: Store; log: Logger; port: number
     label: "fundguard start",
   });
   const users = await UsersFileDirectory.open(path, (err) => o.log.error({ err: err.message }, "users file"));
-  const app = await buildServer({ store: o.store, users, log: o.log });
+  const app = await buildServer({ store: o.store, users, log: o.log, metrics: new Metrics("start") });
   const host = o.host ?? "0.0.0.0";
   await app.listen({ port: o.port, host });
   const address = app.server.address();

@@ -2,7 +2,12 @@
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { UsersFileDirectory } from "../../services/api/auth.ts";
+import { buildServer } from "../../services/api/server.ts";
 import { generate } from "../../services/generate/generate.ts";
+import { createLogger } from "../../services/log.ts";
+import { Metrics } from "../../services/metrics.ts";
+import { chdbConfig, openStore } from "../../services/store/index.ts";
 import { cli, killStrays, pipelineEnv, sleep, spawnCli, tempDir } from "./harness.ts";
 
 async function freePort(): Promise<number> {
@@ -64,5 +69,30 @@ describe("worker metrics", () => {
     worker.kill("SIGTERM");
     const r = await worker.result;
     expect(r.code, r.stderr).toBe(0);
+  });
+});
+
+describe("server metrics", () => {
+  it("counts API requests by route and status at /metrics, without a token", async () => {
+    const store = await openStore(chdbConfig(join(tempDir("srv-metrics"), "data")));
+    const users = await UsersFileDirectory.open(join(tempDir("srv-users"), "users.json"));
+    const app = await buildServer({
+      store,
+      users,
+      log: createLogger("test", "silent"),
+      metrics: new Metrics("serve"),
+    });
+    try {
+      expect((await app.inject({ url: "/api/v1/suspects" })).statusCode).toBe(401);
+      const res = await app.inject({ url: "/metrics" });
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toMatch(
+        /fundguard_http_requests_total\{method="GET",route="\/api\/v1\/suspects",status="401",service="serve"\} 1/,
+      );
+      expect(res.body).toContain("fundguard_http_request_duration_seconds_bucket");
+    } finally {
+      await app.close();
+      await store.close();
+    }
   });
 });
