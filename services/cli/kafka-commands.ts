@@ -146,6 +146,7 @@ export function registerKafkaCommands(program: Command): void {
             log: ctx.log,
             untilCaughtUp: o.untilCaughtUp,
             commitIntervalMs: ctx.env.FUNDGUARD_COMMIT_INTERVAL_MS,
+            createPartitions: ctx.env.FUNDGUARD_PARTITIONS,
             output: store ? { kind: "store", store } : { kind: "topic" },
             signal: shutdownSignal(ctx.log),
           });

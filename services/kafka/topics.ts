@@ -41,7 +41,9 @@ export async function ensureTopics(admin: Admin, configs: ITopicConfig[]): Promi
   if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
 }
 
+/** Partitions of `topic`, 0 when it does not exist. */
 export async function partitionCount(admin: Admin, topic: string): Promise<number> {
+  if (!(await admin.listTopics()).includes(topic)) return 0;
   const meta = await admin.fetchTopicMetadata({ topics: [topic] });
   return meta.topics[0]?.partitions.length ?? 0;
 }

@@ -18,6 +18,7 @@ import {
   changelogConfig,
   checkCoPartitioned,
   ensureTopics,
+  inputTopicConfigs,
   type Topics,
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
@@ -38,6 +39,8 @@ export interface WorkerOptions {
   /** How often state and offsets are committed (Kafka Streams' commit.interval.ms). */
   commitIntervalMs?: number;
   sessionTimeoutMs?: number;
+  /** Partitions of input topics this worker creates when they are missing (none: they must exist). */
+  createPartitions?: number;
   /**
    * The dynamic detector configuration topic to follow (default: detector-config.v1 with the
    * topics' prefix); false runs on `detectors` as given.
@@ -68,6 +71,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const log = o.log.child({ component: "worker", group: o.group });
   const admin = o.kafka.admin();
   await admin.connect();
+  // A worker may start before anything was produced: create missing topics, then insist on co-partitioning.
+  if (o.createPartitions) await ensureTopics(admin, inputTopicConfigs(o.topics, o.createPartitions));
   const partitions = await checkCoPartitioned(admin, o.topics);
   const changelogTopic = o.topics.changelog(o.group);
   await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
