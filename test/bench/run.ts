@@ -29,7 +29,8 @@ function runChild(args: string[]): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/bench/child.ts"), ...args], {
       stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=12288" },
+      // The flags the shipped executable runs with (bin/fundguard.js), and room for a big heap.
+      env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=12288 --max-semi-space-size=64" },
     });
     let out = "";
     child.stdout.on("data", (d) => {
