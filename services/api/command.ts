@@ -5,10 +5,10 @@ import { createLogger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { describeStore, openStore, storeConfigFromEnv } from "../store/index.ts";
 import {
+  type AddUserOptions,
   addUser,
   listUsers,
   ROLES,
-  type Role,
   removeUser,
   UsersFileDirectory,
   usersFilePath,
@@ -86,29 +86,19 @@ export function registerServeCommand(program: Command): void {
     .option("--label <text>", "a note kept with the token")
     .option("--add-token", "give an existing user another token")
     .option("--file <path>", "users file (default from the environment)")
-    .action(
-      async (o: {
-        name: string;
-        role: Role;
-        regions?: string[];
-        unmask?: boolean;
-        label?: string;
-        addToken?: boolean;
-        file?: string;
-      }) => {
-        const path = o.file ?? usersFilePath();
-        const { token } = await addUser(path, {
-          name: o.name,
-          role: o.role,
-          ...(o.regions ? { regions: o.regions } : {}),
-          ...(o.unmask ? { unmask: true } : {}),
-          ...(o.label ? { label: o.label } : {}),
-          ...(o.addToken ? { addToken: true } : {}),
-        });
-        process.stderr.write(`user ${o.name} (${o.role}) written to ${path}; the token is shown only now:\n`);
-        process.stdout.write(`${token}\n`);
-      },
-    );
+    .action(async (o: AddUserOptions & { file?: string }) => {
+      const path = o.file ?? usersFilePath();
+      const { token } = await addUser(path, {
+        name: o.name,
+        role: o.role,
+        ...(o.regions ? { regions: o.regions } : {}),
+        ...(o.unmask ? { unmask: true } : {}),
+        ...(o.label ? { label: o.label } : {}),
+        ...(o.addToken ? { addToken: true } : {}),
+      });
+      process.stderr.write(`user ${o.name} (${o.role}) written to ${path}; the token is shown only now:\n`);
+      process.stdout.write(`${token}\n`);
+    });
 
   users
     .command("list")
