@@ -87,10 +87,19 @@ const streamArb = fc
     settlements: fc.array(settlementArb, { minLength: 1, maxLength: 25 }),
     reversed: fc.array(fc.nat(), { maxLength: 5 }),
     redelivered: fc.array(fc.nat(), { maxLength: 3 }),
+    // A claim billed again a day later under a new id: the duplicate-line scheme, which random
+    // settlements alone almost never produce.
+    rebilled: fc.array(fc.nat(), { maxLength: 2 }),
     deaths: fc.array(deathArb, { maxLength: 3 }),
   })
-  .map(({ settlements, reversed, redelivered, deaths }) => {
-    const s = settlements.map((x, i) => ({ ...x, settlement_id: `S${i}` }) as Settlement);
+  .map(({ settlements, reversed, redelivered, rebilled, deaths }) => {
+    const originals = settlements.map((x, i) => ({ ...x, settlement_id: `S${i}` }) as Settlement);
+    const copies = rebilled.map((i, k): Settlement => {
+      const o = originals[i % originals.length] as Settlement;
+      const day = addDays(o.settled_at.slice(0, 10), 1);
+      return { ...o, settlement_id: `C${k}`, settled_at: `${day}${o.settled_at.slice(10)}` };
+    });
+    const s = [...originals, ...copies];
     const reversals = [...new Set(reversed.map((i) => i % s.length))].map((i) =>
       reversal(s[i] as Settlement),
     );
