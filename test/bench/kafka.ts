@@ -28,6 +28,7 @@ function run(
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
+    child.stderr.setEncoding("utf8");
     child.stderr.on("data", (d) => {
       stderr += d;
     });

@@ -33,6 +33,7 @@ function runChild(args: string[]): Promise<Record<string, unknown>> {
       env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=12288 --max-semi-space-size=64" },
     });
     let out = "";
+    child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d) => {
       out += d;
     });

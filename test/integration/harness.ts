@@ -54,6 +54,9 @@ export function spawnCli(args: string[], env: Record<string, string>): RunningCl
   });
   let stdout = "";
   let stderr = "";
+  // A StringDecoder per stream: a chunk may end inside a multi-byte character (Chinese names).
+  child.stdout?.setEncoding("utf8");
+  child.stderr?.setEncoding("utf8");
   child.stdout?.on("data", (d) => {
     stdout += d;
   });
