@@ -60,6 +60,11 @@ export interface EngineOptions {
   /** Event-time span of retained state behind the newest event seen (contract default 400 days). */
   retentionDays?: number;
   clock?: () => Date;
+  /**
+   * Record changed state entries for takeDirty (default false). Only for callers that drain them:
+   * an engine that records and is never drained keeps an entry for every event it ever saw.
+   */
+  changelog?: boolean;
 }
 
 export interface EngineStats {
@@ -84,6 +89,7 @@ export class Engine {
   private watermarkMs = Number.NEGATIVE_INFINITY;
   private sweptAtMs = Number.NEGATIVE_INFINITY;
   private readonly dirty = new Map<string, unknown>();
+  private readonly changelog: boolean;
   private takenWatermarkMs = Number.NEGATIVE_INFINITY;
   readonly stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
 
@@ -91,6 +97,7 @@ export class Engine {
     this.detectors = opts.detectors;
     this.retentionMs = (opts.retentionDays ?? 400) * DAY_MS;
     this.clock = opts.clock ?? (() => new Date());
+    this.changelog = opts.changelog ?? false;
   }
 
   get personCount(): number {
@@ -120,6 +127,7 @@ export class Engine {
 
   /** State entries changed since the last call, keyed for a compacted changelog (null value: deleted). */
   takeDirty(): { key: string; value: unknown }[] {
+    if (!this.changelog) throw new Error("takeDirty on an engine created without `changelog: true`");
     const out = [...this.dirty].map(([key, value]) => ({ key, value }));
     if (this.watermarkMs !== this.takenWatermarkMs) {
       out.push({ key: WATERMARK_KEY, value: this.watermarkMs });
@@ -160,6 +168,7 @@ export class Engine {
   }
 
   private newPerson(personId: string): PersonState {
+    if (!this.changelog) return new PersonState(personId);
     return new PersonState(personId, (pid, e) =>
       this.dirty.set(`${pid}${KEY_SEP}${e.kind}${KEY_SEP}${e.id}`, e.value),
     );

@@ -46,7 +46,7 @@ export class RunSession {
   engine(key: number): Engine {
     let e = this.engines.get(key);
     if (!e) {
-      e = new Engine({ detectors: this.o.detectors, retentionDays: this.o.retentionDays });
+      e = new Engine({ detectors: this.o.detectors, retentionDays: this.o.retentionDays, changelog: true });
       this.engines.set(key, e);
     }
     return e;

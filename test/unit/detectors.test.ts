@@ -317,12 +317,22 @@ describe("engine", () => {
   it("restores a person from a snapshot and carries on as if never stopped", () => {
     const first = stay("2025-01-01", "2025-01-10");
     const second = stay("2025-01-20", "2025-01-22");
-    const a = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
+    const a = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), changelog: true });
     a.process(asEvent(first));
     const entries = a.takeDirty();
     const b = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
     for (const { key, value } of entries) b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
     const changes = b.process(asEvent(second));
     expect(changes.map((c) => `${c.op}:${c.suspect.rule}`)).toEqual(["upsert:readmission"]);
+  });
+
+  it("records changelog entries only when asked to, so an undrained engine does not grow with every event", () => {
+    const plain = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
+    plain.process(asEvent(stay("2025-01-01", "2025-01-10")));
+    expect(() => plain.takeDirty()).toThrow(/changelog: true/);
+    const logged = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), changelog: true });
+    logged.process(asEvent(stay("2025-01-01", "2025-01-10")));
+    expect(logged.takeDirty().length).toBeGreaterThan(0);
+    expect(logged.takeDirty()).toEqual([]);
   });
 });
