@@ -3,10 +3,10 @@
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
-import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
-import { activate, Engine, type EngineStats } from "../engine/engine.ts";
-import { type BadLine, mergedEvents } from "../ingest/ndjson-source.ts";
+import { detectSharded } from "../detect/sharded.ts";
+import type { EngineStats } from "../engine/engine.ts";
+import type { BadLine } from "../ingest/ndjson-source.ts";
 
 export interface DetectOptions {
   settlements: string;
@@ -14,6 +14,8 @@ export interface DetectOptions {
   out?: string;
   reference?: string;
   retentionDays?: number;
+  /** Worker threads, each with its own engine over a share of the persons (default: one per core). */
+  shards?: number;
 }
 
 export interface DetectSummary {
@@ -28,8 +30,8 @@ export interface DetectSummary {
 }
 
 /** Final, non-retracted suspects in a stable order (event time, then id). */
-export function finalSuspects(engine: Engine): Suspect[] {
-  return [...engine.activeSuspects()].sort((a, b) =>
+export function sortSuspects(suspects: Suspect[]): Suspect[] {
+  return suspects.sort((a, b) =>
     a.event_time === b.event_time
       ? a.suspect_id.localeCompare(b.suspect_id)
       : Date.parse(a.event_time) - Date.parse(b.event_time) || a.event_time.localeCompare(b.event_time),
@@ -40,19 +42,14 @@ export async function runDetect(
   opts: DetectOptions,
   onBad: (b: BadLine) => void,
 ): Promise<{ suspects: Suspect[]; summary: DetectSummary }> {
-  const catalogs = loadCatalogs(opts.reference);
-  const engine = new Engine({ detectors: activate(DETECTORS, catalogs), retentionDays: opts.retentionDays });
   const started = performance.now();
-  let events = 0;
   let badLines = 0;
-  for await (const { event } of mergedEvents(opts.settlements, opts.deaths, (b) => {
+  const result = await detectSharded(opts, (b) => {
     badLines++;
     onBad(b);
-  })) {
-    engine.process(event);
-    events++;
-  }
-  const suspects = finalSuspects(engine);
+  });
+  const events = result.events;
+  const suspects = sortSuspects(result.suspects);
   const seconds = (performance.now() - started) / 1000;
   const byDetector: Record<string, number> = {};
   const byRule: Record<string, number> = {};
@@ -67,7 +64,7 @@ export async function runDetect(
       badLines,
       seconds,
       eventsPerSecond: events / Math.max(seconds, 1e-9),
-      engine: { ...engine.stats },
+      engine: result.stats,
       suspects: suspects.length,
       byDetector,
       byRule,

@@ -24,6 +24,11 @@ program
   .option("--out <file>", "write suspects here instead of stdout")
   .option("--reference <dir>", "folder with pediatric-drugs.csv and sex-restricted-codes.csv")
   .option("--retention-days <n>", "event-time span of retained state", positiveInt, 400)
+  .option(
+    "--shards <n>",
+    "worker threads, each running the engine for a share of the persons (default: one per core, at most 8)",
+    positiveInt,
+  )
   .action((o) =>
     detectCommand({
       settlements: o.settlements,
@@ -31,6 +36,7 @@ program
       out: o.out,
       reference: o.reference,
       retentionDays: o.retentionDays,
+      shards: o.shards,
     }),
   );
 

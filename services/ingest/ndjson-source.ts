@@ -58,17 +58,17 @@ function parseBatch(file: string, kind: Kind, batch: LineBatch, onBad: (b: BadLi
   return out;
 }
 
-/** A pull cursor over batches, so the merge below stays synchronous per event. */
-class Cursor {
-  private batch: SourcedEvent[] = [];
+/** A pull cursor over batches, so the merge below stays synchronous per item. */
+class Cursor<T> {
+  private batch: T[] = [];
   private i = 0;
   private done = false;
-  constructor(private readonly source: AsyncGenerator<SourcedEvent[]> | undefined) {
+  constructor(private readonly source: AsyncIterator<T[]> | undefined) {
     if (!source) this.done = true;
   }
-  async head(): Promise<SourcedEvent | undefined> {
+  async head(): Promise<T | undefined> {
     while (this.i >= this.batch.length && !this.done) {
-      const r = await (this.source as AsyncGenerator<SourcedEvent[]>).next();
+      const r = await (this.source as AsyncIterator<T[]>).next();
       if (r.done) this.done = true;
       else {
         this.batch = r.value;
@@ -82,24 +82,35 @@ class Cursor {
   }
 }
 
-/** Stable two-way merge: on equal times the settlement goes first. */
-export async function* mergedEvents(
+/** The contract's stable two-way merge of two sources in their own order: on equal times `a` goes first. */
+export async function* mergeByTime<T extends { timeMs: number }>(
+  a: AsyncIterator<T[]>,
+  b: AsyncIterator<T[]> | undefined,
+): AsyncGenerator<T> {
+  const x = new Cursor(a);
+  const y = new Cursor(b);
+  for (;;) {
+    const u = await x.head();
+    const v = await y.head();
+    if (!u && !v) return;
+    if (u && (!v || u.timeMs <= v.timeMs)) {
+      x.advance();
+      yield u;
+    } else if (v) {
+      y.advance();
+      yield v;
+    }
+  }
+}
+
+/** Valid events of the two files in the contract's merge order; bad lines go to `onBad`. */
+export function mergedEvents(
   settlementsFile: string,
   deathsFile: string | undefined,
   onBad: (b: BadLine) => void,
 ): AsyncGenerator<SourcedEvent> {
-  const a = new Cursor(fileEvents(settlementsFile, "settlement", onBad));
-  const b = new Cursor(deathsFile ? fileEvents(deathsFile, "death", onBad) : undefined);
-  for (;;) {
-    const x = await a.head();
-    const y = await b.head();
-    if (!x && !y) return;
-    if (x && (!y || x.timeMs <= y.timeMs)) {
-      a.advance();
-      yield x;
-    } else if (y) {
-      b.advance();
-      yield y;
-    }
-  }
+  return mergeByTime(
+    fileEvents(settlementsFile, "settlement", onBad),
+    deathsFile ? fileEvents(deathsFile, "death", onBad) : undefined,
+  );
 }

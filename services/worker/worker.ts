@@ -170,7 +170,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     stats.restoredPersons += n;
     log.info({ partitions: missing, records: n, ms: Date.now() - t0 }, "state restored from changelog");
   };
-  const newEngine = () => new Engine({ detectors: o.detectors, retentionDays: o.retentionDays, changelog: true });
+  const newEngine = () =>
+    new Engine({ detectors: o.detectors, retentionDays: o.retentionDays, changelog: true });
 
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
