@@ -7,6 +7,7 @@ import { AVSC_FILES } from "../../schemas/files.ts";
 import {
   type AvroRecord,
   avscText,
+  isCalendarDate,
   isValidSettlement,
   settlementSchema,
   settlementValidator,
@@ -124,5 +125,58 @@ describe("the compiled hot-path check", () => {
     delete valid.original_settlement_id;
     expect(isValidSettlement(valid)).toBe(true);
     expect(valid.original_settlement_id).toBeNull();
+  });
+});
+
+describe("isCalendarDate", () => {
+  // The reference: the shape by regex, the day by a UTC round trip.
+  const reference = (s: string) => {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
+    const [y, m, d] = s.split("-").map(Number) as [number, number, number];
+    const t = new Date(0);
+    t.setUTCFullYear(y, m - 1, d);
+    return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
+  };
+
+  it("accepts exactly the real dates", () => {
+    for (const s of ["2024-02-29", "2000-02-29", "2025-12-31", "0001-01-01"])
+      expect(isCalendarDate(s), s).toBe(true);
+    for (const s of [
+      "2025-02-29",
+      "1900-02-29",
+      "2025-04-31",
+      "2025-00-10",
+      "2025-13-01",
+      "2025-01-00",
+      "2025-1-01",
+      "２０２５-01-01",
+      "2025/01/01",
+      "2025-01-01 ",
+    ]) {
+      expect(isCalendarDate(s), s).toBe(false);
+    }
+  });
+
+  it("agrees with the reference on every day of four years and on random strings", () => {
+    for (let day = Date.UTC(1999, 0, 1); day < Date.UTC(2001, 0, 1); day += 86_400_000) {
+      const s = new Date(day).toISOString().slice(0, 10);
+      expect(isCalendarDate(s), s).toBe(true);
+    }
+    const dateLike = fc
+      .tuple(
+        fc.integer({ min: 0, max: 9999 }),
+        fc.integer({ min: 0, max: 99 }),
+        fc.integer({ min: 0, max: 99 }),
+      )
+      .map(
+        ([y, m, d]) =>
+          `${String(y).padStart(4, "0")}-${String(m).padStart(2, "0")}-${String(d).padStart(2, "0")}`,
+      );
+    fc.assert(
+      fc.property(fc.oneof(dateLike, fc.string({ maxLength: 12 })), (s) => {
+        expect(isCalendarDate(s)).toBe(reference(s));
+      }),
+      { numRuns: 5_000 },
+    );
   });
 });
