@@ -28,6 +28,11 @@ export class PersonState implements PersonView {
   private deathRecord: DeathRecord | undefined;
   /** suspect settlement id → its active findings. */
   private readonly active = new Map<string, Suspect[]>();
+  /**
+   * No retained settlement or cancellation is older than this, so a sweep with an earlier horizon
+   * skips the person without a look. Removals leave it low, which only costs a needless pass.
+   */
+  private oldestMs = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly personId: string,
@@ -53,6 +58,7 @@ export class PersonState implements PersonView {
   add(s: SettlementRecord): void {
     this.byId.set(s.id, s);
     this.settlements.push(s);
+    this.oldestMs = Math.min(this.oldestMs, s.settledAtMs);
     this.onChange(this.personId, { kind: "s", id: s.id, value: s });
   }
 
@@ -67,6 +73,7 @@ export class PersonState implements PersonView {
 
   cancel(original: string, c: Cancellation): void {
     this.cancellations.set(original, c);
+    this.oldestMs = Math.min(this.oldestMs, c.atMs);
     this.onChange(this.personId, { kind: "c", id: original, value: c });
   }
 
@@ -83,6 +90,7 @@ export class PersonState implements PersonView {
 
   /** Drops evidence older than the horizon; returns whether anything is left. */
   evict(horizonMs: number): boolean {
+    if (this.oldestMs >= horizonMs) return this.holdsAnything();
     if (this.settlements.some((s) => s.settledAtMs < horizonMs)) {
       for (const s of this.settlements.filter((x) => x.settledAtMs < horizonMs)) {
         this.remove(s.id);
@@ -95,6 +103,13 @@ export class PersonState implements PersonView {
         this.onChange(this.personId, { kind: "c", id, value: null });
       }
     }
+    this.oldestMs = Number.POSITIVE_INFINITY;
+    for (const x of this.settlements) this.oldestMs = Math.min(this.oldestMs, x.settledAtMs);
+    for (const c of this.cancellations.values()) this.oldestMs = Math.min(this.oldestMs, c.atMs);
+    return this.holdsAnything();
+  }
+
+  private holdsAnything(): boolean {
     return this.settlements.length > 0 || this.cancellations.size > 0 || this.deathRecord !== undefined;
   }
 
@@ -103,6 +118,7 @@ export class PersonState implements PersonView {
     switch (e.kind) {
       case "s":
         if (e.value) {
+          this.oldestMs = Math.min(this.oldestMs, e.value.settledAtMs);
           if (!this.byId.has(e.id)) this.settlements.push(e.value);
           else this.settlements[this.settlements.findIndex((s) => s.id === e.id)] = e.value;
           this.byId.set(e.id, e.value);
@@ -114,8 +130,10 @@ export class PersonState implements PersonView {
         }
         break;
       case "c":
-        if (e.value) this.cancellations.set(e.id, e.value);
-        else this.cancellations.delete(e.id);
+        if (e.value) {
+          this.cancellations.set(e.id, e.value);
+          this.oldestMs = Math.min(this.oldestMs, e.value.atMs);
+        } else this.cancellations.delete(e.id);
         break;
       case "d":
         this.deathRecord = e.value ?? undefined;

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { addDays } from "../../detectors/dates.ts";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import { activate, Engine } from "../../services/engine/engine.ts";
 import { death, line, reversal, settlement, stay } from "../fixtures/events.ts";
@@ -324,6 +325,31 @@ describe("engine", () => {
     for (const { key, value } of entries) b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
     const changes = b.process(asEvent(second));
     expect(changes.map((c) => `${c.op}:${c.suspect.rule}`)).toEqual(["upsert:readmission"]);
+  });
+
+  it("evicts what falls behind the retention: persons seen long ago leave, recent evidence stays", () => {
+    const engine = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), retentionDays: 30 });
+    const at = (day: number) => `${addDays("2025-01-01", day)}T10:00:00+08:00`;
+    for (let i = 0; i < 20; i++) {
+      engine.process(
+        asEvent(settlement({ person_id: `OLD${i}`, settlement_id: `O${i}`, settled_at: at(0) })),
+      );
+    }
+    // A reversal whose original never arrives is state too, and leaves with the rest.
+    engine.process(asEvent(reversal(settlement({ person_id: "R", settlement_id: "X", settled_at: at(1) }))));
+    expect(engine.personCount).toBe(21);
+    for (let day = 0; day <= 100; day += 10) {
+      const s = stay(addDays("2025-01-01", day), addDays("2025-01-01", day + 2), {
+        person_id: "LIVE",
+        settlement_id: `L${day}`,
+        settled_at: at(day + 2),
+      });
+      engine.process(asEvent(s));
+    }
+    expect(engine.personCount).toBe(1);
+    // Stays 8 days apart are readmissions while both are retained: the last ones still are.
+    const found = keys([...engine.activeSuspects()]);
+    expect(found).toContain("frequent_admission/readmission:L100>L90");
   });
 
   it("records changelog entries only when asked to, so an undrained engine does not grow with every event", () => {
