@@ -136,7 +136,7 @@ export const duplicateBilling = defineDetector({
     if (s.items.length === 0) return undefined;
     const lines = s.items.map(
       (i): Fingerprint => [
-        [i.item_code, i.service_date, i.quantity, i.unit_price_fen].join(SEP),
+        `${i.item_code}${SEP}${i.service_date}${SEP}${i.quantity}${SEP}${i.unit_price_fen}`,
         i.line_no,
         i.amount_fen,
         i.item_name,
