@@ -83,7 +83,11 @@ export interface OpenStoreOptions {
   insertChunkRows?: number;
 }
 
-/** Inserts are synchronous whatever the server's default: the promise resolves once the part is on disk. */
+/**
+ * Inserts are synchronous whatever the server's default: the promise resolves once the part is on
+ * disk. Embedded chdb has no server default to override, and its connection turns settings into a
+ * `SET …;` statement in front of the INSERT, which measured about a quarter slower, so it gets none.
+ */
 const INSERT_SETTINGS = { async_insert: 0 } as const;
 
 export class Store {
@@ -248,7 +252,7 @@ export class Store {
         table,
         values: rows.slice(i, i + this.chunkRows),
         format: "JSONEachRow",
-        clickhouse_settings: INSERT_SETTINGS,
+        clickhouse_settings: this.backend.kind === "http" ? INSERT_SETTINGS : undefined,
       });
     }
   }
