@@ -21,11 +21,15 @@ const SEP = "\u0001";
  * JSON string, parsed only when hashes match. Lines of every retained settlement are the
  * engine's largest state; two objects per settlement instead of several per line keep it
  * cheap for the garbage collector. Matches are confirmed on the full key, so a hash
- * collision never makes a finding.
+ * collision never makes a finding. The key holds the service date, so two settlements can only
+ * share a line where their ranges of service dates meet: most pairs are ruled out by two compares.
  */
 interface LineFacts {
   hashes: number[];
   lines: string;
+  /** Earliest and latest service date (absent in state written before they were kept). */
+  first?: string;
+  last?: string;
 }
 
 /** cyrb53: a fast, well-mixed 53-bit string hash. */
@@ -65,8 +69,24 @@ const fingerprints = (s: SettlementRecord): Fingerprint[] => {
   const f = lineFacts(s);
   return f ? (JSON.parse(f.lines) as Fingerprint[]) : [];
 };
-const sharesHash = (hashes: Set<number>, s: SettlementRecord) =>
-  lineFacts(s)?.hashes.some((h) => hashes.has(h)) ?? false;
+
+/** Tests other settlements for a line in common with one settlement's lines. */
+class LineProbe {
+  private hashes: Set<number> | undefined;
+  constructor(private readonly facts: LineFacts | undefined) {}
+
+  shares(s: SettlementRecord): boolean {
+    const mine = this.facts;
+    const theirs = lineFacts(s);
+    if (!mine || !theirs) return false;
+    const { first, last } = mine;
+    if (first && last && theirs.first && theirs.last && (theirs.last < first || last < theirs.first))
+      return false;
+    this.hashes ??= new Set(mine.hashes);
+    const hashes = this.hashes;
+    return theirs.hashes.some((h) => hashes.has(h));
+  }
+}
 
 const isVisit = (s: SettlementRecord) => s.visitType === "OUTPATIENT" || s.visitType === "PHARMACY";
 const overlaps = (a: SettlementRecord, b: SettlementRecord) =>
@@ -82,14 +102,14 @@ function byAdmission(a: SettlementRecord, b: SettlementRecord): number {
 function duplicateLine(subject: SettlementRecord, person: PersonView): Finding | undefined {
   const facts = lineFacts(subject);
   if (!facts) return undefined;
-  const hashes = new Set(facts.hashes);
+  const probe = new LineProbe(facts);
   let mine: Fingerprint[] | undefined;
   let keys: Set<string> | undefined;
   // Only a copy settled before the subject can make it a duplicate; keep the first such copy per line.
   const first = new Map<string, { settlement: SettlementRecord; line: Fingerprint }>();
   for (const other of person.settlements) {
     if (other.id === subject.id || other.institutionId !== subject.institutionId) continue;
-    if (bySettledAt(other, subject) >= 0 || !sharesHash(hashes, other)) continue;
+    if (bySettledAt(other, subject) >= 0 || !probe.shares(other)) continue;
     mine ??= fingerprints(subject);
     keys ??= new Set(mine.map((f) => f[0]));
     for (const g of fingerprints(other)) {
@@ -142,15 +162,20 @@ export const duplicateBilling = defineDetector({
         i.item_name,
       ],
     );
-    return { hashes: lines.map((l) => hash53(l[0])), lines: JSON.stringify(lines) };
+    let first = s.items[0]?.service_date as string;
+    let last = first;
+    for (const i of s.items) {
+      if (i.service_date < first) first = i.service_date;
+      if (i.service_date > last) last = i.service_date;
+    }
+    return { hashes: lines.map((l) => hash53(l[0])), lines: JSON.stringify(lines), first, last };
   },
   affected(changed, person) {
-    const hashes = new Set(lineFacts(changed)?.hashes ?? []);
-    const sharesLine = (s: SettlementRecord) => sharesHash(hashes, s);
+    const probe = new LineProbe(lineFacts(changed));
     return person.settlements.filter(
       (s) =>
         s.id !== changed.id &&
-        ((s.institutionId === changed.institutionId && sharesLine(s)) ||
+        ((s.institutionId === changed.institutionId && probe.shares(s)) ||
           (isStay(changed) &&
             isStay(s) &&
             s.institutionId !== changed.institutionId &&

@@ -182,6 +182,40 @@ describe("duplicate_billing", () => {
     expect(rules(run([a, qty, other, { ...twice, person_id: "P2" }]), "duplicate_billing")).toEqual([]);
   });
 
+  it("duplicate_line: a copy among lines of other days is found; state kept without date ranges still matches", () => {
+    const line2 = (service_date: string, line_no: number) =>
+      line({
+        line_no,
+        item_code: "250101001000000",
+        item_name: "血常规",
+        service_date,
+        unit_price_fen: 1500,
+      });
+    const stayLines = stay("2025-02-25", "2025-03-05", {
+      items: [line2("2025-02-25", 1), line2("2025-03-01", 2), line2("2025-03-05", 3)],
+    });
+    const copy = dupLine("2025-03-06T09:00:00+08:00");
+    // The copy is an outpatient visit inside the stay, so it is also that.
+    expect(rules(run([copy, stayLines]), "duplicate_billing")).toEqual([
+      `duplicate_billing/duplicate_line:${copy.settlement_id}>${stayLines.settlement_id}`,
+      `duplicate_billing/outpatient_during_stay:${copy.settlement_id}>${stayLines.settlement_id}`,
+    ]);
+    // A worker restoring state written before the date ranges were kept.
+    const a = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), changelog: true });
+    a.process(asEvent(stayLines));
+    const b = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
+    for (const { key, value } of a.takeDirty()) {
+      const facts = (value as { facts?: { duplicate_billing?: Record<string, unknown> } } | null)?.facts;
+      if (facts?.duplicate_billing) {
+        delete facts.duplicate_billing.first;
+        delete facts.duplicate_billing.last;
+      }
+      b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
+    }
+    const found = b.process(asEvent(copy)).map((c) => `${c.op}:${c.suspect.rule}`);
+    expect(found).toContain("upsert:duplicate_line");
+  });
+
   it("overlapping_stays: the later stay is the suspect; a TRANSFER out and admission elsewhere the same day is not", () => {
     const a = stay("2025-04-01", "2025-04-10");
     const b = stay("2025-04-05", "2025-04-12", { institution_id: "H34150200999" });
