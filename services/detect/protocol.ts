@@ -11,9 +11,14 @@ export interface ShardSetup {
   retentionDays?: number;
 }
 
-/** A batch of raw lines in arrival order; `meta[i]` is line number × 2, plus 1 for a death record. */
+/**
+ * A batch of raw lines in arrival order, as UTF-8 bytes end to end in one transferred buffer (the
+ * main thread never decodes them): line i is bytes [ends[i-1] or 0, ends[i]).
+ * `meta[i]` is its line number × 2, plus 1 for a death record.
+ */
 export interface LinesMessage {
-  lines: string[];
+  bytes: ArrayBuffer;
+  ends: number[];
   meta: number[];
 }
 

@@ -1,4 +1,4 @@
-// One shard of `detect`: parses and validates the raw lines it is sent and runs them through its
+// One shard of `detect`: decodes, parses and validates the raw lines it is sent and runs them through its
 // own engine, as a Kafka partition's worker does; every event of a person comes to the same shard.
 import { parentPort, workerData } from "node:worker_threads";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
@@ -22,10 +22,12 @@ port.on("message", (m: ToShard) => {
     return;
   }
   const bad: BadLine[] = [];
-  for (let i = 0; i < m.lines.length; i++) {
+  const bytes = Buffer.from(m.bytes);
+  for (let i = 0; i < m.ends.length; i++) {
     const meta = m.meta[i] as number;
     const kind = metaKind(meta);
-    const parsed = parseEventLine(kind, m.lines[i] as string);
+    const text = bytes.toString("utf8", i === 0 ? 0 : m.ends[i - 1], m.ends[i]);
+    const parsed = parseEventLine(kind, text);
     if (!parsed) continue;
     if (!parsed.ok) {
       bad.push({ file: setup.files[kind], line: metaLine(meta), reason: parsed.reason });

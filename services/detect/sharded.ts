@@ -5,13 +5,14 @@
 // Each person's events reach one shard in the merged order, and the engine's result does not
 // depend on how different persons' events interleave, so the final suspects are those of one
 // engine. As for a Kafka partition, retention is measured from the newest event of the shard.
+import { createReadStream } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { createGunzip } from "node:zlib";
 import type { Suspect } from "../../schemas/index.ts";
 import type { EngineStats } from "../engine/engine.ts";
-import { readLineBatches } from "../ingest/lines.ts";
 import { type BadLine, mergeByTime } from "../ingest/ndjson-source.ts";
-import { peekString } from "../ingest/peek.ts";
+import { keyNeedle, peekValue } from "../ingest/peek.ts";
 import { encodeMeta, type FromShard, type Kind, type ShardSetup, type ToShard } from "./protocol.ts";
 
 export interface ShardedOptions {
@@ -29,74 +30,112 @@ export interface ShardedResult {
   stats: EngineStats;
 }
 
-const BATCH_LINES = 2_000;
+/** A batch's buffer, and the fill at which it is sent: lines up to the difference never need a bigger one. */
+const BATCH_BYTES = 4 << 20;
+const SEND_AT = BATCH_BYTES - (256 << 10);
 /** Batches a shard may have queued before the reader waits for it: bounds memory, keeps shards busy. */
 const MAX_IN_FLIGHT = 4;
 
 export const defaultShards = () => Math.max(1, Math.min(availableParallelism(), 8));
 
+/** One raw line: bytes [start, end) of `chunk`, where it goes, and its time for the merge. */
 interface Routed {
-  text: string;
+  chunk: Buffer;
+  start: number;
+  end: number;
   meta: number;
   timeMs: number;
   shard: number;
 }
 
-/** FNV-1a: a stable spread of person ids over shards. */
-function shardOf(personId: string, shards: number): number {
+/** FNV-1a over bytes: a stable spread of person ids over shards. */
+function fnv1a(bytes: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < personId.length; i++) {
-    h ^= personId.charCodeAt(i);
+  for (let i = start; i < end; i++) {
+    h ^= bytes[i] as number;
     h = Math.imul(h, 0x01000193);
   }
-  return (h >>> 0) % shards;
+  return h >>> 0;
 }
 
+const PERSON = keyNeedle("person_id");
 const TIME_KEY: Record<Kind, string> = { settlement: "settled_at", death: "reported_at" };
+const TIME: Record<Kind, Buffer> = { settlement: keyNeedle("settled_at"), death: keyNeedle("reported_at") };
+
+/** Routing from a parsed line, for lines the byte peek declines: the same hash of the same bytes. */
+function parsedRoute(line: Buffer, kind: Kind): { shardHash?: number; time?: string } {
+  try {
+    const v = JSON.parse(line.toString("utf8")) as Record<string, unknown> | null;
+    const person = v?.person_id;
+    const time = v?.[TIME_KEY[kind]];
+    const bytes = typeof person === "string" ? Buffer.from(person, "utf8") : undefined;
+    return {
+      shardHash: bytes && fnv1a(bytes, 0, bytes.length),
+      time: typeof time === "string" ? time : undefined,
+    };
+  } catch {
+    return {};
+  }
+}
 
 /**
- * Where a line goes and when it is merged. Lines the peek cannot read are parsed here; a line with
- * no person or time is bad whatever else it holds, so any shard can report it: it goes by line number.
+ * Where a line goes and when it is merged. The person must be exact (it picks the engine); the
+ * time only orders the merge, and the engine's result does not depend on the order, so the
+ * cheaper first-occurrence peek does for it. A line with no person or time is bad whatever else
+ * it holds, so any shard can report it: it goes by line number.
  */
-function route(text: string, line: number, kind: Kind, shards: number): Routed | undefined {
-  if (text.length === 0 || (text.charCodeAt(0) <= 0x20 && text.trim() === "")) return undefined;
-  // The person must be exact (it picks the engine); the time only orders the merge, and the
-  // engine's result does not depend on the order, so the cheaper first-occurrence peek will do.
-  let person = peekString(text, "person_id", true);
-  let time = peekString(text, TIME_KEY[kind], false);
-  if (person === undefined || time === undefined) {
-    try {
-      const v = JSON.parse(text) as Record<string, unknown> | null;
-      person = typeof v?.person_id === "string" ? v.person_id : undefined;
-      const t = v?.[TIME_KEY[kind]];
-      time = typeof t === "string" ? t : undefined;
-    } catch {
-      person = undefined;
-    }
-  }
+function route(chunk: Buffer, start: number, end: number, lineNo: number, kind: Kind, shards: number) {
+  const line = chunk.subarray(start, end);
+  if (line.length === 0 || (isBlankStart(line[0]) && line.toString("latin1").trim() === "")) return undefined;
+  const p = peekValue(line, PERSON, true);
+  const t = peekValue(line, TIME[kind], false);
+  let shardHash = p && fnv1a(line, p[0], p[1]);
+  let time = t && line.toString("latin1", t[0], t[1]);
+  if (shardHash === undefined || time === undefined) ({ shardHash, time } = parsedRoute(line, kind));
   const timeMs = time === undefined ? Number.NaN : Date.parse(time);
-  const meta = encodeMeta(line, kind);
-  if (person === undefined || Number.isNaN(timeMs)) {
-    return { text, meta, timeMs: Number.NEGATIVE_INFINITY, shard: line % shards };
+  const meta = encodeMeta(lineNo, kind);
+  if (shardHash === undefined || Number.isNaN(timeMs)) {
+    return { chunk, start, end, meta, timeMs: Number.NEGATIVE_INFINITY, shard: lineNo % shards };
   }
-  return { text, meta, timeMs, shard: shardOf(person, shards) };
+  return { chunk, start, end, meta, timeMs, shard: shardHash % shards };
 }
 
+const isBlankStart = (c: number | undefined) => c === 0x20 || c === 0x09 || c === 0x0d;
+
+/** The lines of a file (plain or gzip) as routed byte ranges, a chunk at a time. */
 async function* routedLines(file: string, kind: Kind, shards: number): AsyncGenerator<Routed[]> {
-  for await (const batch of readLineBatches(file)) {
+  const raw = createReadStream(file, { highWaterMark: 1 << 20 });
+  const stream: AsyncIterable<Buffer> = file.endsWith(".gz") ? raw.pipe(createGunzip()) : raw;
+  let carry: Buffer | undefined;
+  let lineNo = 1;
+  const take = (out: Routed[], chunk: Buffer, start: number, end: number) => {
+    const r = route(chunk, start, end, lineNo++, kind, shards);
+    if (r) out.push(r);
+  };
+  for await (const data of stream) {
+    const chunk = carry ? Buffer.concat([carry, data]) : data;
     const out: Routed[] = [];
-    for (let i = 0; i < batch.lines.length; i++) {
-      const r = route(batch.lines[i] as string, batch.firstLine + i, kind, shards);
-      if (r) out.push(r);
+    let pos = 0;
+    for (let nl = chunk.indexOf(0x0a, pos); nl >= 0; nl = chunk.indexOf(0x0a, pos)) {
+      take(out, chunk, pos, nl);
+      pos = nl + 1;
     }
+    carry = pos < chunk.length ? chunk.subarray(pos) : undefined;
+    yield out;
+  }
+  if (carry) {
+    const out: Routed[] = [];
+    take(out, carry, 0, carry.length);
     yield out;
   }
 }
 
-/** A shard's worker thread, its outgoing batch and how many batches it has not acknowledged yet. */
+/** A shard's worker thread, the batch it is filling and how many batches it has not acknowledged yet. */
 class Shard {
   private readonly worker: Worker;
-  private lines: string[] = [];
+  private bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  private used = 0;
+  private ends: number[] = [];
   private meta: number[] = [];
   private inFlight = 0;
   private wake: (() => void) | undefined;
@@ -123,22 +162,30 @@ class Shard {
       this.worker.on("error", fail);
       this.worker.on("exit", (code) => fail(new Error(`detect shard exited with code ${code}`)));
     });
-    // Failures surface through push/finish; this keeps an early one from being unhandled meanwhile.
+    // Failures surface through flush/finish; this keeps an early one from being unhandled meanwhile.
     this.result.catch(() => undefined);
   }
 
   /** Queues a line; true when the batch is full and wants a flush. */
   push(r: Routed): boolean {
-    this.lines.push(r.text);
+    const size = r.end - r.start;
+    if (this.used + size > this.bytes.length) this.grow(size);
+    r.chunk.copy(this.bytes, this.used, r.start, r.end);
+    this.used += size;
+    this.ends.push(this.used);
     this.meta.push(r.meta);
-    return this.lines.length >= BATCH_LINES;
+    return this.used >= SEND_AT;
   }
 
   async flush(): Promise<void> {
-    if (this.lines.length > 0) {
-      this.send({ lines: this.lines, meta: this.meta });
+    if (this.ends.length > 0) {
+      // A buffer of its own (allocUnsafeSlow), so it moves to the shard without a copy.
+      const bytes = this.bytes.buffer as ArrayBuffer;
+      this.worker.postMessage({ bytes, ends: this.ends, meta: this.meta } satisfies ToShard, [bytes]);
       this.inFlight++;
-      this.lines = [];
+      this.bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
+      this.used = 0;
+      this.ends = [];
       this.meta = [];
     }
     while (this.inFlight >= MAX_IN_FLIGHT && !this.failure) {
@@ -151,7 +198,7 @@ class Shard {
 
   async finish(): Promise<Extract<FromShard, { done: true }>> {
     await this.flush();
-    this.send({ end: true });
+    this.worker.postMessage({ end: true } satisfies ToShard);
     try {
       return await this.result;
     } finally {
@@ -163,8 +210,11 @@ class Shard {
     return this.worker.terminate();
   }
 
-  private send(m: ToShard): void {
-    this.worker.postMessage(m);
+  /** Room for a line longer than what is left. */
+  private grow(size: number): void {
+    const next = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.used + size));
+    this.bytes.copy(next, 0, 0, this.used);
+    this.bytes = next;
   }
 }
 

@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
@@ -92,6 +93,18 @@ describe("detect in shards", () => {
       for (const b of bad) expect(b.reason).toMatch(/^(invalid JSON|contract violation): /);
       expect(r.summary.badLines).toBe(badAt.length);
     }
+  }, 120_000);
+
+  it("reads gzip and CRLF files, the last line without a newline, the same way", async () => {
+    const text = readFileSync(hostile.settlements, "utf8").replace(/\n$/, "").replaceAll("\n", "\r\n");
+    const gz = join(dir, "hostile-crlf.ndjson.gz");
+    writeFileSync(gz, gzipSync(text));
+    const bad: BadLine[] = [];
+    const r = await runDetect({ settlements: gz, deaths: hostile.deaths, shards: 2 }, (b) => bad.push(b));
+    expect(canonical(r.suspects)).toEqual(expected);
+    expect(bad.map((b) => `${b.file}:${b.line}`).sort()).toEqual(
+      badAt.map((at) => at.replace(hostile.settlements, gz)).sort(),
+    );
   }, 120_000);
 
   it("rejects a shard count that is not a positive integer", async () => {
