@@ -57,6 +57,12 @@ export const FETCH_WAIT_MS = 500;
 
 /** Per-partition bytes in one request, under the broker's default 1 MiB record-batch limit. */
 export const DEFAULT_BATCH_BYTES = 768 * 1024;
+/**
+ * Per-partition messages in one request. kafkajs groups a request's messages by partition by
+ * copying the partition's array for every message (quadratic in this number): for thousands of
+ * small changelog entries per partition that cost more than the round trips a cap adds.
+ */
+const MAX_MESSAGES_PER_PARTITION = 500;
 
 const sizeOf = (m: Message) =>
   64 +
@@ -79,18 +85,22 @@ export async function sendAll(producer: Producer, outgoing: Outgoing[]): Promise
   for (const { topic, messages, maxBatchBytes = DEFAULT_BATCH_BYTES, compression } of outgoing) {
     let request: Message[] = [];
     const bytes = new Map<number, number>();
+    const count = new Map<number, number>();
     const send = async () => {
       if (request.length === 0) return;
       await producer.send({ topic, messages: request, acks: -1, compression });
       request = [];
       bytes.clear();
+      count.clear();
     };
     for (const m of messages) {
       const size = sizeOf(m);
       const bucket = m.partition ?? -1;
-      if ((bytes.get(bucket) ?? 0) + size > maxBatchBytes) await send();
+      const n = count.get(bucket) ?? 0;
+      if ((bytes.get(bucket) ?? 0) + size > maxBatchBytes || n >= MAX_MESSAGES_PER_PARTITION) await send();
       request.push(m);
       bytes.set(bucket, (bytes.get(bucket) ?? 0) + size);
+      count.set(bucket, (count.get(bucket) ?? 0) + 1);
     }
     await send();
   }
