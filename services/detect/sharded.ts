@@ -1,6 +1,6 @@
 // `detect` on every core: the main thread reads both files, merges them as the contract says and
 // routes each raw line by person to a shard (a worker thread with its own engine), the way the
-// Kafka path partitions by person_id. Parsing, validation and detection run in the shards.
+// Kafka path partitions by person_id. Decoding, parsing, validation and detection run in the shards.
 //
 // Each person's events reach one shard in the merged order, and the engine's result does not
 // depend on how different persons' events interleave, so the final suspects are those of one
@@ -81,12 +81,18 @@ function parsedRoute(line: Buffer, kind: Kind): { shardHash?: number; time?: str
 /**
  * Where a line goes and when it is merged. The person must be exact (it picks the engine); the
  * time only orders the merge, and the engine's result does not depend on the order, so the
- * cheaper first-occurrence peek does for it. A line with no person or time is bad whatever else
- * it holds, so any shard can report it: it goes by line number.
+ * cheaper first-occurrence peek does for it. A line with no person or time is bad (or blank)
+ * whatever else it holds, so any shard can report (or skip) it: it goes by line number.
  */
-function route(chunk: Buffer, start: number, end: number, lineNo: number, kind: Kind, shards: number) {
+function route(
+  chunk: Buffer,
+  start: number,
+  end: number,
+  lineNo: number,
+  kind: Kind,
+  shards: number,
+): Routed {
   const line = chunk.subarray(start, end);
-  if (line.length === 0 || (isBlankStart(line[0]) && line.toString("latin1").trim() === "")) return undefined;
   const p = peekValue(line, PERSON, true);
   const t = peekValue(line, TIME[kind], false);
   let shardHash = p && fnv1a(line, p[0], p[1]);
@@ -100,34 +106,24 @@ function route(chunk: Buffer, start: number, end: number, lineNo: number, kind: 
   return { chunk, start, end, meta, timeMs, shard: shardHash % shards };
 }
 
-const isBlankStart = (c: number | undefined) => c === 0x20 || c === 0x09 || c === 0x0d;
-
 /** The lines of a file (plain or gzip) as routed byte ranges, a chunk at a time. */
 async function* routedLines(file: string, kind: Kind, shards: number): AsyncGenerator<Routed[]> {
   const raw = createReadStream(file, { highWaterMark: 1 << 20 });
   const stream: AsyncIterable<Buffer> = file.endsWith(".gz") ? raw.pipe(createGunzip()) : raw;
   let carry: Buffer | undefined;
   let lineNo = 1;
-  const take = (out: Routed[], chunk: Buffer, start: number, end: number) => {
-    const r = route(chunk, start, end, lineNo++, kind, shards);
-    if (r) out.push(r);
-  };
   for await (const data of stream) {
     const chunk = carry ? Buffer.concat([carry, data]) : data;
     const out: Routed[] = [];
     let pos = 0;
     for (let nl = chunk.indexOf(0x0a, pos); nl >= 0; nl = chunk.indexOf(0x0a, pos)) {
-      take(out, chunk, pos, nl);
+      out.push(route(chunk, pos, nl, lineNo++, kind, shards));
       pos = nl + 1;
     }
     carry = pos < chunk.length ? chunk.subarray(pos) : undefined;
     yield out;
   }
-  if (carry) {
-    const out: Routed[] = [];
-    take(out, carry, 0, carry.length);
-    yield out;
-  }
+  if (carry) yield [route(carry, 0, carry.length, lineNo, kind, shards)];
 }
 
 /** A shard's worker thread, the batch it is filling and how many batches it has not acknowledged yet. */
