@@ -1,5 +1,6 @@
 // Fast line reading for NDJSON files (plain or gzip): batches of lines, not one promise per line.
 import { createReadStream } from "node:fs";
+import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 
 export interface LineBatch {
@@ -8,14 +9,19 @@ export interface LineBatch {
   lines: string[];
 }
 
+/** An NDJSON file's bytes (decompressed for .gz), in 1 MiB reads; `onRead` as below. */
+export function openNdjson(path: string, onRead?: (bytes: number) => void): Readable {
+  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  if (onRead) file.on("data", () => onRead(file.bytesRead));
+  return path.endsWith(".gz") ? file.pipe(createGunzip()) : file;
+}
+
 /** `onRead` gets the bytes of the file read so far (compressed bytes for .gz), for progress bars. */
 export async function* readLineBatches(
   path: string,
   onRead?: (bytes: number) => void,
 ): AsyncGenerator<LineBatch> {
-  const file = createReadStream(path, { highWaterMark: 1 << 20 });
-  if (onRead) file.on("data", () => onRead(file.bytesRead));
-  const stream = path.endsWith(".gz") ? file.pipe(createGunzip()) : file;
+  const stream = openNdjson(path, onRead);
   stream.setEncoding("utf8");
   let carry = "";
   let next = 1;
