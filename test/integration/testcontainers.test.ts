@@ -22,7 +22,7 @@ const docker = await getContainerRuntimeClient().then(
 );
 const title = docker
   ? "testcontainers: Kafka + Schema Registry + ClickHouse server"
-  : "testcontainers (skipped: no Docker engine on this machine; pipeline.test.ts covers these paths on the local broker, registry and chdb)";
+  : "testcontainers (skipped: no Docker engine answers here, and its images come from Docker Hub, which this machine cannot reach; no current ClickHouse server is installable without them (Debian has 18.16). pipeline.test.ts covers these paths on the local broker, registry and chdb)";
 
 if (!docker) process.stderr.write(`${title}\n`);
 
