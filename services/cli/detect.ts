@@ -4,18 +4,12 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
 import type { Suspect } from "../../schemas/index.ts";
-import { detectSharded } from "../detect/sharded.ts";
+import { detectSharded, type ShardedOptions } from "../detect/sharded.ts";
 import type { EngineStats } from "../engine/engine.ts";
 import type { BadLine } from "../ingest/ndjson-source.ts";
 
-export interface DetectOptions {
-  settlements: string;
-  deaths?: string;
+export interface DetectOptions extends ShardedOptions {
   out?: string;
-  reference?: string;
-  retentionDays?: number;
-  /** Worker threads, each with its own engine over a share of the persons (default: one per core). */
-  shards?: number;
 }
 
 export interface DetectSummary {
@@ -30,7 +24,7 @@ export interface DetectSummary {
 }
 
 /** Final, non-retracted suspects in a stable order (event time, then id). */
-export function sortSuspects(suspects: Suspect[]): Suspect[] {
+function sortSuspects(suspects: Suspect[]): Suspect[] {
   return suspects.sort((a, b) =>
     a.event_time === b.event_time
       ? a.suspect_id.localeCompare(b.suspect_id)

@@ -35,7 +35,7 @@ const SEND_AT = BATCH_BYTES - (256 << 10);
 /** Batches a shard may have queued before the reader waits for it: bounds memory, keeps shards busy. */
 const MAX_IN_FLIGHT = 4;
 
-export const defaultShards = () => Math.max(1, Math.min(availableParallelism(), 8));
+const defaultShards = () => Math.max(1, Math.min(availableParallelism(), 8));
 
 /** One raw line: bytes [start, end) of `chunk`, where it goes, and its time for the merge. */
 interface Routed {
