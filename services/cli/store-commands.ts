@@ -1,4 +1,4 @@
-// Commands that read or write the ClickHouse store: sink (Kafka → ClickHouse) and export.
+// Commands that read or write the ClickHouse store: migrate, sink (Kafka → ClickHouse) and export.
 
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
@@ -10,6 +10,21 @@ import { LIVE_RUN, openStore } from "../store/index.ts";
 import { kafkaContext, shutdownSignal } from "./context.ts";
 
 export function registerStoreCommands(program: Command): void {
+  program
+    .command("migrate")
+    .description(
+      "apply the store's schema migrations (CLICKHOUSE_URL or FUNDGUARD_DATA_DIR), so that a user that may only read it can open it",
+    )
+    .action(async () => {
+      const env = loadEnv();
+      const store = await openStore();
+      await store.close();
+      createLogger("migrate", env.LOG_LEVEL).info(
+        { applied: store.migrations.applied, current: store.migrations.current },
+        "store migrated",
+      );
+    });
+
   program
     .command("sink")
     .description(

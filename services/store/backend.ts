@@ -18,6 +18,8 @@ export interface Backend {
   /** Rows of a bound SELECT (JSONEachRow), fetched chunk by chunk, never the whole result at once. */
   stream<T>(query: string, params: QueryParams): AsyncIterable<T>;
   close(): Promise<void>;
+  /** Creates the configured database on a server (none on chdb); migrations call it only when needed. */
+  createDatabase?: () => Promise<void>;
 }
 
 /** The data directory is held by another process (or another path is open in this one). */
@@ -31,19 +33,20 @@ export async function openBackend(config: StoreConfig): Promise<Backend> {
 
 async function openHttp(config: HttpStoreConfig): Promise<Backend> {
   const base = { url: config.url, username: config.username, password: config.password };
-  if (config.database !== "default") {
-    const boot = createClient({ ...base, database: "default" });
-    try {
-      // The name was checked to be an identifier in httpConfig; it comes from configuration, not input.
-      await boot.command({ query: `CREATE DATABASE IF NOT EXISTS ${config.database}` });
-    } finally {
-      await boot.close();
-    }
-  }
   const client = createClient({ ...base, database: config.database });
   return {
     kind: "http",
     client,
+    async createDatabase() {
+      if (config.database === "default") return;
+      const boot = createClient({ ...base, database: "default" });
+      try {
+        // The name was checked to be an identifier in httpConfig; it comes from configuration, not input.
+        await boot.command({ query: `CREATE DATABASE IF NOT EXISTS ${config.database}` });
+      } finally {
+        await boot.close();
+      }
+    },
     async *stream<T>(query: string, params: QueryParams) {
       const rs = await client.query({ query, query_params: params, format: "JSONEachRow" });
       for await (const rows of rs.stream<T>()) for (const row of rows) yield row.json<T>();

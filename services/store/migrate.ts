@@ -65,18 +65,29 @@ export interface MigrateResult {
   current: number;
 }
 
+export interface MigrateOptions {
+  /** Creates the store's database where it is missing; called only when the schema table cannot be read. */
+  createDatabase?: () => Promise<void>;
+}
+
+/**
+ * Applies the pending migrations. A store already at the latest schema is opened by reading
+ * `schema_migrations` alone, with no DDL, so a user that may only read the store (the API's
+ * ClickHouse user in docker-compose.yml) opens it too; one that is behind, or has no schema yet,
+ * fails with the reason and the way out.
+ */
 export async function migrate(
   client: ClickHouseClient,
   migrations: Migration[] = loadMigrations(),
+  opts: MigrateOptions = {},
 ): Promise<MigrateResult> {
-  await client.command({ query: MIGRATIONS_TABLE });
-  const rs = await client.query({
-    query: "SELECT version, any(checksum) AS checksum FROM schema_migrations GROUP BY version",
-    format: "JSONEachRow",
-  });
-  const done = new Map<number, string>();
-  for (const r of await rs.json<{ version: number | string; checksum: string }>()) {
-    done.set(Number(r.version), r.checksum);
+  let done = await appliedMigrations(client).catch(() => undefined);
+  if (!done) {
+    await schemaChange("create the store's schema", async () => {
+      await opts.createDatabase?.();
+      await client.command({ query: MIGRATIONS_TABLE });
+    });
+    done = await appliedMigrations(client);
   }
   const applied: number[] = [];
   for (const mig of migrations) {
@@ -90,14 +101,42 @@ export async function migrate(
       }
       continue;
     }
-    for (const statement of mig.statements) await client.command({ query: statement });
-    await client.insert({
-      table: "schema_migrations",
-      format: "JSONEachRow",
-      values: [{ version: mig.version, name: mig.name, checksum: mig.checksum }],
+    await schemaChange(`apply migration ${mig.version}_${mig.name}`, async () => {
+      for (const statement of mig.statements) await client.command({ query: statement });
+      await client.insert({
+        table: "schema_migrations",
+        format: "JSONEachRow",
+        values: [{ version: mig.version, name: mig.name, checksum: mig.checksum }],
+      });
     });
     applied.push(mig.version);
   }
   const current = migrations.reduce((max, m) => Math.max(max, m.version), 0);
   return { applied, current };
+}
+
+async function appliedMigrations(client: ClickHouseClient): Promise<Map<number, string>> {
+  const rs = await client.query({
+    query: "SELECT version, any(checksum) AS checksum FROM schema_migrations GROUP BY version",
+    format: "JSONEachRow",
+  });
+  const done = new Map<number, string>();
+  for (const r of await rs.json<{ version: number | string; checksum: string }>()) {
+    done.set(Number(r.version), r.checksum);
+  }
+  return done;
+}
+
+async function schemaChange(what: string, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `cannot ${what}: ${reason.trim()} — a user that may only read the store (as the API's in ` +
+        "docker-compose.yml) needs it migrated first by one that may change it: `fundguard migrate`, " +
+        "a worker or a sink",
+      { cause: err },
+    );
+  }
 }

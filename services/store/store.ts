@@ -106,7 +106,10 @@ export class Store {
   static async open(config: StoreConfig = storeConfigFromEnv(), opts: OpenStoreOptions = {}): Promise<Store> {
     const backend = await openBackend(config);
     try {
-      const result = opts.migrate === false ? { applied: [], current: 0 } : await migrate(backend.client);
+      const result =
+        opts.migrate === false
+          ? { applied: [], current: 0 }
+          : await migrate(backend.client, undefined, { createDatabase: backend.createDatabase });
       return new Store(backend, result, opts);
     } catch (err) {
       await backend.close();
