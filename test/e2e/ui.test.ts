@@ -1,7 +1,7 @@
 // The web UI in a real browser: Debian's Chromium driven by playwright-core against a real
 // listener over embedded chdb. Log in, filter, open a case, change its status, export CSV,
 // look at the charts. Screenshots are kept under test-results/ui/ as artifacts.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -12,6 +12,7 @@ import { createLogger } from "../../services/log.ts";
 import { chdbConfig, eventVersion, openStore, type Store } from "../../services/store/index.ts";
 import { death, line, settlement, stay } from "../fixtures/events.ts";
 import { asEvent, newEngine } from "../fixtures/run.ts";
+import { INSTALL_HINT, missingBrowserRequirements } from "./browser.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = join(process.cwd(), "test-results", "ui");
@@ -50,12 +51,8 @@ let live: Suspect[] = [];
 const problems: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is not installed at ${CHROMIUM}: the browser test needs Debian's chromium ` +
-        "(apt-get update && apt-get install -y chromium), or CHROMIUM_PATH pointing at a Chromium binary",
-    );
-  }
+  const missing = missingBrowserRequirements(CHROMIUM);
+  if (missing) throw new Error(missing);
   mkdirSync(SHOTS, { recursive: true });
   store = await openStore(chdbConfig(join(dir, "data")));
   const engine = newEngine();
@@ -79,17 +76,22 @@ beforeAll(async () => {
   const addr = app.server.address();
   if (!addr || typeof addr === "string") throw new Error("no listening address");
   base = `http://127.0.0.1:${addr.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await chromium
+    .launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    })
+    .catch((err: unknown) => {
+      const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+      throw new Error(`Chromium at ${CHROMIUM} did not start (${reason}); ${INSTALL_HINT}`, { cause: err });
+    });
 });
 
 afterAll(async () => {
