@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
 import { createLogger } from "../../services/log.ts";
-import { chdbConfig, eventVersion, openStore, type Store } from "../../services/store/index.ts";
+import { chdbConfig, openStore, type Store } from "../../services/store/index.ts";
 import { death, line, settlement, stay } from "../fixtures/events.ts";
-import { asEvent, newEngine } from "../fixtures/run.ts";
+import { storeEvents } from "../fixtures/run.ts";
 import { INSTALL_HINT, missingBrowserRequirements } from "./browser.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -55,15 +55,7 @@ beforeAll(async () => {
   if (missing) throw new Error(missing);
   mkdirSync(SHOTS, { recursive: true });
   store = await openStore(chdbConfig(join(dir, "data")));
-  const engine = newEngine();
-  let position = 0;
-  for (const e of events) {
-    const p = ++position;
-    await store.writeChanges(engine.process(asEvent(e)), { versionOf: (_c, i) => eventVersion(p, i) });
-  }
-  live = [...engine.activeSuspects()];
-  await store.writeSettlements(events.filter((e): e is Settlement => "settlement_id" in e));
-  await store.writeDeaths(events.filter((e): e is DeathRecord => !("settlement_id" in e)));
+  live = await storeEvents(store, events);
   app = await buildServer({
     store,
     users: usersFromList([

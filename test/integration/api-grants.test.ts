@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
 import { createLogger } from "../../services/log.ts";
-import { chdbConfig, eventVersion, openStore, type Store } from "../../services/store/index.ts";
+import { chdbConfig, openStore, type Store } from "../../services/store/index.ts";
 import { apiUser, tablesWith } from "../fixtures/clickhouse-users.ts";
 import { death, settlement, stay } from "../fixtures/events.ts";
-import { asEvent, newEngine } from "../fixtures/run.ts";
+import { storeEvents } from "../fixtures/run.ts";
 
 const ADMIN = "fg_grants_admin_token_012345";
 const inA = { region_code: "341502", institution_id: "H34150200123", institution_name: "六安市人民医院" };
@@ -38,15 +38,7 @@ const tablesIn = (sql: string) =>
 
 beforeAll(async () => {
   store = await openStore(chdbConfig(join(dir, "data")));
-  const engine = newEngine();
-  let position = 0;
-  for (const e of events) {
-    const p = ++position;
-    await store.writeChanges(engine.process(asEvent(e)), { versionOf: (_c, i) => eventVersion(p, i) });
-  }
-  suspectId = [...engine.activeSuspects()][0]?.suspect_id ?? "";
-  await store.writeSettlements(events.filter((e): e is Settlement => "settlement_id" in e));
-  await store.writeDeaths(events.filter((e): e is DeathRecord => !("settlement_id" in e)));
+  suspectId = (await storeEvents(store, events))[0]?.suspect_id ?? "";
 
   // From here on, every statement reaching ClickHouse is recorded on its way.
   const client = store.client;
