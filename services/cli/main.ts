@@ -1,9 +1,6 @@
-// The one executable, `fundguard`: each subcommand lives in its own module.
+// The one executable, `fundguard`: each subcommand lives in its own module, loaded only when it runs,
+// so that `detect` never pays for loading Kafka, ClickHouse or fastify.
 import { Command, InvalidArgumentError } from "commander";
-import { startCommand } from "../embedded/start.ts";
-import { detectCommand } from "./detect.ts";
-import { registerKafkaCommands } from "./kafka-commands.ts";
-import { registerStoreCommands } from "./store-commands.ts";
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -29,16 +26,17 @@ program
     "worker threads, each running the engine for a share of the persons (default: one per core, at most 8)",
     positiveInt,
   )
-  .action((o) =>
-    detectCommand({
+  .action(async (o) => {
+    const { detectCommand } = await import("./detect.ts");
+    await detectCommand({
       settlements: o.settlements,
       deaths: o.deaths,
       out: o.out,
       reference: o.reference,
       retentionDays: o.retentionDays,
       shards: o.shards,
-    }),
-  );
+    });
+  });
 
 program
   .command("generate")
@@ -94,14 +92,32 @@ program
     50_000,
   )
   .option("--reference <dir>", "catalog folder (default: bundled)")
-  .action((o) => startCommand(o));
+  .action(async (o) => (await import("../embedded/start.ts")).startCommand(o));
 
-registerKafkaCommands(program);
-registerStoreCommands(program);
-(await import("./config-commands.ts")).registerConfigCommands(program);
-(await import("./runs-commands.ts")).registerRunsCommands(program);
-// `serve` (investigator API + web UI) and `users add|list|remove`; fastify loads only when serving.
-(await import("../api/command.ts")).registerServeCommand(program);
+type Register = (program: Command) => void;
+const kafka = async (): Promise<Register> => (await import("./kafka-commands.ts")).registerKafkaCommands;
+const store = async (): Promise<Register> => (await import("./store-commands.ts")).registerStoreCommands;
+const config = async (): Promise<Register> => (await import("./config-commands.ts")).registerConfigCommands;
+const runs = async (): Promise<Register> => (await import("./runs-commands.ts")).registerRunsCommands;
+const api = async (): Promise<Register> => (await import("../api/command.ts")).registerServeCommand;
+/** Which module registers each top-level command (with its subcommands). */
+const COMMAND_MODULES: Record<string, () => Promise<Register>> = {
+  topics: kafka,
+  schemas: kafka,
+  replay: kafka,
+  worker: kafka,
+  sink: store,
+  export: store,
+  config,
+  runs,
+  serve: api,
+  users: api,
+};
+// A known command loads its own module; help, no command or an unknown one loads them all.
+const named = COMMAND_MODULES[process.argv[2] ?? ""];
+const builtIn = ["detect", "generate", "start"].includes(process.argv[2] ?? "");
+const loaders = builtIn ? [] : named ? [named] : [...new Set(Object.values(COMMAND_MODULES))];
+for (const load of loaders) (await load())(program);
 
 try {
   await program.parseAsync();

@@ -127,6 +127,12 @@ async function* routedLines(file: string, kind: Kind, shards: number): AsyncGene
   if (carry) yield [route(carry, 0, carry.length, lineNo, kind, shards)];
 }
 
+// Compiled (dist/), a shard runs shard.js itself; from the sources it needs an entry that registers tsx.
+const SHARD_ENTRY = new URL(
+  import.meta.url.endsWith(".ts") ? "./shard-entry.js" : "./shard.js",
+  import.meta.url,
+);
+
 /** A shard's worker thread, the batch it is filling and how many batches it has not acknowledged yet. */
 class Shard {
   private readonly worker: Worker;
@@ -140,7 +146,7 @@ class Shard {
   readonly result: Promise<Extract<FromShard, { done: true }>>;
 
   constructor(setup: ShardSetup, onBad: (b: BadLine) => void) {
-    this.worker = new Worker(new URL("./shard-entry.js", import.meta.url), { workerData: setup });
+    this.worker = new Worker(SHARD_ENTRY, { workerData: setup });
     this.result = new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         this.failure = err;
