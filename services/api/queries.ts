@@ -82,9 +82,10 @@ const num = (v: unknown) => Number(v ?? 0);
 
 /**
  * The `hidden_related` column for users with a region scope: each row's related settlements
- * that are not archived in {scope_regions}. The archive is looked up once per statement, for the
- * (person, settlement) pairs of the suspects `source` selects (a superset of the rows read;
- * settlement_ids never change between versions, so no FINAL). Unarchived ones count as hidden.
+ * that are not archived in {scope_regions} (unarchived ones count as hidden). The archive is
+ * read once per statement, for the related settlements of the suspects `source` selects (a
+ * superset of the rows read; settlement_ids never change between versions, so no FINAL); the
+ * person only narrows that read by the archive's primary key (settlement ids are unique).
  */
 function hiddenRelatedColumn(source: string): string {
   return `arrayFilter(x -> x NOT IN (
@@ -146,7 +147,7 @@ export class ApiQueries {
     }
     rows ??= await select("", {});
     if (rows.length === 0) return rows;
-    await this.markHiddenRelated(f.run_id, rows, user);
+    await this.markHiddenRelated(rows, user);
     const status = await this.caseStatuses(
       f.run_id,
       rows.map((r) => r.suspect_id),
@@ -174,23 +175,26 @@ export class ApiQueries {
     return r && Number(r.n) > 0 ? Number(r.edge) : null;
   }
 
-  /** Sets `hidden_related` on rows read for a user with a region scope, in one query. */
-  private async markHiddenRelated(runId: string, rows: SuspectListRow[], user: User): Promise<void> {
+  /**
+   * Sets `hidden_related` on rows read for a user with a region scope: one look-up in the
+   * archive for the (person, settlement) pairs of the rows' related settlements.
+   */
+  private async markHiddenRelated(rows: SuspectListRow[], user: User): Promise<void> {
     if (user.regions === null) return;
-    const ids = rows.filter((r) => r.settlement_ids.length > 1).map((r) => r.suspect_id);
-    const byId = new Map<string, string[]>();
-    if (ids.length > 0) {
-      const of = "run_id = {run_id:String} AND suspect_id IN {ids:Array(String)}";
-      const found = await this.store.query<{ suspect_id: string; hidden_related: string[] }>(
-        `SELECT suspect_id, ${hiddenRelatedColumn(of)} FROM suspects WHERE ${of} LIMIT 1 BY suspect_id`,
-        { run_id: runId, ids, scope_regions: [...user.regions] },
-      );
-      for (const h of found) byId.set(h.suspect_id, h.hidden_related);
-    }
-    for (const r of rows) {
-      const hidden = byId.get(r.suspect_id);
-      if (hidden) r.hidden_related = hidden;
-    }
+    const related = rows.filter((r) => r.settlement_ids.length > 1);
+    if (related.length === 0) return;
+    const visible = await this.store.query<{ settlement_id: string }>(
+      `SELECT DISTINCT settlement_id FROM settlements
+       WHERE person_id IN {persons:Array(String)} AND settlement_id IN {ids:Array(String)}
+         AND region_code IN {scope_regions:Array(String)}`,
+      {
+        persons: [...new Set(related.map((r) => r.person_id))],
+        ids: [...new Set(related.flatMap((r) => r.settlement_ids.slice(1)))],
+        scope_regions: [...user.regions],
+      },
+    );
+    const shown = new Set(visible.map((v) => v.settlement_id));
+    for (const r of related) r.hidden_related = r.settlement_ids.slice(1).filter((id) => !shown.has(id));
   }
 
   /** Latest workflow status of the given suspects (all of the run when `ids` is omitted). */
