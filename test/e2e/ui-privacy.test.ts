@@ -1,19 +1,19 @@
-// The web UI in a real browser (Debian's Chromium, as in ui.test.ts) on redacted data: an
+// The web UI in a real browser (Debian's Chromium, see browser.ts) on redacted data: an
 // investigator of region A opens cases whose related stays lie in region B and sees the
 // markers, the kept dates and the timeline, nothing of B and no script error; a raw person id
 // typed into the filter shows the API's explanation; the pseudonym link still finds the person.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
 import { createLogger } from "../../services/log.ts";
 import { chdbConfig, openStore, type Store } from "../../services/store/index.ts";
 import { A, loadCrossRegion, SECRETS_B } from "../fixtures/cross-region.ts";
+import { launchChromium } from "./browser.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const INV_A = "fg_ui_privacy_inv_a_0123456";
 
 const dir = mkdtempSync(join(tmpdir(), "fundguard-ui-privacy-"));
@@ -25,12 +25,7 @@ let live: Suspect[] = [];
 const problems: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is not installed at ${CHROMIUM}: the browser test needs Debian's chromium ` +
-        "(apt-get update && apt-get install -y chromium), or CHROMIUM_PATH pointing at a Chromium binary",
-    );
-  }
+  browser = await launchChromium();
   store = await openStore(chdbConfig(join(dir, "data")));
   live = await loadCrossRegion(store);
   app = await buildServer({
@@ -42,7 +37,6 @@ beforeAll(async () => {
   const addr = app.server.address();
   if (!addr || typeof addr === "string") throw new Error("no listening address");
   base = `http://127.0.0.1:${addr.port}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
 });
 
 afterAll(async () => {
