@@ -1,13 +1,18 @@
 // CSV for spreadsheet users (RFC 4180, CRLF, UTF-8 with a BOM so Excel reads Chinese text).
-// Text cells that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) get a
-// leading apostrophe (OWASP "CSV injection").
+// Text that a spreadsheet could run as a formula gets an apostrophe in front (OWASP "CSV
+// injection"): a cell starting with a tab, CR or LF, and the start of the cell or of any line
+// in it when, after blanks (spreadsheets trim them), an ASCII or full-width = + - @ follows
+// (East Asian Excel reads ＝ as =; an importer that splits lines sees each line as a cell).
 
 export const BOM = "\uFEFF";
+
+const FORMULA_START = "=+\\-@\uFF1D\uFF0B\uFF0D\uFF20";
+const RISKY = new RegExp(`^(?=[\\t\\r\\n])|(^|\\r\\n|\\r|\\n)(?=[^\\S\\r\\n]*[${FORMULA_START}])`, "g");
 
 export function csvCell(v: unknown, text = true): string {
   if (v === null || v === undefined) return "";
   let s = typeof v === "string" ? v : typeof v === "object" ? JSON.stringify(v) : String(v);
-  if (text && typeof v === "string" && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  if (text && typeof v === "string") s = s.replace(RISKY, "$1'");
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { SEVERITIES } from "../../schemas/index.ts";
 import { LIVE_RUN } from "../store/index.ts";
 import type { User } from "./auth.ts";
+import { Masker } from "./mask.ts";
 
 export const CASE_STATUSES = ["under_review", "confirmed", "dismissed"] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
@@ -211,6 +212,18 @@ export function suspectWhere(
   maskKey: string,
   o: { immutableOnly?: boolean } = {},
 ): Sql {
+  // A raw id from a masked user would tell which pseudonym it has (ids are sequential, so all
+  // could be enumerated): refused whatever it matches, so the answer says nothing about the data.
+  if (f.person !== undefined && !Masker.clear(user) && !PSEUDONYM_RE.test(f.person)) {
+    throw new z.ZodError([
+      {
+        code: "custom",
+        path: ["person"],
+        message: "personal fields are masked for you: filter by the pseudonym shown (~ and 16 hex digits)",
+        input: f.person,
+      },
+    ]);
+  }
   const conds = ["run_id = {run_id:String}"];
   const params: Record<string, unknown> = { run_id: f.run_id };
   if (user.regions !== null) {

@@ -62,6 +62,11 @@ export interface SuspectListRow {
   detector_version: string;
   state: "active" | "retracted";
   evidence?: string;
+  /**
+   * Related settlements (settlement_ids[1..]) the archive does not place in the user's regions;
+   * set for users with a region scope only (absent there means not looked up: all are hidden).
+   */
+  hidden_related?: string[];
   case_status?: string;
   case_at?: string;
 }
@@ -74,6 +79,22 @@ export interface CaseEventRow {
 }
 
 const num = (v: unknown) => Number(v ?? 0);
+
+/**
+ * The `hidden_related` column for users with a region scope: each row's related settlements
+ * that are not archived in {scope_regions} (unarchived ones count as hidden). The archive is
+ * read once per statement, for the related settlements of the suspects `source` selects (a
+ * superset of the rows read; settlement_ids never change between versions, so no FINAL); the
+ * person only narrows that read by the archive's primary key (settlement ids are unique).
+ */
+function hiddenRelatedColumn(source: string): string {
+  return `arrayFilter(x -> x NOT IN (
+      SELECT settlement_id FROM settlements
+      WHERE region_code IN {scope_regions:Array(String)}
+        AND (person_id, settlement_id) IN (
+          SELECT person_id, arrayJoin(arraySlice(settlement_ids, 2)) FROM suspects WHERE ${source})),
+    arraySlice(settlement_ids, 2)) AS hidden_related`;
+}
 
 export class ApiQueries {
   constructor(
@@ -126,6 +147,7 @@ export class ApiQueries {
     }
     rows ??= await select("", {});
     if (rows.length === 0) return rows;
+    await this.markHiddenRelated(rows, user);
     const status = await this.caseStatuses(
       f.run_id,
       rows.map((r) => r.suspect_id),
@@ -153,6 +175,28 @@ export class ApiQueries {
     return r && Number(r.n) > 0 ? Number(r.edge) : null;
   }
 
+  /**
+   * Sets `hidden_related` on rows read for a user with a region scope: one look-up in the
+   * archive for the (person, settlement) pairs of the rows' related settlements.
+   */
+  private async markHiddenRelated(rows: SuspectListRow[], user: User): Promise<void> {
+    if (user.regions === null) return;
+    const related = rows.filter((r) => r.settlement_ids.length > 1);
+    if (related.length === 0) return;
+    const visible = await this.store.query<{ settlement_id: string }>(
+      `SELECT DISTINCT settlement_id FROM settlements
+       WHERE person_id IN {persons:Array(String)} AND settlement_id IN {ids:Array(String)}
+         AND region_code IN {scope_regions:Array(String)}`,
+      {
+        persons: [...new Set(related.map((r) => r.person_id))],
+        ids: [...new Set(related.flatMap((r) => r.settlement_ids.slice(1)))],
+        scope_regions: [...user.regions],
+      },
+    );
+    const shown = new Set(visible.map((v) => v.settlement_id));
+    for (const r of related) r.hidden_related = r.settlement_ids.slice(1).filter((id) => !shown.has(id));
+  }
+
   /** Latest workflow status of the given suspects (all of the run when `ids` is omitted). */
   async caseStatuses(
     runId: string,
@@ -174,8 +218,12 @@ export class ApiQueries {
     const { where, params } = suspectWhere(f, user, this.maskKey);
     const order = o.sort ? SORTS[o.sort] : "region_code, detector, toYYYYMM(event_time), suspect_id";
     const limit = o.limit !== undefined ? "LIMIT {limit:UInt64}" : "";
+    const hidden =
+      user.regions !== null
+        ? `, ${hiddenRelatedColumn(suspectWhere(f, user, this.maskKey, { immutableOnly: true }).where)}`
+        : "";
     return this.store.stream<SuspectListRow>(
-      `SELECT ${ROW_COLUMNS}, evidence
+      `SELECT ${ROW_COLUMNS}, evidence${hidden}
        FROM suspects FINAL WHERE ${where}
        ORDER BY ${order} ${limit}
        SETTINGS max_block_size = 8192, ${FINAL_SETTINGS_LIST}`,
@@ -287,12 +335,13 @@ export class ApiQueries {
   }
 
   async suspect(runId: string, id: string, user: User): Promise<SuspectListRow | null> {
-    const scope = user.regions !== null ? "AND region_code IN {scope:Array(String)}" : "";
+    const of = "run_id = {run_id:String} AND suspect_id = {id:String}";
+    const scoped = user.regions !== null;
     const rows = await this.store.query<SuspectListRow & { version: string }>(
-      `SELECT ${ROW_COLUMNS}, evidence, toString(version) AS version
+      `SELECT ${ROW_COLUMNS}, evidence, toString(version) AS version${scoped ? `, ${hiddenRelatedColumn(of)}` : ""}
        FROM suspects FINAL
-       WHERE run_id = {run_id:String} AND suspect_id = {id:String} ${scope} ${FINAL_SETTINGS}`,
-      user.regions !== null ? { run_id: runId, id, scope: [...user.regions] } : { run_id: runId, id },
+       WHERE ${of} ${scoped ? "AND region_code IN {scope_regions:Array(String)}" : ""} ${FINAL_SETTINGS}`,
+      user.regions !== null ? { run_id: runId, id, scope_regions: [...user.regions] } : { run_id: runId, id },
     );
     return rows[0] ?? null;
   }

@@ -30,6 +30,7 @@ import {
 } from "./filters.ts";
 import { Masker, maskKeyFromEnv } from "./mask.ts";
 import { ApiQueries, type SuspectListRow } from "./queries.ts";
+import { RelatedRedaction } from "./redact.ts";
 
 export interface BuildServerOptions {
   store: Store;
@@ -210,8 +211,9 @@ export async function buildServer(o: BuildServerOptions) {
   const apiSuspect = (r: SuspectListRow, user: User, withEvidence: boolean) => {
     const info = ruleInfo.get(`${r.detector}/${r.rule}`);
     const clear = Masker.clear(user);
-    const evidence =
-      withEvidence && r.evidence !== undefined ? (JSON.parse(r.evidence) as unknown) : undefined;
+    const redaction = RelatedRedaction.of(user, r);
+    const stored = withEvidence && r.evidence !== undefined ? (JSON.parse(r.evidence) as unknown) : undefined;
+    const evidence = redaction ? redaction.evidence(stored) : stored;
     return {
       suspect_id: r.suspect_id,
       detector: r.detector,
@@ -220,7 +222,7 @@ export async function buildServer(o: BuildServerOptions) {
       rule_title_zh: info?.titleZh ?? r.rule,
       severity: r.severity,
       person_id: clear ? r.person_id : masker.pseudonym(r.person_id),
-      settlement_ids: r.settlement_ids,
+      settlement_ids: redaction ? redaction.ids(r.settlement_ids) : r.settlement_ids,
       institution_id: r.institution_id,
       region_code: r.region_code,
       amount_at_risk_fen: Number(r.amount_text),
@@ -432,7 +434,7 @@ export async function buildServer(o: BuildServerOptions) {
       detector: detector ? { id: detector.id, description: detector.description } : null,
       history: history.map((h) => ({ ...h })),
       settlements: m(involved),
-      settlements_not_shown: r.settlement_ids.filter((x) => !found.has(x)),
+      settlements_not_shown: s.settlement_ids.filter((_, i) => !found.has(r.settlement_ids[i] as string)),
       timeline: {
         window_days: c.window_days,
         rows: m(

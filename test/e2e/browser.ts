@@ -3,6 +3,9 @@
 // install it, instead of failing later with a launch error.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { type Browser, chromium } from "playwright-core";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 export const INSTALL_HINT =
   "install them with `apt-get update && apt-get install -y chromium fonts-wqy-zenhei` (Debian), " +
@@ -31,4 +34,26 @@ function hasCjkFont(env: NodeJS.ProcessEnv): boolean {
     // No fontconfig (it comes with the fonts package): Chromium would find no font either.
     return false;
   }
+}
+
+/** Headless Debian Chromium driven by playwright-core (which downloads no browser), or an error saying what to install. */
+export async function launchChromium(): Promise<Browser> {
+  const missing = missingBrowserRequirements(CHROMIUM);
+  if (missing) throw new Error(missing);
+  return chromium
+    .launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    })
+    .catch((err: unknown) => {
+      const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+      throw new Error(`Chromium at ${CHROMIUM} did not start (${reason}); ${INSTALL_HINT}`, { cause: err });
+    });
 }

@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
@@ -12,9 +12,8 @@ import { createLogger } from "../../services/log.ts";
 import { chdbConfig, openStore, type Store } from "../../services/store/index.ts";
 import { death, line, settlement, stay } from "../fixtures/events.ts";
 import { storeEvents } from "../fixtures/run.ts";
-import { INSTALL_HINT, missingBrowserRequirements } from "./browser.ts";
+import { launchChromium } from "./browser.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = join(process.cwd(), "test-results", "ui");
 const ADMIN = "fg_ui_admin_token_0123456789";
 const INV_A = "fg_ui_investigator_a_012345";
@@ -51,8 +50,6 @@ let live: Suspect[] = [];
 const problems: string[] = [];
 
 beforeAll(async () => {
-  const missing = missingBrowserRequirements(CHROMIUM);
-  if (missing) throw new Error(missing);
   mkdirSync(SHOTS, { recursive: true });
   store = await openStore(chdbConfig(join(dir, "data")));
   live = await storeEvents(store, events);
@@ -68,22 +65,7 @@ beforeAll(async () => {
   const addr = app.server.address();
   if (!addr || typeof addr === "string") throw new Error("no listening address");
   base = `http://127.0.0.1:${addr.port}`;
-  browser = await chromium
-    .launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    })
-    .catch((err: unknown) => {
-      const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
-      throw new Error(`Chromium at ${CHROMIUM} did not start (${reason}); ${INSTALL_HINT}`, { cause: err });
-    });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

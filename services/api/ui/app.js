@@ -368,7 +368,13 @@
         "label",
         {},
         "人员编号 Person",
-        h("input", { name: "person", value: params.get("person") || "", maxlength: 64 }),
+        h("input", {
+          name: "person",
+          value: params.get("person") || "",
+          maxlength: 64,
+          // Masked users may filter by the pseudonym they were shown only (the API refuses raw ids).
+          placeholder: state.me.unmask ? undefined : "~… 假名 pseudonym",
+        }),
       ),
       h(
         "label",
