@@ -6,7 +6,7 @@ import type { AuditEntry, Store } from "../store/index.ts";
 import type { User } from "./auth.ts";
 import { PSEUDONYM_RE } from "./filters.ts";
 import type { Masker } from "./mask.ts";
-import { redactDeep, redactText } from "./secrets.ts";
+import { decoded, redactDeep, redactText } from "./secrets.ts";
 
 export interface AuditRecord {
   who: string;
@@ -98,12 +98,14 @@ function maskPerson(v: unknown, masker: Masker): unknown {
 }
 
 function maskRawQuery(query: string, masker: Masker): string {
-  const q = new URLSearchParams(query);
-  if (!q.has("person")) return query;
-  const people = q.getAll("person");
-  q.delete("person");
-  for (const p of people) q.append("person", String(maskPerson(p, masker)));
-  return q.toString();
+  return query
+    .split("&")
+    .map((part) => {
+      const eq = part.indexOf("=");
+      if (eq < 0 || decoded(part.slice(0, eq)) !== "person") return part;
+      return `${part.slice(0, eq)}=${encodeURIComponent(String(maskPerson(decoded(part.slice(eq + 1)), masker)))}`;
+    })
+    .join("&");
 }
 
 /** An audit row's filters for a reader who sees personal fields masked: person ids as pseudonyms. */

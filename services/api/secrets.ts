@@ -7,9 +7,10 @@ const SECRET_NAME =
   /^(?:token|access_token|id_token|refresh_token|api_?key|key|password|passwd|secret|auth|authorization|bearer)$/i;
 const TOKEN_SHAPE = /fg_[A-Za-z0-9_-]{8,}/g;
 
-export const isSecretName = (name: string): boolean => SECRET_NAME.test(name);
+const isSecretName = (name: string): boolean => SECRET_NAME.test(name);
 
-function decoded(s: string): string {
+/** Percent-decoded form-style (`+` is a space); the input itself when it is not valid. */
+export function decoded(s: string): string {
   try {
     return decodeURIComponent(s.replace(/\+/g, " "));
   } catch {
