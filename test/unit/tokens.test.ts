@@ -127,3 +127,24 @@ describe("private files", () => {
     expect([mode(join(base, "a")), mode(join(base, "a", "b")), mode(file)]).toEqual([0o700, 0o700, 0o600]);
   });
 });
+
+describe("run checkpoints", () => {
+  it("are written 0600 in a 0700 directory, compacted copies included", async () => {
+    const { Checkpoint, checkpointDir } = await import("../../services/runs/checkpoint.ts");
+    const cp = checkpointDir(join(dir(), "data"), "r1");
+    const c = await Checkpoint.create(cp, "r1", { source: "test" }, { minCompactBytes: 1 });
+    const record = {
+      position: 1,
+      events: 1,
+      badEvents: 0,
+      stats: {},
+      maxVersion: 1,
+      at: new Date().toISOString(),
+    };
+    for (let i = 0; i < 3; i++) await c.commit([{ engine: 0, key: "k", value: i }], record);
+    expect([mode(cp), ...["meta.json", "state.log", "lock"].map((f) => mode(join(cp, f)))]).toEqual([
+      0o700, 0o600, 0o600, 0o600,
+    ]);
+    await c.close();
+  });
+});
