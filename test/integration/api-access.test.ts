@@ -6,7 +6,7 @@
 // /metrics needs a token; rate limits and the export cap answer 429.
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
+import { type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -405,9 +405,10 @@ describe("limits", () => {
     const capped = await server({ limits: { maxExports: 1 } });
     await capped.listen({ port: 0, host: "127.0.0.1" });
     const { port } = capped.server.address() as { port: number };
+    let held: IncomingMessage | undefined;
     try {
       // The first export starts and is left unread: the server blocks on the socket.
-      const held = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+      held = await new Promise<IncomingMessage>((resolve, reject) => {
         const req = request(
           { host: "127.0.0.1", port, path: "/api/v1/suspects/export.csv?run_id=big", headers: auth("admin") },
           (res) => {
@@ -431,6 +432,7 @@ describe("limits", () => {
       expect(third.status).toBe(200);
       expect(third.body.split("\r\n").filter(Boolean)).toHaveLength(3);
     } finally {
+      held?.destroy();
       await capped.close();
     }
   });

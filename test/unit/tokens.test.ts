@@ -59,17 +59,6 @@ describe("token expiry", () => {
       reason: "expired",
     });
   });
-
-  it("an unparsable expires_at makes the file invalid rather than the token eternal", async () => {
-    const file = join(dir(), "users.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        users: [{ name: "x", role: "admin", tokens: [{ sha256: "a".repeat(64), expires_at: "never" }] }],
-      }),
-    );
-    await expect(UsersFileDirectory.open(file)).rejects.toThrow(/expires_at/);
-  });
 });
 
 describe("rotate and revoke", () => {
