@@ -2,7 +2,7 @@
 // every change and listing audited).
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { auditCli } from "../cli/audit.ts";
-import { type Env, loadEnv } from "../config/env.ts";
+import { accessLimits, loadEnv } from "../config/env.ts";
 import { createLogger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { describeStore, openStore, storeConfigFromEnv } from "../store/index.ts";
@@ -18,7 +18,6 @@ import {
   UsersFileDirectory,
   usersFilePath,
 } from "./auth.ts";
-import type { AccessLimits } from "./limits.ts";
 
 function regionList(value: string): string[] {
   const list = value
@@ -34,14 +33,6 @@ function positiveDays(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 3650) throw new InvalidArgumentError("expected 1 to 3650 days");
   return n;
-}
-
-export function accessLimits(env: Env): AccessLimits {
-  return {
-    perAddress: env.FUNDGUARD_RATE_LIMIT_ADDRESS,
-    perToken: env.FUNDGUARD_RATE_LIMIT_TOKEN,
-    maxExports: env.FUNDGUARD_MAX_EXPORTS,
-  };
 }
 
 /** "host:port" of a listening server, IPv6 in brackets. */

@@ -5,26 +5,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, RawServerDefault } from "fastify";
-import { ACCESS_DEFAULTS } from "../config/env.ts";
-
-export interface AccessLimits {
-  /** Requests per minute from one source address. */
-  perAddress: number;
-  /** Requests per minute with one token. */
-  perToken: number;
-  /** CSV exports streaming at the same time (server-wide); beyond it a 429. */
-  maxExports: number;
-}
-
-export const DEFAULT_LIMITS: AccessLimits = {
-  perAddress: ACCESS_DEFAULTS.perAddress,
-  perToken: ACCESS_DEFAULTS.perToken,
-  maxExports: ACCESS_DEFAULTS.maxExports,
-};
+import type { AccessLimits } from "../config/env.ts";
 
 const WINDOW_MS = 60_000;
 
-export interface Verdict {
+interface Verdict {
   limited: boolean;
   retryAfterSeconds: number;
 }

@@ -19,7 +19,7 @@ function removeDotSegments(path: string): string {
   return `/${out.join("/")}`;
 }
 
-export function canonicalPath(path: string): string {
+function canonicalPath(path: string): string {
   const unescaped = path.replace(/%([0-9A-Fa-f]{2})/g, (m, hex: string) => {
     const c = String.fromCharCode(Number.parseInt(hex, 16));
     return UNRESERVED.test(c) ? c : m.toUpperCase();

@@ -1,7 +1,7 @@
 // What the audit log and the logs keep of a request never includes a credential: parameters
 // named like one lose their value, and fundguard tokens (or the very token the caller sent)
 // are cut out of any other text — paths, query strings, notes, user agents, CLI arguments.
-export const REDACTED_SECRET = "[redacted]";
+const REDACTED_SECRET = "[redacted]";
 
 const SECRET_NAME =
   /^(?:token|access_token|id_token|refresh_token|api_?key|key|password|passwd|secret|auth|authorization|bearer)$/i;

@@ -9,6 +9,7 @@ import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "
 import { z } from "zod";
 import { type AnyDetector, DETECTORS } from "../../detectors/index.ts";
 import { SEVERITIES } from "../../schemas/index.ts";
+import { type AccessLimits, DEFAULT_LIMITS } from "../config/env.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
@@ -29,7 +30,7 @@ import {
   statusBody,
   suspectIdParam,
 } from "./filters.ts";
-import { type AccessLimits, DEFAULT_LIMITS, ExportSlots, rateLimiters } from "./limits.ts";
+import { ExportSlots, rateLimiters } from "./limits.ts";
 import { Masker, maskKeyFromEnv } from "./mask.ts";
 import { canonicalUrl, isApiUrl } from "./paths.ts";
 import { ApiQueries, type SuspectListRow } from "./queries.ts";
@@ -460,82 +461,88 @@ export async function buildServer(o: BuildServerOptions) {
     if (!release)
       throw new HttpError(429, "too_many_exports", `${limits.maxExports} exports are running; retry later`);
     reply.raw.once("close", release);
-    const statuses = await q.caseStatuses(f.run_id);
-    const it = q
-      .exportRows(f, user, {
-        ...(f.sort ? { sort: f.sort } : {}),
-        ...(f.limit !== undefined ? { limit: f.limit } : {}),
-      })
-      [Symbol.asyncIterator]();
-    // The first row is read before the response starts, so a failing query is still a clean 500.
-    const first = await it.next();
-    const route = routeName(req);
-    const filters = req.fg.filters;
-    const started = req.fg.started;
-    const who = caller(req);
-    // Audited before a byte is sent: an export whose row cannot be written does not start.
+    // Until the stream owns the slot, any failure gives it back.
     try {
-      await audit.write({
-        ...who,
-        route,
-        filters: { http_status: 200, phase: "start", ...filters },
-        rows: 0,
-        at: started,
-      });
-    } catch (err) {
-      await it.return?.();
-      log.error({ err, route }, "audit write failed; the export is withheld");
-      throw new HttpError(503, "audit_unavailable", "the audit log cannot be written; retry later");
-    }
-    req.fg.auditedByHandler = true;
-    const toApi = (r: SuspectListRow) => {
-      const c = statuses.get(r.suspect_id);
-      r.case_status = c?.status ?? "new";
-      if (c) r.case_at = c.at;
-      return apiSuspect(r, user, true);
-    };
-    async function* body(): AsyncGenerator<string> {
-      let n = 0;
-      let complete = false;
+      const statuses = await q.caseStatuses(f.run_id);
+      const it = q
+        .exportRows(f, user, {
+          ...(f.sort ? { sort: f.sort } : {}),
+          ...(f.limit !== undefined ? { limit: f.limit } : {}),
+        })
+        [Symbol.asyncIterator]();
+      // The first row is read before the response starts, so a failing query is still a clean 500.
+      const first = await it.next();
+      const route = routeName(req);
+      const filters = req.fg.filters;
+      const started = req.fg.started;
+      const who = caller(req);
+      // Audited before a byte is sent: an export whose row cannot be written does not start.
       try {
-        let buf = BOM + csvHeader(CSV_COLUMNS, f.lang);
-        if (!first.done) {
-          buf += csvRow(CSV_COLUMNS, toApi(first.value));
-          n++;
-          for (;;) {
-            const next = await it.next();
-            if (next.done) break;
-            buf += csvRow(CSV_COLUMNS, toApi(next.value));
+        await audit.write({
+          ...who,
+          route,
+          filters: { http_status: 200, phase: "start", ...filters },
+          rows: 0,
+          at: started,
+        });
+      } catch (err) {
+        await it.return?.();
+        log.error({ err, route }, "audit write failed; the export is withheld");
+        throw new HttpError(503, "audit_unavailable", "the audit log cannot be written; retry later");
+      }
+      req.fg.auditedByHandler = true;
+      const toApi = (r: SuspectListRow) => {
+        const c = statuses.get(r.suspect_id);
+        r.case_status = c?.status ?? "new";
+        if (c) r.case_at = c.at;
+        return apiSuspect(r, user, true);
+      };
+      async function* body(): AsyncGenerator<string> {
+        let n = 0;
+        let complete = false;
+        try {
+          let buf = BOM + csvHeader(CSV_COLUMNS, f.lang);
+          if (!first.done) {
+            buf += csvRow(CSV_COLUMNS, toApi(first.value));
             n++;
-            if (buf.length >= 64 * 1024) {
-              yield buf;
-              buf = "";
+            for (;;) {
+              const next = await it.next();
+              if (next.done) break;
+              buf += csvRow(CSV_COLUMNS, toApi(next.value));
+              n++;
+              if (buf.length >= 64 * 1024) {
+                yield buf;
+                buf = "";
+              }
             }
           }
+          if (buf) yield buf;
+          complete = true;
+        } finally {
+          release?.();
+          await it.return?.();
+          // Sorts after the start row, even within the same millisecond.
+          const at = Math.max(Date.now(), started + 1);
+          await audit
+            .write({
+              ...who,
+              route,
+              filters: { http_status: 200, phase: "end", complete, ...filters },
+              rows: n,
+              at,
+            })
+            .catch((err) => log.error({ err }, "audit write failed at the end of an export"));
         }
-        if (buf) yield buf;
-        complete = true;
-      } finally {
-        release?.();
-        await it.return?.();
-        // Sorts after the start row, even within the same millisecond.
-        const at = Math.max(Date.now(), started + 1);
-        await audit
-          .write({
-            ...who,
-            route,
-            filters: { http_status: 200, phase: "end", complete, ...filters },
-            rows: n,
-            at,
-          })
-          .catch((err) => log.error({ err }, "audit write failed at the end of an export"));
       }
+      const date = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+      return reply
+        .type("text/csv; charset=utf-8")
+        .header("content-disposition", `attachment; filename="fundguard-suspects-${date}.csv"`)
+        .send(Readable.from(body(), { objectMode: false }));
+    } catch (err) {
+      release();
+      throw err;
     }
-    const date = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
-    return reply
-      .type("text/csv; charset=utf-8")
-      .header("content-disposition", `attachment; filename="fundguard-suspects-${date}.csv"`)
-      .send(Readable.from(body(), { objectMode: false }));
   });
 
   app.get("/api/v1/suspects/:id", async (req) => {

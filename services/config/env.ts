@@ -16,6 +16,21 @@ export const ACCESS_DEFAULTS = {
   maxExports: 2,
 };
 
+export interface AccessLimits {
+  /** Requests per minute from one source address. */
+  perAddress: number;
+  /** Requests per minute with one token. */
+  perToken: number;
+  /** CSV exports streaming at the same time (server-wide); beyond it a 429. */
+  maxExports: number;
+}
+
+export const DEFAULT_LIMITS: AccessLimits = {
+  perAddress: ACCESS_DEFAULTS.perAddress,
+  perToken: ACCESS_DEFAULTS.perToken,
+  maxExports: ACCESS_DEFAULTS.maxExports,
+};
+
 /** fastify's trustProxy: off, on (any proxy), or the addresses/CIDRs of the proxies to trust. */
 const trustProxy = z
   .string()
@@ -77,4 +92,13 @@ export function requireKafka(env: Env): { brokers: string[]; registryUrl: string
   if (!env.SCHEMA_REGISTRY_URL)
     throw new Error("SCHEMA_REGISTRY_URL is not set (e.g. http://127.0.0.1:8081)");
   return { brokers: env.KAFKA_BROKERS, registryUrl: env.SCHEMA_REGISTRY_URL };
+}
+
+/** The API's access limits as configured. */
+export function accessLimits(env: Env): AccessLimits {
+  return {
+    perAddress: env.FUNDGUARD_RATE_LIMIT_ADDRESS,
+    perToken: env.FUNDGUARD_RATE_LIMIT_TOKEN,
+    maxExports: env.FUNDGUARD_MAX_EXPORTS,
+  };
 }

@@ -1,9 +1,10 @@
 // The embedded mode's web server: the investigator API and UI over the embedded store, with a
 // fresh admin token for whoever ran `npm start`.
 import { addUser, removeUser, UsersFileDirectory, usersFilePath } from "../api/auth.ts";
-import { accessLimits, listeningAt } from "../api/command.ts";
+import { listeningAt } from "../api/command.ts";
 import { buildServer } from "../api/server.ts";
-import type { Env } from "../config/env.ts";
+import { auditCli } from "../cli/audit.ts";
+import { accessLimits, type Env } from "../config/env.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
@@ -13,6 +14,7 @@ export const START_ADMIN = "start-admin";
 
 export async function serveEmbedded(o: { store: Store; log: Logger; env: Env }) {
   const path = usersFilePath();
+  await auditCli({ command: "start", details: { file: path, issues_token_for: START_ADMIN } }, o.store);
   await removeUser(path, START_ADMIN).catch(() => false);
   const { token } = await addUser(path, {
     name: START_ADMIN,

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { ensurePrivateDir, writePrivateFile } from "../config/private-fs.ts";
 import type { AuditEntry, Store } from "./store.ts";
 
-export const spoolDir = (dataDir: string): string => join(dataDir, "audit-spool");
+const spoolDir = (dataDir: string): string => join(dataDir, "audit-spool");
 
 export function spoolAudit(dataDir: string, entry: AuditEntry & { id: string }): void {
   const dir = spoolDir(dataDir);
