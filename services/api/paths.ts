@@ -3,7 +3,9 @@
 // exactly as the plain path: percent-encoded unreserved characters are decoded and dot
 // segments removed (RFC 3986 §6.2.2), and runs of slashes collapsed. Reserved escapes such
 // as %2F stay encoded (they are data, not structure), but a path that would be an API path
-// once they are decoded is still treated as one (authenticated, audited, then a 404).
+// once they are decoded is still treated as one (authenticated, audited, then a 404). A
+// malformed escape is kept as literal text (`%zz` → `%25zz`), so it reaches the same hooks
+// (authenticated, audited, a 404) instead of the router's bare 400.
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
 function removeDotSegments(path: string): string {
@@ -19,13 +21,24 @@ function removeDotSegments(path: string): string {
   return `/${out.join("/")}`;
 }
 
+/** A path the router can decode: a '%' that starts no valid escape (or UTF-8 sequence) becomes "%25". */
+function decodable(path: string): string {
+  const fixed = path.replace(/%(?![0-9A-Fa-f]{2})/g, "%25");
+  try {
+    decodeURIComponent(fixed);
+    return fixed;
+  } catch {
+    return fixed.replace(/%(?!25)/g, "%25");
+  }
+}
+
 function canonicalPath(path: string): string {
   const unescaped = path.replace(/%([0-9A-Fa-f]{2})/g, (m, hex: string) => {
     const c = String.fromCharCode(Number.parseInt(hex, 16));
     return UNRESERVED.test(c) ? c : m.toUpperCase();
   });
   const rooted = unescaped.startsWith("/") ? unescaped : `/${unescaped}`;
-  return removeDotSegments(rooted.replace(/\/{2,}/g, "/"));
+  return decodable(removeDotSegments(rooted.replace(/\/{2,}/g, "/")));
 }
 
 const splitAt = (url: string): number => {

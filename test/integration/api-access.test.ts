@@ -246,13 +246,19 @@ describe("percent-encoded and dot-segment paths", () => {
       expect((JSON.parse(ok.body) as { total: number }).total, path).toBe(plainTotal);
       outcomes += 2;
     }
-    // Reserved escapes stay data: still authenticated first, then no such route.
-    for (const path of ["/api%2Fv1%2Fsuspects", "/api/v1/suspects%2Fexport.csv", "/API/v1/suspects"]) {
+    // Reserved and malformed escapes stay data: still authenticated first, then no such route.
+    for (const path of [
+      "/api%2Fv1%2Fsuspects",
+      "/api/v1/suspects%2Fexport.csv",
+      "/API/v1/suspects",
+      "/api/v1/%zz",
+      "/api/v1/%E0%A4",
+    ]) {
       expect((await raw(port, path)).status, path).toBe(401);
       expect((await raw(port, path, auth("admin"))).status, path).toBe(404);
       outcomes += 2;
     }
-    expect(outcomes).toBe(26);
+    expect(outcomes).toBe(30);
     const items = await auditAs("admin", "limit=200&who=admin");
     for (const path of VARIANTS) {
       const row = items.find((i) => i.user_agent === `variant ${path}`);

@@ -32,7 +32,9 @@ describe("canonical paths", () => {
   it("keeps the query as sent, and reserved escapes encoded", () => {
     expect(canonicalUrl("/api/v1/%73uspects?detector=%73x&a=..")).toBe("/api/v1/suspects?detector=%73x&a=..");
     expect(canonicalUrl("/api/v1/suspects%2fexport.csv")).toBe("/api/v1/suspects%2Fexport.csv");
-    expect(canonicalUrl("/api/v1/%zz/%")).toBe("/api/v1/%zz/%");
+    // Malformed escapes become literal text, so the router decodes every path (no bare 400).
+    expect(canonicalUrl("/api/v1/%zz/%")).toBe("/api/v1/%25zz/%25");
+    expect(canonicalUrl("/api/v1/suspects/%E0%A4%A?x=%zz")).toBe("/api/v1/suspects/%25E0%25A4%25A?x=%zz");
     expect(canonicalUrl("/")).toBe("/");
     expect(canonicalUrl("/ui/app.js")).toBe("/ui/app.js");
   });
