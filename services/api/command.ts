@@ -44,7 +44,9 @@ export function listeningAt(server: { address(): unknown }): { host: string; por
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
-    .description("investigator HTTP API (/api/v1/) and web UI (/) over the store; PORT (default 8080)")
+    .description(
+      "investigator HTTP API (/api/v1/) and web UI (/) over the store; HOST:PORT (default 127.0.0.1:8080)",
+    )
     .option("--port <n>", "listen here instead of PORT", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0 || n > 65535)
