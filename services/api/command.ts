@@ -1,15 +1,20 @@
-// `fundguard serve` (the API and web UI over the store) and `fundguard users ...` (the users file).
+// `fundguard serve` (the API and web UI over the store) and `fundguard users ...` (the users file,
+// every change and listing audited).
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { loadEnv } from "../config/env.ts";
+import { auditCli } from "../cli/audit.ts";
+import { accessLimits, loadEnv } from "../config/env.ts";
 import { createLogger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { describeStore, openStore, storeConfigFromEnv } from "../store/index.ts";
 import {
   type AddUserOptions,
   addUser,
+  expiresAt,
   listUsers,
   ROLES,
   removeUser,
+  revokeTokens,
+  rotateToken,
   UsersFileDirectory,
   usersFilePath,
 } from "./auth.ts";
@@ -24,23 +29,41 @@ function regionList(value: string): string[] {
   return list;
 }
 
+function positiveDays(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 3650) throw new InvalidArgumentError("expected 1 to 3650 days");
+  return n;
+}
+
+/** "host:port" of a listening server, IPv6 in brackets. */
+export function listeningAt(server: { address(): unknown }): { host: string; port: number } {
+  const a = server.address() as { address: string; port: number };
+  return { host: a.address.includes(":") ? `[${a.address}]` : a.address, port: a.port };
+}
+
 export function registerServeCommand(program: Command): void {
   program
     .command("serve")
-    .description("investigator HTTP API (/api/v1/) and web UI (/) over the store; PORT (default 8080)")
+    .description(
+      "investigator HTTP API (/api/v1/) and web UI (/) over the store; HOST:PORT (default 127.0.0.1:8080)",
+    )
     .option("--port <n>", "listen here instead of PORT", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0 || n > 65535)
         throw new InvalidArgumentError("expected a port number");
       return n;
     })
-    .option("--host <addr>", "address to listen on", process.env.HOST ?? "0.0.0.0")
-    .action(async (o: { port?: number; host: string }) => {
+    .option("--host <addr>", "address to listen on instead of HOST (default 127.0.0.1)")
+    .action(async (o: { port?: number; host?: string }) => {
       const env = loadEnv();
       const log = createLogger("api", env.LOG_LEVEL);
       const path = usersFilePath();
-      const users = await UsersFileDirectory.open(path, (err) =>
-        log.error({ err: err.message }, "users file"),
+      const users = await UsersFileDirectory.open(
+        path,
+        (err) => log.error({ err: err.message }, "users file"),
+        {
+          ttlDays: env.FUNDGUARD_TOKEN_TTL_DAYS,
+        },
       );
       if (users.userCount === 0) {
         log.warn(
@@ -51,11 +74,17 @@ export function registerServeCommand(program: Command): void {
       const config = storeConfigFromEnv();
       const store = await openStore(config);
       const { buildServer } = await import("./server.ts");
-      const app = await buildServer({ store, users, log, metrics: new Metrics("serve") });
-      const port = o.port ?? env.PORT;
-      await app.listen({ port, host: o.host });
+      const app = await buildServer({
+        store,
+        users,
+        log,
+        metrics: new Metrics("serve"),
+        limits: accessLimits(env),
+        trustProxy: env.FUNDGUARD_TRUST_PROXY,
+      });
+      await app.listen({ port: o.port ?? env.PORT, host: o.host ?? env.HOST });
       log.info(
-        { port, host: o.host, store: describeStore(config), usersFile: path, users: users.userCount },
+        { ...listeningAt(app.server), store: describeStore(config), usersFile: path, users: users.userCount },
         "serving",
       );
       await new Promise<void>((resolve) => {
@@ -85,32 +114,77 @@ export function registerServeCommand(program: Command): void {
     .option("--unmask", "show personal fields (person_id, birth dates) unmasked")
     .option("--label <text>", "a note kept with the token")
     .option("--add-token", "give an existing user another token")
+    .option("--ttl-days <n>", "days the token is valid (default FUNDGUARD_TOKEN_TTL_DAYS)", positiveDays)
     .option("--file <path>", "users file (default from the environment)")
     .action(async (o: AddUserOptions & { file?: string }) => {
       const path = o.file ?? usersFilePath();
-      const { token } = await addUser(path, {
+      const opts = {
         name: o.name,
         role: o.role,
         ...(o.regions ? { regions: o.regions } : {}),
         ...(o.unmask ? { unmask: true } : {}),
         ...(o.label ? { label: o.label } : {}),
         ...(o.addToken ? { addToken: true } : {}),
-      });
+        ttlDays: o.ttlDays ?? loadEnv().FUNDGUARD_TOKEN_TTL_DAYS,
+      };
+      await auditCli({ command: "users add", details: { file: path, ...opts } });
+      const { token } = await addUser(path, opts);
       process.stderr.write(`user ${o.name} (${o.role}) written to ${path}; the token is shown only now:\n`);
       process.stdout.write(`${token}\n`);
     });
 
   users
     .command("list")
-    .description("list users (names, roles, regions, token count; never tokens)")
+    .description("list users (names, roles, regions, tokens' labels and expiry; never tokens)")
     .option("--file <path>", "users file (default from the environment)")
     .action(async (o: { file?: string }) => {
-      for (const u of await listUsers(o.file ?? usersFilePath())) {
+      const path = o.file ?? usersFilePath();
+      const ttl = loadEnv().FUNDGUARD_TOKEN_TTL_DAYS;
+      await auditCli({ command: "users list", details: { file: path } });
+      for (const u of await listUsers(path)) {
         const regions = u.regions?.join(",") ?? (u.role === "investigator" ? "(none)" : "(all)");
+        // A token without dates expires TTL after a server first loads it: no fixed date to show.
+        const tokens = u.tokens.map(
+          (t) =>
+            `${t.label || "(no label)"} ${t.expires_at || t.created_at ? `expires ${new Date(expiresAt(t, ttl, 0)).toISOString()}` : "expiry not recorded: rotate it"}`,
+        );
         process.stdout.write(
-          `${u.name}\t${u.role}\t${regions}\t${u.role === "admin" || u.unmask ? "unmasked" : "masked"}\t${u.tokens.length} token(s)${u.disabled ? "\tdisabled" : ""}\n`,
+          `${u.name}\t${u.role}\t${regions}\t${u.role === "admin" || u.unmask ? "unmasked" : "masked"}\t${u.tokens.length} token(s)${u.disabled ? "\tdisabled" : ""}${tokens.map((t) => `\t${t}`).join("")}\n`,
         );
       }
+    });
+
+  users
+    .command("rotate")
+    .description("issue a new token for a user and revoke the old one (the one labelled --label)")
+    .requiredOption("--name <name>", "user name")
+    .option("--label <text>", "the token to replace, by label (default: every token of the user)")
+    .option("--ttl-days <n>", "days the new token is valid (default FUNDGUARD_TOKEN_TTL_DAYS)", positiveDays)
+    .option("--file <path>", "users file (default from the environment)")
+    .action(async (o: { name: string; label?: string; ttlDays?: number; file?: string }) => {
+      const path = o.file ?? usersFilePath();
+      const opts = { name: o.name, ...(o.label !== undefined ? { label: o.label } : {}) };
+      await auditCli({ command: "users rotate", details: { file: path, ...opts } });
+      const { token, revoked } = await rotateToken(path, {
+        ...opts,
+        ttlDays: o.ttlDays ?? loadEnv().FUNDGUARD_TOKEN_TTL_DAYS,
+      });
+      process.stderr.write(`user ${o.name}: ${revoked} token(s) revoked; the new token is shown only now:\n`);
+      process.stdout.write(`${token}\n`);
+    });
+
+  users
+    .command("revoke")
+    .description("revoke a user's token labelled --label, or all its tokens (the user stays)")
+    .requiredOption("--name <name>", "user name")
+    .option("--label <text>", "the token to revoke, by label")
+    .option("--file <path>", "users file (default from the environment)")
+    .action(async (o: { name: string; label?: string; file?: string }) => {
+      const path = o.file ?? usersFilePath();
+      const opts = { name: o.name, ...(o.label !== undefined ? { label: o.label } : {}) };
+      await auditCli({ command: "users revoke", details: { file: path, ...opts } });
+      const n = await revokeTokens(path, opts);
+      process.stderr.write(`user ${o.name}: ${n} token(s) revoked\n`);
     });
 
   users
@@ -119,6 +193,8 @@ export function registerServeCommand(program: Command): void {
     .requiredOption("--name <name>", "user name")
     .option("--file <path>", "users file (default from the environment)")
     .action(async (o: { name: string; file?: string }) => {
-      if (!(await removeUser(o.file ?? usersFilePath(), o.name))) throw new Error(`no user ${o.name}`);
+      const path = o.file ?? usersFilePath();
+      await auditCli({ command: "users remove", details: { file: path, name: o.name } });
+      if (!(await removeUser(path, o.name))) throw new Error(`no user ${o.name}`);
     });
 }

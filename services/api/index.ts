@@ -1,5 +1,5 @@
 // The investigator API and web UI: buildServer for embedding (fundguard start, tests),
-// registerServeCommand for the CLI (serve, users add/list/remove).
+// registerServeCommand for the CLI (serve, users add/list/rotate/revoke/remove).
 export {
   type AddUserOptions,
   addUser,

@@ -464,19 +464,26 @@ export class ApiQueries {
   }
   private readonly nameCache = new Map<string, { name: string; at: number }>();
 
-  async audit(q: {
-    who?: string;
-    route?: string;
-    from?: number;
-    to?: number;
-    limit: number;
-    offset: number;
-  }): Promise<{
-    total: number;
-    rows: { at: string; who: string; route: string; filters: unknown; rows: number }[];
-  }> {
+  /** The audit log, newest first; `scope` (see auditScope) limits it to callers within those regions. */
+  async audit(
+    q: {
+      who?: string;
+      route?: string;
+      from?: number;
+      to?: number;
+      limit: number;
+      offset: number;
+    },
+    scope: readonly string[] | null,
+  ): Promise<{ total: number; rows: AuditRow[] }> {
     const conds = ["1"];
     const params: Record<string, unknown> = { limit: q.limit, offset: q.offset };
+    if (scope !== null) {
+      conds.push(
+        "NOT caller_all_regions AND notEmpty(caller_regions) AND hasAll({scope:Array(String)}, caller_regions)",
+      );
+      params.scope = scope;
+    }
     if (q.who !== undefined) {
       conds.push("who = {who:String}");
       params.who = q.who;
@@ -499,8 +506,9 @@ export class ApiQueries {
         `SELECT toString(count()) AS n FROM audit_log WHERE ${where}`,
         params,
       ),
-      await this.store.query<{ at: string; who: string; route: string; filters: string; rows: string }>(
-        `SELECT concat(replaceOne(toString(at), ' ', 'T'), 'Z') AS at, who, route, filters, toString(audit_log.rows) AS rows
+      await this.store.query<Omit<AuditRow, "filters" | "rows"> & { filters: string; rows: string }>(
+        `SELECT concat(replaceOne(toString(at), ' ', 'T'), 'Z') AS at, who, route, filters,
+                toString(audit_log.rows) AS rows, address, user_agent, token_label
          FROM audit_log WHERE ${where}
          ORDER BY audit_log.at DESC, who LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
         params,
@@ -508,15 +516,20 @@ export class ApiQueries {
     ];
     return {
       total: num(count[0]?.n),
-      rows: rows.map((r) => ({
-        at: r.at,
-        who: r.who,
-        route: r.route,
-        filters: safeJson(r.filters),
-        rows: num(r.rows),
-      })),
+      rows: rows.map((r) => ({ ...r, filters: safeJson(r.filters), rows: num(r.rows) })),
     };
   }
+}
+
+export interface AuditRow {
+  at: string;
+  who: string;
+  route: string;
+  filters: unknown;
+  rows: number;
+  address: string;
+  user_agent: string;
+  token_label: string;
 }
 
 const TIMELINE_LIMIT = 500;

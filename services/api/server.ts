@@ -1,18 +1,20 @@
 // The investigator HTTP API and web UI (fastify). Every /api/ route needs a bearer token
 // (401 otherwise, unknown routes included), applies the user's role and region grants in
 // SQL, masks personal fields unless the user may see them, and writes one audit row per call
-// before the response is released.
+// before the response is released: a call whose row cannot be written is a 503. Paths are
+// made canonical before routing (paths.ts); requests are rate-limited (limits.ts).
 import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
-import Fastify, { type FastifyRequest, LogController } from "fastify";
+import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import { z } from "zod";
 import { type AnyDetector, DETECTORS } from "../../detectors/index.ts";
 import { SEVERITIES } from "../../schemas/index.ts";
+import { type AccessLimits, DEFAULT_LIMITS } from "../config/env.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
-import { AuditWriter } from "./audit.ts";
-import type { User, UserDirectory } from "./auth.ts";
+import { AuditWriter, auditScope, maskAuditFilters } from "./audit.ts";
+import { hashToken, type User, type UserDirectory } from "./auth.ts";
 import { BOM, type CsvColumn, csvHeader, csvRow } from "./csv.ts";
 import {
   aggregateQuery,
@@ -28,9 +30,12 @@ import {
   statusBody,
   suspectIdParam,
 } from "./filters.ts";
+import { ExportSlots, rateLimiters } from "./limits.ts";
 import { Masker, maskKeyFromEnv } from "./mask.ts";
+import { canonicalUrl, isApiUrl } from "./paths.ts";
 import { ApiQueries, type SuspectListRow } from "./queries.ts";
 import { RelatedRedaction } from "./redact.ts";
+import { redactQuery, redactText } from "./secrets.ts";
 
 export interface BuildServerOptions {
   store: Store;
@@ -39,12 +44,19 @@ export interface BuildServerOptions {
   /** Key of the person-id pseudonyms (default FUNDGUARD_MASK_KEY, else random per process). */
   maskKey?: string;
   detectors?: readonly AnyDetector[];
-  /** Prometheus metrics, served at /metrics (outside /api, for scrapers, like /healthz). */
+  /** Prometheus metrics, served at /metrics to tokens of role admin or metrics. */
   metrics?: Metrics;
+  /** Rate limits and the export cap (default DEFAULT_LIMITS). */
+  limits?: Partial<AccessLimits>;
+  /** fastify's trustProxy: whose X-Forwarded-For names the source address (default: nobody's). */
+  trustProxy?: boolean | string[];
 }
 
 interface RequestContext {
   user: User | null;
+  /** The bearer token as sent (kept out of every log and audit row) and its hash (the rate-limit key). */
+  token: string | null;
+  tokenHash: string;
   /** What the audit row records about the request (validated filters once a handler ran). */
   filters: Record<string, unknown>;
   rows: number;
@@ -87,7 +99,21 @@ const SECURITY_HEADERS = {
   "referrer-policy": "no-referrer",
 };
 
-const isApi = (url: string) => url === "/api" || url.startsWith("/api/") || url.startsWith("/api?");
+const pathOf = (url: string) => url.split("?")[0] ?? "";
+
+/** RFC 6750 §3: no error code when no token was sent; invalid_token for an unknown or expired one. */
+function challenge(error?: { code: string; description: string }): string {
+  return error
+    ? `Bearer realm="fundguard", error="${error.code}", error_description="${error.description}"`
+    : 'Bearer realm="fundguard"';
+}
+
+/** A credential in the query string: refused, so that no URL (in a proxy's log, say) carries one. */
+const hasQueryToken = (url: string) =>
+  url.includes("?") &&
+  [...new URLSearchParams(url.slice(url.indexOf("?") + 1)).keys()].some((k) =>
+    /^(?:access_)?token$/i.test(k),
+  );
 
 function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
@@ -101,11 +127,16 @@ function routeName(req: FastifyRequest): string {
   return `${req.method} ${pattern ?? "(unknown route)"}`;
 }
 
-/** The raw request as far as it is safe to keep in the audit log (bounded in size). */
-function rawRequest(req: FastifyRequest): Record<string, unknown> {
-  const path = req.url.split("?")[0] ?? "";
+/** The raw request as far as it is safe to keep in the audit log (bounded in size, no credentials). */
+function rawRequest(req: FastifyRequest, secrets: readonly string[]): Record<string, unknown> {
+  const path = pathOf(req.url);
   const query = req.url.includes("?") ? req.url.slice(req.url.indexOf("?") + 1) : "";
-  return { path: path.slice(0, 300), ...(query ? { query: query.slice(0, 2000) } : {}) };
+  const sent = pathOf(req.originalUrl);
+  return {
+    path: redactText(path.slice(0, 300), secrets),
+    ...(query ? { query: redactQuery(query.slice(0, 2000), secrets) } : {}),
+    ...(sent !== path ? { raw_path: redactText(sent.slice(0, 300), secrets) } : {}),
+  };
 }
 
 export async function buildServer(o: BuildServerOptions) {
@@ -115,6 +146,8 @@ export async function buildServer(o: BuildServerOptions) {
   const masker = new Masker(maskKey);
   const q = new ApiQueries(o.store, maskKey);
   const audit = new AuditWriter(o.store);
+  const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const exportSlots = new ExportSlots(limits.maxExports);
   const ruleInfo = new Map<string, { title: string; titleZh: string; severity: string }>();
   for (const d of detectors)
     for (const [rule, info] of Object.entries(d.rules)) ruleInfo.set(`${d.id}/${rule}`, info);
@@ -132,35 +165,97 @@ export async function buildServer(o: BuildServerOptions) {
     // Long path parameters reach the handler's validation (a 400), not the router's 414.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200_000 },
     return503OnClosing: true,
+    rewriteUrl: (req) => canonicalUrl(req.url ?? "/"),
+    trustProxy: o.trustProxy ?? false,
   });
   app.decorateRequest("fg", null as unknown as RequestContext);
+  const limiter = await rateLimiters(app, limits);
+  const tooMany = (reply: FastifyReply, retryAfter: number) =>
+    reply
+      .code(429)
+      .header("retry-after", String(retryAfter))
+      .send({ error: "too_many_requests", message: `rate limit reached; retry in ${retryAfter} s` });
 
-  // Authentication first, before any body is parsed; also runs for routes that do not exist.
+  // Limits and authentication first, before any body is parsed; also for routes that do not exist.
   app.addHook("onRequest", async (req, reply) => {
-    req.fg = { user: null, filters: rawRequest(req), rows: 0, auditedByHandler: false, started: Date.now() };
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
-    if (!isApi(req.url)) return;
-    reply.header("cache-control", "no-store");
     const token = bearer(req);
-    const user = token ? o.users.authenticate(token) : null;
-    if (!user) {
-      reply.header("www-authenticate", 'Bearer realm="fundguard"');
+    req.fg = {
+      user: null,
+      token,
+      tokenHash: "",
+      filters: rawRequest(req, token ? [token] : []),
+      rows: 0,
+      auditedByHandler: false,
+      started: Date.now(),
+    };
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    const byAddress = await limiter.address(req);
+    if (byAddress.limited) return tooMany(reply, byAddress.retryAfterSeconds);
+    const scrape = o.metrics !== undefined && pathOf(req.url) === "/metrics";
+    if (!isApiUrl(req.url) && !scrape) return;
+    reply.header("cache-control", "no-store");
+    const found = token ? o.users.lookup(token) : null;
+    if (!found?.user) {
+      const error = found
+        ? found.reason === "expired"
+          ? { code: "invalid_token", description: "the token has expired" }
+          : { code: "invalid_token", description: "unknown token" }
+        : undefined;
+      reply.header("www-authenticate", challenge(error));
       return reply.code(401).send({ error: "unauthorized", message: "a valid bearer token is required" });
     }
+    const user = found.user;
     req.fg.user = user;
+    req.fg.tokenHash = hashToken(token as string);
+    const byToken = await limiter.token(req);
+    if (byToken.limited) return tooMany(reply, byToken.retryAfterSeconds);
+    // A scraper's token reads /metrics and nothing else; of the people, only admins read metrics.
+    const allowed = scrape ? user.role === "admin" || user.role === "metrics" : user.role !== "metrics";
+    if (!allowed) {
+      const message = scrape
+        ? `role ${user.role} may not read metrics`
+        : "a metrics token reads /metrics only";
+      return reply.code(403).send({ error: "forbidden", message });
+    }
+    if (hasQueryToken(req.url)) {
+      reply.header(
+        "www-authenticate",
+        challenge({
+          code: "invalid_request",
+          description: "send the token in the Authorization header only",
+        }),
+      );
+      return reply.code(400).send({
+        error: "bad_request",
+        message: "a token in the URL is refused: send it in the Authorization header only",
+      });
+    }
   });
 
-  // One audit row per API call, written before the response leaves (streams: when they end).
+  // One audit row per API call, written before the response leaves (exports: before streaming
+  // and when the stream ends). Nothing is served unaudited: a failed write turns into a 503.
   app.addHook("onSend", async (req, reply, payload) => {
-    if (!isApi(req.url) || req.fg.auditedByHandler) return payload;
-    await audit.write({
-      who: req.fg.user?.name ?? "(unauthenticated)",
-      route: routeName(req),
-      filters: { http_status: reply.statusCode, ...req.fg.filters },
-      rows: req.fg.rows,
-      at: req.fg.started,
-    });
-    return payload;
+    if (!isApiUrl(req.url) || req.fg.auditedByHandler) return payload;
+    try {
+      await audit.write({
+        ...caller(req),
+        route: routeName(req),
+        filters: { http_status: reply.statusCode, ...req.fg.filters },
+        rows: req.fg.rows,
+        at: req.fg.started,
+      });
+      return payload;
+    } catch (err) {
+      log.error({ err, route: routeName(req) }, "audit write failed; the response is withheld");
+      if (payload instanceof Readable) payload.destroy();
+      reply.removeHeader("content-disposition");
+      reply.removeHeader("content-length");
+      reply.code(503).type("application/json; charset=utf-8");
+      return JSON.stringify({
+        error: "audit_unavailable",
+        message: "the audit log cannot be written; retry later",
+      });
+    }
   });
 
   app.addHook("onResponse", async (req, reply) => {
@@ -194,9 +289,22 @@ export async function buildServer(o: BuildServerOptions) {
   });
 
   app.setNotFoundHandler(async (req, reply) => {
-    if (isApi(req.url)) return reply.code(404).send({ error: "not_found", message: "no such API route" });
+    if (isApiUrl(req.url)) return reply.code(404).send({ error: "not_found", message: "no such API route" });
     return reply.code(404).type("text/plain; charset=utf-8").send("not found");
   });
+
+  /** Who is calling, from where, for the audit row. */
+  function caller(req: FastifyRequest) {
+    const user = req.fg.user;
+    return {
+      who: user?.name ?? "(unauthenticated)",
+      address: req.ip,
+      userAgent: String(req.headers["user-agent"] ?? ""),
+      tokenLabel: user?.tokenLabel ?? "",
+      regions: user ? user.regions : [],
+      secrets: req.fg.token ? [req.fg.token] : [],
+    };
+  }
 
   const userOf = (req: FastifyRequest): User => {
     const u = req.fg.user;
@@ -351,59 +459,92 @@ export async function buildServer(o: BuildServerOptions) {
     const user = userOf(req);
     const f = exportQuery.parse(req.query);
     req.fg.filters = describeFilters(f);
-    const statuses = await q.caseStatuses(f.run_id);
-    const it = q
-      .exportRows(f, user, {
-        ...(f.sort ? { sort: f.sort } : {}),
-        ...(f.limit !== undefined ? { limit: f.limit } : {}),
-      })
-      [Symbol.asyncIterator]();
-    // The first row is read before the response starts, so a failing query is still a clean 500.
-    const first = await it.next();
-    req.fg.auditedByHandler = true;
-    const who = user.name;
-    const route = routeName(req);
-    const filters = req.fg.filters;
-    const started = req.fg.started;
-    const toApi = (r: SuspectListRow) => {
-      const c = statuses.get(r.suspect_id);
-      r.case_status = c?.status ?? "new";
-      if (c) r.case_at = c.at;
-      return apiSuspect(r, user, true);
-    };
-    async function* body(): AsyncGenerator<string> {
-      let n = 0;
-      let complete = false;
+    const release = exportSlots.take();
+    if (!release)
+      throw new HttpError(429, "too_many_exports", `${limits.maxExports} exports are running; retry later`);
+    reply.raw.once("close", release);
+    // Until the stream owns the slot, any failure gives it back.
+    try {
+      const statuses = await q.caseStatuses(f.run_id);
+      const it = q
+        .exportRows(f, user, {
+          ...(f.sort ? { sort: f.sort } : {}),
+          ...(f.limit !== undefined ? { limit: f.limit } : {}),
+        })
+        [Symbol.asyncIterator]();
+      // The first row is read before the response starts, so a failing query is still a clean 500.
+      const first = await it.next();
+      const route = routeName(req);
+      const filters = req.fg.filters;
+      const started = req.fg.started;
+      const who = caller(req);
+      // Audited before a byte is sent: an export whose row cannot be written does not start.
       try {
-        let buf = BOM + csvHeader(CSV_COLUMNS, f.lang);
-        if (!first.done) {
-          buf += csvRow(CSV_COLUMNS, toApi(first.value));
-          n++;
-          for (;;) {
-            const next = await it.next();
-            if (next.done) break;
-            buf += csvRow(CSV_COLUMNS, toApi(next.value));
+        await audit.write({
+          ...who,
+          route,
+          filters: { http_status: 200, phase: "start", ...filters },
+          rows: 0,
+          at: started,
+        });
+      } catch (err) {
+        await it.return?.();
+        log.error({ err, route }, "audit write failed; the export is withheld");
+        throw new HttpError(503, "audit_unavailable", "the audit log cannot be written; retry later");
+      }
+      req.fg.auditedByHandler = true;
+      const toApi = (r: SuspectListRow) => {
+        const c = statuses.get(r.suspect_id);
+        r.case_status = c?.status ?? "new";
+        if (c) r.case_at = c.at;
+        return apiSuspect(r, user, true);
+      };
+      async function* body(): AsyncGenerator<string> {
+        let n = 0;
+        let complete = false;
+        try {
+          let buf = BOM + csvHeader(CSV_COLUMNS, f.lang);
+          if (!first.done) {
+            buf += csvRow(CSV_COLUMNS, toApi(first.value));
             n++;
-            if (buf.length >= 64 * 1024) {
-              yield buf;
-              buf = "";
+            for (;;) {
+              const next = await it.next();
+              if (next.done) break;
+              buf += csvRow(CSV_COLUMNS, toApi(next.value));
+              n++;
+              if (buf.length >= 64 * 1024) {
+                yield buf;
+                buf = "";
+              }
             }
           }
+          if (buf) yield buf;
+          complete = true;
+        } finally {
+          release?.();
+          await it.return?.();
+          // Sorts after the start row, even within the same millisecond.
+          const at = Math.max(Date.now(), started + 1);
+          await audit
+            .write({
+              ...who,
+              route,
+              filters: { http_status: 200, phase: "end", complete, ...filters },
+              rows: n,
+              at,
+            })
+            .catch((err) => log.error({ err }, "audit write failed at the end of an export"));
         }
-        if (buf) yield buf;
-        complete = true;
-      } finally {
-        await it.return?.();
-        await audit
-          .write({ who, route, filters: { http_status: 200, complete, ...filters }, rows: n, at: started })
-          .catch((err) => log.error({ err }, "audit write failed"));
       }
+      const date = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+      return reply
+        .type("text/csv; charset=utf-8")
+        .header("content-disposition", `attachment; filename="fundguard-suspects-${date}.csv"`)
+        .send(Readable.from(body(), { objectMode: false }));
+    } catch (err) {
+      release();
+      throw err;
     }
-    const date = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
-    return reply
-      .type("text/csv; charset=utf-8")
-      .header("content-disposition", `attachment; filename="fundguard-suspects-${date}.csv"`)
-      .send(Readable.from(body(), { objectMode: false }));
   });
 
   app.get("/api/v1/suspects/:id", async (req) => {
@@ -510,9 +651,13 @@ export async function buildServer(o: BuildServerOptions) {
     requireRole(user, ["admin", "auditor"], "read the audit log");
     const a = auditQuery.parse(req.query);
     req.fg.filters = describeFilters(a);
-    const result = await q.audit(a);
+    const result = await q.audit(a, auditScope(user));
     req.fg.rows = result.rows.length;
-    return { total: result.total, limit: a.limit, offset: a.offset, items: result.rows };
+    const clear = Masker.clear(user);
+    const items = result.rows.map((r) =>
+      clear ? r : { ...r, filters: maskAuditFilters(r.filters, masker) },
+    );
+    return { total: result.total, limit: a.limit, offset: a.offset, items };
   });
 
   app.addHook("onClose", async () => {

@@ -4,6 +4,7 @@ import { loadEnv } from "../config/env.ts";
 import type { ConfigContext } from "../dynamic-config/commands.ts";
 import { createKafka } from "../kafka/client.ts";
 import { createLogger } from "../log.ts";
+import { auditCli } from "./audit.ts";
 
 function configContext(): ConfigContext {
   const env = loadEnv();
@@ -31,7 +32,9 @@ export function registerConfigCommands(program: Command): void {
     .option("--merge", "merge into the current config instead of replacing it")
     .action(async (detector: string, o: { json: string; merge?: boolean }) => {
       const { configSet } = await import("../dynamic-config/commands.ts");
-      print(await configSet(configContext(), detector, o.json, { merge: o.merge }));
+      const ctx = configContext();
+      await auditCli({ command: "config set", details: { detector, json: o.json, merge: o.merge === true } });
+      print(await configSet(ctx, detector, o.json, { merge: o.merge }));
     });
 
   config
@@ -59,6 +62,8 @@ export function registerConfigCommands(program: Command): void {
     .description("publish a tombstone: the detector goes back to its defaults")
     .action(async (detector: string) => {
       const { configReset } = await import("../dynamic-config/commands.ts");
-      print(await configReset(configContext(), detector));
+      const ctx = configContext();
+      await auditCli({ command: "config reset", details: { detector } });
+      print(await configReset(ctx, detector));
     });
 }

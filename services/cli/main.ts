@@ -81,7 +81,7 @@ program
 program
   .command("start")
   .description(
-    "embedded all-in-one: sample stream (or files) → engine → chdb in FUNDGUARD_DATA_DIR → UI on PORT",
+    "embedded all-in-one: sample stream (or files) → engine → chdb in FUNDGUARD_DATA_DIR → UI on HOST:PORT (default 127.0.0.1:8080)",
   )
   .option("--settlements <file>", "ingest these settlements instead of a generated sample")
   .option("--deaths <file>", "death records to ingest with them")

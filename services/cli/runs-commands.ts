@@ -4,6 +4,7 @@ import { loadEnv } from "../config/env.ts";
 import { formatTable } from "../dynamic-config/commands.ts";
 import type { RunRecord } from "../runs/table.ts";
 import { openStore } from "../store/index.ts";
+import { auditCli } from "./audit.ts";
 
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
@@ -124,6 +125,7 @@ export function registerRunsCommands(program: Command): void {
       }
       const store = await openStore();
       try {
+        await auditCli({ command: "runs drop", details: { run: name, force: o.force === true } }, store);
         const run = await getRun(store, name);
         const rows = await dropRun(store, name);
         await removeCheckpoint(env.FUNDGUARD_DATA_DIR, name);

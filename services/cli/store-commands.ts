@@ -7,6 +7,7 @@ import { loadEnv } from "../config/env.ts";
 import { createLogger } from "../log.ts";
 import { runSink } from "../sink/sink.ts";
 import { LIVE_RUN, openStore } from "../store/index.ts";
+import { auditCli } from "./audit.ts";
 import { kafkaContext, shutdownSignal } from "./context.ts";
 
 export function registerStoreCommands(program: Command): void {
@@ -60,19 +61,31 @@ export function registerStoreCommands(program: Command): void {
       const env = loadEnv();
       const log = createLogger("export", env.LOG_LEVEL);
       const store = await openStore();
-      const out = o.out ? createWriteStream(o.out) : process.stdout;
+      const details = { run: o.run, ...(o.out ? { out: o.out } : {}) };
       let n = 0;
       try {
-        for await (const s of store.exportSuspects({ runId: o.run })) {
-          if (!out.write(`${JSON.stringify(s)}\n`)) await once(out, "drain");
-          n++;
+        // Audited before the first suspect is read, and again with the count when it ends.
+        await auditCli({ command: "export", details: { ...details, phase: "start" } }, store);
+        let complete = false;
+        const out = o.out ? createWriteStream(o.out) : process.stdout;
+        try {
+          for await (const s of store.exportSuspects({ runId: o.run })) {
+            if (!out.write(`${JSON.stringify(s)}\n`)) await once(out, "drain");
+            n++;
+          }
+          complete = true;
+        } finally {
+          if (o.out) {
+            out.end();
+            await once(out, "finish");
+          }
+          await auditCli(
+            { command: "export", details: { ...details, phase: "end", complete }, rows: n },
+            store,
+          ).catch((err) => log.error({ err }, "audit write failed at the end of the export"));
         }
       } finally {
         await store.close();
-      }
-      if (o.out) {
-        out.end();
-        await once(out, "finish");
       }
       log.info({ suspects: n, run: o.run }, "exported");
     });

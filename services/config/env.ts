@@ -7,6 +7,37 @@ const brokers = z
   .transform((s) => s.split(",").map((b) => b.trim()))
   .refine((list) => list.every((b) => /^[^\s:]+:\d+$/.test(b)), "expected host:port[,host:port...]");
 
+/** Defaults of the API's access limits (also used when an embedding caller passes none). */
+export const ACCESS_DEFAULTS = {
+  tokenTtlDays: 90,
+  /** Requests per minute: one token; one source address (authenticated or not). */
+  perToken: 6000,
+  perAddress: 12000,
+  maxExports: 2,
+};
+
+export interface AccessLimits {
+  /** Requests per minute from one source address. */
+  perAddress: number;
+  /** Requests per minute with one token. */
+  perToken: number;
+  /** CSV exports streaming at the same time (server-wide); beyond it a 429. */
+  maxExports: number;
+}
+
+export const DEFAULT_LIMITS: AccessLimits = {
+  perAddress: ACCESS_DEFAULTS.perAddress,
+  perToken: ACCESS_DEFAULTS.perToken,
+  maxExports: ACCESS_DEFAULTS.maxExports,
+};
+
+/** fastify's trustProxy: off, on (any proxy), or the addresses/CIDRs of the proxies to trust. */
+const trustProxy = z
+  .string()
+  .transform((s): boolean | string[] =>
+    s === "true" ? true : s === "false" ? false : s.split(",").map((a) => a.trim()),
+  );
+
 const schema = z.object({
   KAFKA_BROKERS: brokers.optional(),
   SCHEMA_REGISTRY_URL: z.url().optional(),
@@ -26,6 +57,18 @@ const schema = z.object({
   FUNDGUARD_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
   FUNDGUARD_RETENTION_DAYS: z.coerce.number().int().min(1).default(400),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Address `start` and `serve` listen on; loopback unless a deployment says otherwise. */
+  HOST: z.string().min(1).default("127.0.0.1"),
+  FUNDGUARD_TRUST_PROXY: trustProxy.default(false),
+  FUNDGUARD_TOKEN_TTL_DAYS: z.coerce.number().int().min(1).max(3650).default(ACCESS_DEFAULTS.tokenTtlDays),
+  FUNDGUARD_RATE_LIMIT_TOKEN: z.coerce.number().int().min(1).default(ACCESS_DEFAULTS.perToken),
+  FUNDGUARD_RATE_LIMIT_ADDRESS: z.coerce.number().int().min(1).default(ACCESS_DEFAULTS.perAddress),
+  FUNDGUARD_MAX_EXPORTS: z.coerce.number().int().min(1).max(100).default(ACCESS_DEFAULTS.maxExports),
+  /** Who the audit log names for CLI actions (default: the OS user). */
+  FUNDGUARD_USER: z
+    .string()
+    .regex(/^[A-Za-z0-9_.@-]{1,64}$/, "letters, digits, '_', '.', '@', '-' (1 to 64)")
+    .optional(),
   /** Prometheus /metrics of workers and sinks; 0 picks a free port. */
   FUNDGUARD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -49,4 +92,13 @@ export function requireKafka(env: Env): { brokers: string[]; registryUrl: string
   if (!env.SCHEMA_REGISTRY_URL)
     throw new Error("SCHEMA_REGISTRY_URL is not set (e.g. http://127.0.0.1:8081)");
   return { brokers: env.KAFKA_BROKERS, registryUrl: env.SCHEMA_REGISTRY_URL };
+}
+
+/** The API's access limits as configured. */
+export function accessLimits(env: Env): AccessLimits {
+  return {
+    perAddress: env.FUNDGUARD_RATE_LIMIT_ADDRESS,
+    perToken: env.FUNDGUARD_RATE_LIMIT_TOKEN,
+    maxExports: env.FUNDGUARD_MAX_EXPORTS,
+  };
 }

@@ -1,7 +1,10 @@
 // The embedded mode's web server: the investigator API and UI over the embedded store, with a
 // fresh admin token for whoever ran `npm start`.
 import { addUser, removeUser, UsersFileDirectory, usersFilePath } from "../api/auth.ts";
+import { listeningAt } from "../api/command.ts";
 import { buildServer } from "../api/server.ts";
+import { auditCli } from "../cli/audit.ts";
+import { accessLimits, type Env } from "../config/env.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
@@ -9,20 +12,35 @@ import type { Store } from "../store/index.ts";
 /** The user `start` (re)issues a token for on every start; other users in the file are left alone. */
 export const START_ADMIN = "start-admin";
 
-export async function serveEmbedded(o: { store: Store; log: Logger; port: number; host?: string }) {
+export async function serveEmbedded(o: { store: Store; log: Logger; env: Env }) {
   const path = usersFilePath();
+  await auditCli({ command: "start", details: { file: path, issues_token_for: START_ADMIN } }, o.store);
   await removeUser(path, START_ADMIN).catch(() => false);
   const { token } = await addUser(path, {
     name: START_ADMIN,
     role: "admin",
     unmask: true,
     label: "fundguard start",
+    ttlDays: o.env.FUNDGUARD_TOKEN_TTL_DAYS,
   });
-  const users = await UsersFileDirectory.open(path, (err) => o.log.error({ err: err.message }, "users file"));
-  const app = await buildServer({ store: o.store, users, log: o.log, metrics: new Metrics("start") });
-  const host = o.host ?? "0.0.0.0";
-  await app.listen({ port: o.port, host });
-  const address = app.server.address();
-  const port = typeof address === "object" && address ? address.port : o.port;
-  return { app, url: `http://localhost:${port}/`, token };
+  const users = await UsersFileDirectory.open(
+    path,
+    (err) => o.log.error({ err: err.message }, "users file"),
+    {
+      ttlDays: o.env.FUNDGUARD_TOKEN_TTL_DAYS,
+    },
+  );
+  const app = await buildServer({
+    store: o.store,
+    users,
+    log: o.log,
+    metrics: new Metrics("start"),
+    limits: accessLimits(o.env),
+    trustProxy: o.env.FUNDGUARD_TRUST_PROXY,
+  });
+  await app.listen({ port: o.env.PORT, host: o.env.HOST });
+  const { host, port } = listeningAt(app.server);
+  // A wildcard address is reached as localhost; any other as itself.
+  const shown = host === "0.0.0.0" || host === "[::]" ? "localhost" : host;
+  return { app, url: `http://${shown}:${port}/`, token };
 }

@@ -1,10 +1,11 @@
 // `fundguard start` / `npm start`: the embedded all-in-one mode. No Kafka, no ClickHouse server:
 // a sample stream (or the given files) runs through the engine over an in-process log into
 // chdb under FUNDGUARD_DATA_DIR, and the investigator UI is served on PORT.
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import { loadEnv } from "../config/env.ts";
+import { ensurePrivateDir } from "../config/private-fs.ts";
 import { activate } from "../engine/engine.ts";
 import { generate } from "../generate/generate.ts";
 import { mergedEvents } from "../ingest/ndjson-source.ts";
@@ -34,6 +35,7 @@ export async function ingest(store: Store, o: StartOptions, dataDir: string, say
     const dir = join(dataDir, "sample");
     say(`generating a sample stream of ${o.sample.toLocaleString("en-US")} settlements in ${dir}`);
     const g = await generate({ outDir: dir, settlements: o.sample, seed: 1 });
+    for (const f of Object.values(g.files)) chmodSync(f, 0o600);
     files = { settlements: g.files.settlements, deaths: g.files.deaths };
   }
   const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)));
@@ -58,10 +60,10 @@ export async function startCommand(o: StartOptions): Promise<void> {
   const log = createLogger("start", env.LOG_LEVEL);
   const say = (s: string) => process.stderr.write(`fundguard: ${s}\n`);
   const dataDir = resolve(env.FUNDGUARD_DATA_DIR);
-  if (!existsSync(dataDir)) mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir);
   const store = await openStore(chdbConfig(dataDir));
   await ingest(store, o, dataDir, say);
-  const { app, url, token } = await serveEmbedded({ store, log, port: env.PORT });
+  const { app, url, token } = await serveEmbedded({ store, log, env });
   say(`investigator UI: ${url}`);
   say(`admin token (valid until the next start): ${token}`);
   await new Promise<void>((done) => {

@@ -77,7 +77,7 @@ function lock(dir: string, run: string): void {
   const path = join(dir, "lock");
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(path, String(process.pid), { flag: "wx" });
+      writeFileSync(path, String(process.pid), { flag: "wx", mode: 0o600 });
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
@@ -197,12 +197,12 @@ export class Checkpoint {
     meta: unknown,
     opts: CheckpointOptions = {},
   ): Promise<Checkpoint> {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     lock(dir, run);
     const c = new Checkpoint(dir, run, opts);
     await rm(c.logPath, { force: true });
     await writeAtomic(join(dir, "meta.json"), `${JSON.stringify(meta, null, 2)}\n`);
-    c.handle = await open(c.logPath, "a");
+    c.handle = await open(c.logPath, "a", 0o600);
     return c;
   }
 
@@ -244,7 +244,7 @@ export class Checkpoint {
     c.keys = keys;
     c.bytes = committedBytes;
     for (const k of keys.values()) if (!k.deleted) c.liveBytes += k.bytes;
-    c.handle = await open(c.logPath, "a");
+    c.handle = await open(c.logPath, "a", 0o600);
     return {
       checkpoint: c,
       loaded: { meta, commit: commit ? (JSON.parse(commit.slice(2)) as CommitRecord) : undefined, states },
@@ -293,7 +293,7 @@ export class Checkpoint {
     await this.handle?.close();
     this.handle = undefined;
     const tmp = `${this.logPath}.tmp`;
-    const out = await open(tmp, "w");
+    const out = await open(tmp, "w", 0o600);
     let written = 0;
     try {
       const seen = new Map<string, number>();
@@ -335,7 +335,7 @@ export class Checkpoint {
     }
     this.bytes = written;
     this.compactions++;
-    this.handle = await open(this.logPath, "a");
+    this.handle = await open(this.logPath, "a", 0o600);
   }
 
   /** Releases the lock; the checkpoint stays for a later resume. */
@@ -363,7 +363,7 @@ export class Checkpoint {
 
 async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp`;
-  const h = await open(tmp, "w");
+  const h = await open(tmp, "w", 0o600);
   try {
     await h.write(text);
     await h.datasync();

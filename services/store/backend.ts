@@ -3,9 +3,10 @@
 // streaming reads: chdb/connection materialises a query's whole result before returning it,
 // so large reads on chdb go through a Layer 1 chdb Session on the same data directory
 // (sessions on one path coexist in a process) and its bound, chunked `queryStreamBind`.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ClickHouseClient, createClient } from "@clickhouse/client";
+import { ensurePrivateDir } from "../config/private-fs.ts";
 import type { ChdbStoreConfig, HttpStoreConfig, StoreConfig } from "./config.ts";
 
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>["connection"]>;
@@ -58,7 +59,7 @@ async function openHttp(config: HttpStoreConfig): Promise<Backend> {
 async function openChdb(config: ChdbStoreConfig): Promise<Backend> {
   // Loaded lazily: an HTTP-only deployment never maps libchdb into the process.
   const [{ createChdbConnection }, chdb] = await Promise.all([import("chdb/connection"), import("chdb")]);
-  mkdirSync(config.dataDir, { recursive: true });
+  ensurePrivateDir(config.dataDir);
   let connection: ReturnType<typeof createChdbConnection>;
   try {
     connection = createChdbConnection({ path: config.dataDir });

@@ -3,6 +3,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import type { Change } from "../engine/engine.ts";
+import { importAuditSpool } from "./audit-spool.ts";
 import { type Backend, openBackend, type QueryParams } from "./backend.ts";
 import { type StoreConfig, storeConfigFromEnv } from "./config.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -74,6 +75,12 @@ export interface AuditEntry {
   filters: Record<string, unknown>;
   rows: number;
   at?: string;
+  address?: string;
+  userAgent?: string;
+  tokenLabel?: string;
+  /** The caller's region grants; null: every region (default: none recorded). */
+  callerRegions?: readonly string[] | null;
+  id?: string;
 }
 
 export interface OpenStoreOptions {
@@ -90,9 +97,13 @@ export interface OpenStoreOptions {
  */
 const INSERT_SETTINGS = { async_insert: 0 } as const;
 
+/** How often a process holding the embedded store imports the CLI's spooled audit rows. */
+const SPOOL_IMPORT_MS = 1_000;
+
 export class Store {
   readonly migrations: MigrateResult;
   private readonly chunkRows: number;
+  private spoolTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly backend: Backend,
@@ -110,7 +121,9 @@ export class Store {
         opts.migrate === false
           ? { applied: [], current: 0 }
           : await migrate(backend.client, undefined, { createDatabase: backend.createDatabase });
-      return new Store(backend, result, opts);
+      const store = new Store(backend, result, opts);
+      if (config.kind === "chdb" && opts.migrate !== false) store.importSpool(config.dataDir);
+      return store;
     } catch (err) {
       await backend.close();
       throw err;
@@ -169,16 +182,25 @@ export class Store {
     ]);
   }
 
-  async appendAudit(e: AuditEntry): Promise<void> {
-    await this.insert("audit_log", [
-      {
+  /** Audit rows, written in one INSERT (resolves once they are on disk). */
+  async appendAudit(entries: AuditEntry | readonly AuditEntry[]): Promise<void> {
+    const list = Array.isArray(entries) ? entries : [entries as AuditEntry];
+    await this.insert(
+      "audit_log",
+      list.map((e) => ({
         who: e.who,
         route: e.route,
         filters: JSON.stringify(e.filters),
         rows: e.rows,
         ...(e.at ? { at: isoToClickHouse(e.at) } : {}),
-      },
-    ]);
+        address: e.address ?? "",
+        user_agent: e.userAgent ?? "",
+        token_label: e.tokenLabel ?? "",
+        caller_regions: e.callerRegions ?? [],
+        caller_all_regions: e.callerRegions === null,
+        id: e.id ?? "",
+      })),
+    );
   }
 
   /**
@@ -246,7 +268,21 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.spoolTimer);
+    this.spoolTimer = undefined;
     await this.backend.close();
+  }
+
+  /** Imports spooled CLI audit rows now and then every second while open (errors: retried). */
+  private importSpool(dataDir: string): void {
+    const tick = () => {
+      importAuditSpool(this, dataDir)
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.spoolTimer) this.spoolTimer = setTimeout(tick, SPOOL_IMPORT_MS).unref();
+        });
+    };
+    this.spoolTimer = setTimeout(tick, 0).unref();
   }
 
   private async insert<R extends object>(table: string, rows: readonly R[]): Promise<void> {

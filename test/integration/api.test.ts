@@ -1033,6 +1033,8 @@ describe("users file", () => {
       execFileSync(process.execPath, [bin, "users", "add", "--file", file, ...args], {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "pipe"],
+        // The CLI audits into the store of its environment: a data directory of this test's own.
+        env: { ...process.env, FUNDGUARD_DATA_DIR: join(dir, "cli-data") },
       }).trim();
     const adminToken = add("--name", "root", "--role", "admin");
     expect(adminToken).toMatch(/^fg_[A-Za-z0-9_-]{43}$/);

@@ -2,7 +2,7 @@
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { UsersFileDirectory } from "../../services/api/auth.ts";
+import { addUser, UsersFileDirectory } from "../../services/api/auth.ts";
 import { buildServer } from "../../services/api/server.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { createLogger } from "../../services/log.ts";
@@ -73,9 +73,12 @@ describe("worker metrics", () => {
 });
 
 describe("server metrics", () => {
-  it("counts API requests by route and status at /metrics, without a token", async () => {
+  it("counts API requests by route and status at /metrics, for a metrics token", async () => {
     const store = await openStore(chdbConfig(join(tempDir("srv-metrics"), "data")));
-    const users = await UsersFileDirectory.open(join(tempDir("srv-users"), "users.json"));
+    const usersFile = join(tempDir("srv-users"), "users.json");
+    // /metrics is not public: a scraper reads it with a token of role metrics.
+    const { token } = await addUser(usersFile, { name: "prometheus", role: "metrics" });
+    const users = await UsersFileDirectory.open(usersFile);
     const app = await buildServer({
       store,
       users,
@@ -84,7 +87,7 @@ describe("server metrics", () => {
     });
     try {
       expect((await app.inject({ url: "/api/v1/suspects" })).statusCode).toBe(401);
-      const res = await app.inject({ url: "/metrics" });
+      const res = await app.inject({ url: "/metrics", headers: { authorization: `Bearer ${token}` } });
       expect(res.statusCode).toBe(200);
       expect(res.body).toMatch(
         /fundguard_http_requests_total\{method="GET",route="\/api\/v1\/suspects",status="401",service="serve"\} 1/,

@@ -1202,7 +1202,7 @@
           h(
             "tr",
             {},
-            ["时间 At (UTC)", "用户 Who", "接口 Route", "行数 Rows", "条件 Filters"].map((t) =>
+            ["时间 At (UTC)", "用户 Who", "来源 From", "接口 Route", "行数 Rows", "条件 Filters"].map((t) =>
               h("th", {}, t),
             ),
           ),
@@ -1216,6 +1216,12 @@
               {},
               h("td", {}, fmtTime(r.at)),
               h("td", {}, r.who),
+              // The address and the token's label; the user agent on hover.
+              h(
+                "td",
+                { class: "mono", title: r.user_agent || "" },
+                [r.address, r.token_label].filter(Boolean).join(" · "),
+              ),
               h("td", { class: "mono" }, r.route),
               h("td", { class: "num" }, count(r.rows)),
               h("td", { class: "mono" }, JSON.stringify(r.filters)),
