@@ -1,11 +1,19 @@
-import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
-import { topicNames } from "../../services/kafka/topics.ts";
 import { canonical } from "../fixtures/run.ts";
-import { cli, killStrays, pipelineEnv, sleep, spawnCli, splitStream, tempDir } from "./harness.ts";
+import {
+  cli,
+  committed,
+  killStrays,
+  pipelineEnv,
+  replay,
+  spawnCli,
+  splitStream,
+  tempDir,
+  waitFor,
+} from "./harness.ts";
 
 type Files = { settlements: string; deaths: string };
 let files: Files;
@@ -29,37 +37,6 @@ async function exported(env: Record<string, string>): Promise<string[]> {
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Suspect),
   );
-}
-
-/** Committed input offsets of the detector group, summed over both input topics. */
-async function committed(env: Record<string, string>): Promise<number> {
-  const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const t = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
-    const offsets = await admin.fetchOffsets({
-      groupId: env.FUNDGUARD_GROUP as string,
-      topics: [t.settlements, t.deaths],
-    });
-    return offsets.flatMap((o) => o.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-async function waitFor(cond: () => Promise<boolean>, what: string, ms = 120_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
-async function replay(env: Record<string, string>, f: Files): Promise<number> {
-  const r = await cli(["replay", "--settlements", f.settlements, "--deaths", f.deaths], env);
-  const m = /replay: (\d+) settlements, (\d+) death records/.exec(r.stderr);
-  return Number(m?.[1]) + Number(m?.[2]);
 }
 
 afterEach(killStrays);
