@@ -3,7 +3,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type BackoffPolicy, type RetryOptions, retry } from "./retry.ts";
 
-export const DEPENDENCIES = ["store", "registry", "broker"] as const;
+const DEPENDENCIES = ["store", "registry", "broker"] as const;
 export type Dependency = (typeof DEPENDENCIES)[number];
 
 export interface Outage {

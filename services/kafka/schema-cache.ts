@@ -2,13 +2,16 @@
 // registry does not know (yet).
 //
 // A producer can write an id before this registry can serve it: a follower replica or another
-// data centre's registry lags behind the one the producer registered with. So a 404 is not final
-// at once: for `unknownWaitMs` after the first one, lookups throw SchemaNotYetKnownError and the
-// caller waits with backoff, as for an unreachable registry. Past that window the id is answered
-// as unknown (the message is dead-lettered), and only re-asked once per window after that, so a
-// stream of messages with a bogus id neither stalls each one nor floods the registry, while an id
-// registered later is picked up. The window is per id, so each distinct bogus id stalls its
-// partition once, for the window; 0 dead-letters at the first 404 (Confluent deserializers' way).
+// data centre's registry lags behind the one the producer registered with. Registries number
+// schemas in order and replicas catch up in order, so such an id is newer than every id this
+// registry has served us. Only such an id, and only a plausible step ahead (FRESH_ID_SPAN), is
+// waited for: for `unknownWaitMs` after its first 404 lookups throw SchemaNotYetKnownError and
+// the caller waits with backoff, as for an unreachable registry. Any other unknown id (older,
+// far ahead, random bytes after a zero byte), or one still unknown after its window, is answered
+// as unknown: its messages are dead-lettered at once, and the registry is asked again at most
+// once per window, so an id registered later is picked up. A wait that ends in vain means the
+// registry is not behind: no other id is waited for during the next window, so bad input can
+// cost at most every other window. 0 dead-letters at the first 404 (Confluent deserializers' way).
 
 /** The registry failed in a way that is not the message's fault (network, 5xx): retry, never dead-letter. */
 export class RegistryUnavailableError extends Error {}
@@ -19,19 +22,22 @@ export class SchemaNotYetKnownError extends RegistryUnavailableError {}
 export interface SchemaCacheOptions {
   /** Resolved ids (and ids given up on) kept; the least recently used go first. */
   maxEntries?: number;
-  /** How long an id the registry does not know is waited for before its messages are dead-lettered. */
+  /** How long a fresh id the registry does not know is waited for before its messages are dead-lettered. */
   unknownWaitMs?: number;
   now?: () => number;
 }
 
-export const DEFAULT_SCHEMA_CACHE_ENTRIES = 1_000;
-export const DEFAULT_UNKNOWN_SCHEMA_WAIT_MS = 10_000;
+const DEFAULT_MAX_ENTRIES = 1_000;
+const DEFAULT_UNKNOWN_WAIT_MS = 10_000;
+/** How far beyond the newest id served an id may be and still be a registration not seen yet. */
+const FRESH_ID_SPAN = 10_000;
 /** An id given up on is asked again at most this often (or once per window, if longer). */
 const MIN_RECHECK_MS = 1_000;
 
 type Entry<T> =
   | { kind: "lookup"; value: Promise<T | string> }
-  | { kind: "unknown"; since: number; recheckAt?: number };
+  | { kind: "waiting"; since: number }
+  | { kind: "unknown"; reason: string; recheckAt: number };
 
 const statusOf = (e: unknown) => (e as { status?: number }).status;
 
@@ -40,15 +46,18 @@ export class SchemaCache<T> {
   private readonly maxEntries: number;
   private readonly waitMs: number;
   private readonly now: () => number;
+  private newest = -1;
+  private calmUntil = 0;
 
   constructor(o: SchemaCacheOptions = {}) {
-    this.maxEntries = o.maxEntries ?? DEFAULT_SCHEMA_CACHE_ENTRIES;
-    this.waitMs = o.unknownWaitMs ?? DEFAULT_UNKNOWN_SCHEMA_WAIT_MS;
+    this.maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    this.waitMs = o.unknownWaitMs ?? DEFAULT_UNKNOWN_WAIT_MS;
     this.now = o.now ?? Date.now;
   }
 
-  get size(): number {
-    return this.entries.size;
+  /** An id the registry served (say, at registration): ids above it may be fresh, those below not. */
+  served(id: number): void {
+    this.newest = Math.max(this.newest, id);
   }
 
   /**
@@ -62,37 +71,48 @@ export class SchemaCache<T> {
       this.entries.delete(key);
       this.entries.set(key, entry);
       if (entry.kind === "lookup") return entry.value;
-      if (entry.recheckAt !== undefined && this.now() < entry.recheckAt) {
-        return Promise.resolve(this.unknownReason(id));
-      }
+      if (entry.kind === "unknown" && this.now() < entry.recheckAt) return Promise.resolve(entry.reason);
     }
-    const since = entry?.kind === "unknown" ? entry.since : undefined;
-    const value = load().catch((e: unknown) => {
-      if (statusOf(e) !== 404) {
-        this.entries.delete(key);
-        throw new RegistryUnavailableError(`schema registry: ${(e as Error).message}`);
-      }
-      const now = this.now();
-      const first = since ?? now;
-      if (now - first < this.waitMs) {
-        this.put(key, { kind: "unknown", since: first });
-        throw new SchemaNotYetKnownError(
-          `schema id ${id} is not in the registry (yet): waiting up to ${this.waitMs} ms for it`,
-        );
-      }
-      this.put(key, {
-        kind: "unknown",
-        since: first,
-        recheckAt: now + Math.max(MIN_RECHECK_MS, this.waitMs),
-      });
-      return this.unknownReason(id);
-    });
+    const value = load().then(
+      (found) => {
+        this.served(id);
+        return found;
+      },
+      (e: unknown) => {
+        if (statusOf(e) !== 404) {
+          this.entries.delete(key);
+          throw new RegistryUnavailableError(`schema registry: ${(e as Error).message}`);
+        }
+        return this.unknown(key, id, entry);
+      },
+    );
     this.put(key, { kind: "lookup", value });
     return value;
   }
 
-  private unknownReason(id: number): string {
-    return `unknown schema id ${id} (not in the registry for ${this.waitMs} ms)`;
+  private unknown(key: string, id: number, before: Entry<T> | undefined): string {
+    const now = this.now();
+    const since = before?.kind === "waiting" ? before.since : undefined;
+    // An id given up on before does not get a second window.
+    if (
+      since !== undefined ? now - since < this.waitMs : before?.kind !== "unknown" && this.mayWait(id, now)
+    ) {
+      this.put(key, { kind: "waiting", since: since ?? now });
+      throw new SchemaNotYetKnownError(
+        `schema id ${id} is not in the registry (yet): waiting up to ${this.waitMs} ms for it`,
+      );
+    }
+    let reason = `unknown schema id ${id} (not in the registry, nor a registration it may not have seen yet)`;
+    if (since !== undefined) {
+      this.calmUntil = now + this.waitMs;
+      reason = `unknown schema id ${id} (not in the registry after waiting ${this.waitMs} ms)`;
+    } else if (before?.kind === "unknown") reason = before.reason;
+    this.put(key, { kind: "unknown", reason, recheckAt: now + Math.max(MIN_RECHECK_MS, this.waitMs) });
+    return reason;
+  }
+
+  private mayWait(id: number, now: number): boolean {
+    return this.waitMs > 0 && now >= this.calmUntil && id > this.newest && id - this.newest <= FRESH_ID_SPAN;
   }
 
   private put(key: string, entry: Entry<T>): void {

@@ -67,6 +67,7 @@ export class AvroSerde {
     const death = await reg(this.topics.deaths, deathRecordSchema);
     const suspect = await reg(this.topics.suspects, suspectSchema);
     this.ids = { settlement, death, suspect };
+    for (const id of Object.values(this.ids)) this.resolvers.served(id);
     return this.ids;
   }
 

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Admin, Kafka, logLevel } from "kafkajs";
 import { inject } from "vitest";
+import type { Suspect } from "../../schemas/index.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
+import { canonical } from "../fixtures/run.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "bin/fundguard.js");
@@ -84,6 +86,17 @@ export async function cli(args: string[], env: Record<string, string>): Promise<
   const r = await spawnCli(args, env).result;
   if (r.code !== 0) throw new Error(`fundguard ${args.join(" ")} exited ${r.code ?? r.signal}:\n${r.stderr}`);
   return r;
+}
+
+/** `fundguard export` of the live run, compared as detect's output is (canonical). */
+export async function exported(env: Record<string, string>): Promise<string[]> {
+  const out = (await cli(["export"], env)).stdout;
+  return canonical(
+    out
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Suspect),
+  );
 }
 
 /** Produces the files into the input topics; returns how many events went in. */

@@ -7,10 +7,8 @@
 import { chmodSync, chownSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
-import { COMPATIBILITY, SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
 import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { type AvroRecord, avroType, type Suspect, settlementSchema } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
 import type { HealthReport } from "../../services/health.ts";
@@ -20,9 +18,9 @@ import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { canonical } from "../fixtures/run.ts";
 import {
-  cli,
   committed,
   endOffsetsOf,
+  exported,
   freePort,
   killStrays,
   membersOf,
@@ -37,6 +35,7 @@ import {
   tempDir,
   waitFor,
 } from "./harness.ts";
+import { evolvedSettlementSchema, hardDeleteLatest, registerUnder } from "./registry.ts";
 
 /** Longer than the worker's 10 s session timeout. */
 const OUTAGE_MS = 12_000;
@@ -111,51 +110,25 @@ async function degradedOn(port: number, dependency: string): Promise<string> {
   return reason;
 }
 
-function kafkaOf(env: Record<string, string>): Kafka {
-  return new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
-}
-
-async function exported(env: Record<string, string>): Promise<string[]> {
-  const out = (await cli(["export"], env)).stdout;
-  return canonical(
-    out
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Suspect),
-  );
-}
-
-/** A later version of the settlement schema (one more optional field), as an upgraded producer has. */
-function evolvedSchema(): { schema: AvroRecord; field: string } {
-  const field = `producer_note_${Math.random().toString(36).slice(2, 10)}`;
-  const extra = { name: field, type: ["null", "string"], default: null } as const;
-  return { schema: { ...settlementSchema, fields: [...settlementSchema.fields, extra] }, field };
-}
-
-/** Produces a settlements file written with `schema` under `id`, keyed and partitioned as replay does. */
+/** Produces a settlements file in an upgraded producer's schema, keyed and partitioned as replay does. */
 async function produceWith(
   env: Record<string, string>,
   topic: string,
   file: string,
-  writer: { schema: AvroRecord; field: string },
+  writer: ReturnType<typeof evolvedSettlementSchema>,
   id: number,
 ): Promise<number> {
-  const type = avroType(writer.schema);
-  const header = Buffer.alloc(5);
-  header.writeInt32BE(id, 1);
   const messages = readFileSync(file, "utf8")
     .split("\n")
     .filter(Boolean)
     .map((line) => {
       const parsed = parseEventLine("settlement", line);
-      if (!parsed?.ok) throw new Error(`bad fixture line: ${line}`);
-      const value = parsed.value.value;
-      return {
-        key: value.person_id,
-        value: Buffer.concat([header, type.toBuffer({ ...value, [writer.field]: "upgraded producer" })]),
-      };
+      if (!parsed?.ok || parsed.value.kind !== "settlement") throw new Error(`bad fixture line: ${line}`);
+      return { key: parsed.value.value.person_id, value: writer.encode(id, parsed.value.value) };
     });
-  const producer = idempotentProducer(kafkaOf(env));
+  const producer = idempotentProducer(
+    new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING }),
+  );
   await producer.connect();
   try {
     await sendAll(producer, [{ topic, messages }]);
@@ -163,17 +136,6 @@ async function produceWith(
     await producer.disconnect();
   }
   return messages.length;
-}
-
-/** Removes a subject's latest version for good (soft, then hard delete), so its id answers 404. */
-async function hardDeleteLatest(registryUrl: string, subject: string): Promise<void> {
-  const url = `${registryUrl}/subjects/${encodeURIComponent(subject)}/versions`;
-  const versions = (await (await fetch(url)).json()) as number[];
-  const latest = versions[versions.length - 1];
-  for (const suffix of ["", "?permanent=true"]) {
-    const res = await fetch(`${url}/${latest}${suffix}`, { method: "DELETE" });
-    expect(res.status, await res.text()).toBe(200);
-  }
 }
 
 /** The store's suspects and settlements table directories made read-only: chdb's inserts then fail. */
@@ -224,14 +186,7 @@ describe("outages mid-stream", () => {
     });
     const topics = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
     const subject = AvroSerde.subject(topics.settlements);
-    const registry = new SchemaRegistry({ host: registryUrl });
-    const register = (schema: AvroRecord) =>
-      registry
-        .register(
-          { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-          { subject, compatibility: COMPATIBILITY.BACKWARD },
-        )
-        .then((r) => r.id);
+    const register = registerUnder(subject);
     const [p1, p2, p3] = parts as [StreamFiles, StreamFiles, StreamFiles];
 
     try {
@@ -247,7 +202,7 @@ describe("outages mid-stream", () => {
 
       // 1. The registry goes away; part 2 comes from a producer upgraded to a new schema version.
       await proxy.close();
-      const v2 = evolvedSchema();
+      const v2 = evolvedSettlementSchema();
       const second = await produceWith(
         env,
         topics.settlements,
@@ -267,9 +222,9 @@ describe("outages mid-stream", () => {
       expect(await health(port)).toEqual({ status: 200, report: { status: "ok" } });
 
       // 2. Part 3's schema id is not served when its messages arrive, and is registered after.
-      const v3 = evolvedSchema();
+      const v3 = evolvedSettlementSchema();
       const id3 = await register(v3.schema);
-      await hardDeleteLatest(registryUrl, subject);
+      await hardDeleteLatest(subject);
       expect((await fetch(`${registryUrl}/schemas/ids/${id3}`)).status).toBe(404);
       const third = await produceWith(env, topics.settlements, p3.settlements, v3, id3);
       expect(await degradedOn(port, "registry")).toMatch(

@@ -1,11 +1,11 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { canonical } from "../fixtures/run.ts";
 import {
   cli,
   committed,
+  exported,
   killStrays,
   pipelineEnv,
   replay,
@@ -28,15 +28,9 @@ beforeAll(async () => {
 });
 
 /** The sink (a no-op where workers wrote ClickHouse themselves), then export. */
-async function exported(env: Record<string, string>): Promise<string[]> {
+async function sunk(env: Record<string, string>): Promise<string[]> {
   await cli(["sink", "--until-caught-up"], env);
-  const out = (await cli(["export"], env)).stdout;
-  return canonical(
-    out
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Suspect),
-  );
+  return exported(env);
 }
 
 afterEach(killStrays);
@@ -46,15 +40,7 @@ describe("Kafka pipeline", () => {
     const env = pipelineEnv("e2e");
     await replay(env, files);
     await cli(["worker", "--until-caught-up"], env);
-    const out = (await cli(["export"], env)).stdout;
-    expect(
-      canonical(
-        out
-          .split("\n")
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Suspect),
-      ),
-    ).toEqual(expected);
+    expect(await exported(env)).toEqual(expected);
   });
 
   it("a worker killed with SIGKILL several times mid-stream ends with exactly the detect suspects", async () => {
@@ -73,7 +59,7 @@ describe("Kafka pipeline", () => {
     }
     expect(await committed(env)).toBeLessThan(total);
     await cli(["worker", "--until-caught-up"], env);
-    expect(await exported(env)).toEqual(expected);
+    expect(await sunk(env)).toEqual(expected);
   });
 
   it("two workers in one group, one killed: the survivor restores the partitions and the result is exact", async () => {
@@ -96,7 +82,7 @@ describe("Kafka pipeline", () => {
     const restores = restoresOf(rb.stderr);
     expect(restores.length).toBeGreaterThanOrEqual(1);
     expect(restores.reduce((n, r) => n + r.records, 0)).toBeGreaterThan(0);
-    expect(await exported(env)).toEqual(expected);
+    expect(await sunk(env)).toEqual(expected);
   });
 });
 

@@ -156,19 +156,24 @@ describe("waiting in a consumer group", () => {
 });
 
 describe("Health", () => {
-  it("is degraded, with the reason, while a dependency is retried; ok again once it answers", async () => {
+  const monitored = () => {
     const metrics = new Metrics("test");
-    const health = new Health({
-      log: createLogger("test", "silent"),
-      metrics,
-      policy: { initialMs: 5, maxMs: 5 },
-    });
+    const log = createLogger("test", "silent");
+    return { metrics, health: new Health({ log, metrics, policy: { initialMs: 5, maxMs: 5 } }) };
+  };
+
+  it("is degraded, with the reason, while a dependency is retried; ok again once it answers", async () => {
+    const { metrics, health } = monitored();
     expect(health.report()).toEqual({ status: "ok" });
     let calls = 0;
     let during: ReturnType<Health["report"]> | undefined;
+    let gauge = "";
     const result = await health.retry("store", async () => {
       calls++;
-      if (calls === 3) during = health.report();
+      if (calls === 3) {
+        during = health.report();
+        gauge = await metrics.registry.metrics();
+      }
       if (calls < 4) throw new Error(`Too many parts (${calls})`);
       return calls;
     });
@@ -177,6 +182,7 @@ describe("Health", () => {
       status: "degraded",
       degraded: [{ dependency: "store", reason: "Too many parts (2)", retries: 2 }],
     });
+    expect(gauge).toMatch(/fundguard_degraded\{dependency="store",service="test"\} 1/);
     expect(health.report()).toEqual({ status: "ok" });
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/fundguard_retries_total\{dependency="store",service="test"\} 3/);
@@ -185,12 +191,7 @@ describe("Health", () => {
   });
 
   it("/healthz answers 503 with the report while degraded, 200 when ok", async () => {
-    const metrics = new Metrics("test");
-    const health = new Health({
-      log: createLogger("test", "silent"),
-      metrics,
-      policy: { initialMs: 5, maxMs: 5 },
-    });
+    const { metrics, health } = monitored();
     const server = await metrics.listen(0, "127.0.0.1", () => health.report());
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/healthz`;
     try {
