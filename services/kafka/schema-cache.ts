@@ -24,7 +24,6 @@ export interface SchemaCacheOptions {
   maxEntries?: number;
   /** How long a fresh id the registry does not know is waited for before its messages are dead-lettered. */
   unknownWaitMs?: number;
-  now?: () => number;
 }
 
 const DEFAULT_MAX_ENTRIES = 1_000;
@@ -45,14 +44,12 @@ export class SchemaCache<T> {
   private readonly entries = new Map<string, Entry<T>>();
   private readonly maxEntries: number;
   private readonly waitMs: number;
-  private readonly now: () => number;
   private newest = -1;
   private calmUntil = 0;
 
   constructor(o: SchemaCacheOptions = {}) {
     this.maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.waitMs = o.unknownWaitMs ?? DEFAULT_UNKNOWN_WAIT_MS;
-    this.now = o.now ?? Date.now;
   }
 
   /** An id the registry served (say, at registration): ids above it may be fresh, those below not. */
@@ -71,7 +68,7 @@ export class SchemaCache<T> {
       this.entries.delete(key);
       this.entries.set(key, entry);
       if (entry.kind === "lookup") return entry.value;
-      if (entry.kind === "unknown" && this.now() < entry.recheckAt) return Promise.resolve(entry.reason);
+      if (entry.kind === "unknown" && Date.now() < entry.recheckAt) return Promise.resolve(entry.reason);
     }
     const value = load().then(
       (found) => {
@@ -91,7 +88,7 @@ export class SchemaCache<T> {
   }
 
   private unknown(key: string, id: number, before: Entry<T> | undefined): string {
-    const now = this.now();
+    const now = Date.now();
     const since = before?.kind === "waiting" ? before.since : undefined;
     // An id given up on before does not get a second window.
     if (
