@@ -1,6 +1,7 @@
 // Prometheus metrics shared by the worker, the sink and the server (prom-client).
 import { createServer, type Server } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { HealthReport } from "./health.ts";
 
 export class Metrics {
   readonly registry = new Registry();
@@ -50,6 +51,18 @@ export class Metrics {
     help: "Persons with retained state in this process",
     registers: [this.registry],
   });
+  readonly degraded = new Gauge({
+    name: "fundguard_degraded",
+    help: "1 while this process waits out an unavailable dependency (store, registry, broker)",
+    labelNames: ["dependency"],
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: "fundguard_retries_total",
+    help: "Retries of a failed call to a dependency, after a backoff",
+    labelNames: ["dependency"],
+    registers: [this.registry],
+  });
 
   readonly httpRequests = new Counter({
     name: "fundguard_http_requests_total",
@@ -70,9 +83,18 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Serves GET /metrics on `port` (0 picks a free port). */
-  async listen(port: number, host = "0.0.0.0"): Promise<Server> {
+  /**
+   * Serves GET /metrics on `port` (0 picks a free port), and GET /healthz from `health`: 200 when
+   * ok, 503 while degraded, JSON either way.
+   */
+  async listen(port: number, host = "0.0.0.0", health?: () => HealthReport): Promise<Server> {
     const server = createServer(async (req, res) => {
+      if (req.url === "/healthz" && health) {
+        const report = health();
+        res.writeHead(report.status === "ok" ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify(report));
+        return;
+      }
       if (req.url !== "/metrics") {
         res.writeHead(404).end();
         return;

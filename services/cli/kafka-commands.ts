@@ -1,9 +1,11 @@
 // Commands of the distributed pipeline: topics, schemas, replay (files → topics), worker.
 import { type Command, Option } from "commander";
+import { Health } from "../health.ts";
 import { AvroSerde } from "../kafka/serde.ts";
 import { ensureTopics, inputTopicConfigs } from "../kafka/topics.ts";
 import { Metrics } from "../metrics.ts";
 import { produceFiles } from "../replay/produce-files.ts";
+import { backoffUpTo } from "../retry.ts";
 import { openStore, type Store, StoreLockedError } from "../store/index.ts";
 import { runWorker } from "../worker/worker.ts";
 import { activeDetectors, kafkaContext, shutdownSignal } from "./context.ts";
@@ -132,11 +134,20 @@ export function registerKafkaCommands(program: Command): void {
         const ctx = kafkaContext("worker");
         const store = o.output === "store" ? await openWorkerStore() : undefined;
         const metrics = new Metrics("worker");
-        const server = o.metrics ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT) : undefined;
-        if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics");
+        const health = new Health({
+          log: ctx.log,
+          metrics,
+          policy: backoffUpTo(ctx.env.FUNDGUARD_BACKOFF_MAX_MS),
+        });
+        const server = o.metrics
+          ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT, undefined, () => health.report())
+          : undefined;
+        if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics, health at /healthz");
         try {
           await runWorker({
             metrics,
+            health,
+            schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,
             kafka: ctx.kafka,
             registryUrl: ctx.registryUrl,
             topics: ctx.topics,

@@ -4,7 +4,9 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import type { Command } from "commander";
 import { loadEnv } from "../config/env.ts";
+import { Health } from "../health.ts";
 import { createLogger } from "../log.ts";
+import { backoffUpTo } from "../retry.ts";
 import { runSink } from "../sink/sink.ts";
 import { LIVE_RUN, openStore } from "../store/index.ts";
 import { auditCli } from "./audit.ts";
@@ -38,6 +40,8 @@ export function registerStoreCommands(program: Command): void {
       const store = await openStore();
       try {
         await runSink({
+          health: new Health({ log: ctx.log, policy: backoffUpTo(ctx.env.FUNDGUARD_BACKOFF_MAX_MS) }),
+          schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,
           kafka: ctx.kafka,
           registryUrl: ctx.registryUrl,
           topics: ctx.topics,

@@ -56,6 +56,10 @@ const schema = z.object({
   /** How often workers write state and commit offsets (Kafka Streams' commit.interval.ms). */
   FUNDGUARD_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
   FUNDGUARD_RETENTION_DAYS: z.coerce.number().int().min(1).default(400),
+  /** Longest wait between retries of an unavailable store, registry or broker. */
+  FUNDGUARD_BACKOFF_MAX_MS: z.coerce.number().int().min(100).default(30_000),
+  /** How long a schema id the registry does not know is waited for before its messages are dead-lettered. */
+  FUNDGUARD_SCHEMA_WAIT_MS: z.coerce.number().int().min(0).default(10_000),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Address `start` and `serve` listen on; loopback unless a deployment says otherwise. */
   HOST: z.string().min(1).default("127.0.0.1"),

@@ -6,6 +6,7 @@ import {
   type Message,
   Partitioners,
   type Producer,
+  type ProducerRecord,
   type TopicMessages,
 } from "kafkajs";
 import type { Logger } from "../log.ts";
@@ -16,6 +17,13 @@ const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
   [KafkaLogLevel.INFO]: "info",
   [KafkaLogLevel.DEBUG]: "debug",
 };
+
+/**
+ * Logged by kafkajs for every idempotent producer with bounded retries. The only such producer
+ * (the worker's) resends a request a send gave up on; kafkajs rolls a failed request's sequence
+ * numbers back, so a broker that did write it recognises the resend as a duplicate.
+ */
+const BOUNDED_RETRIES_WARNING = "Limiting retries for the idempotent producer may invalidate EoS guarantees";
 
 /** A kafkajs client whose own logs go through our logger, at warn and above. */
 export function createKafka(brokers: string[], clientId: string, log: Logger): Kafka {
@@ -29,6 +37,7 @@ export function createKafka(brokers: string[], clientId: string, log: Logger): K
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
+        if (message === BOUNDED_RETRIES_WARNING) return;
         child[LEVELS[level] ?? "info"](rest, message);
       },
   });
@@ -36,15 +45,16 @@ export function createKafka(brokers: string[], clientId: string, log: Logger): K
 
 /**
  * An idempotent producer partitioning like Java clients (murmur2 of the key), so topics
- * written here and by other producers stay co-partitioned. It retries until delivered, as
- * idempotence requires.
+ * written here and by other producers stay co-partitioned. By default it retries until
+ * delivered, as idempotence requires; a caller that resends what a send gave up on (the worker,
+ * which must report the outage meanwhile) may bound the retries of one send.
  */
-export function idempotentProducer(kafka: Kafka): Producer {
+export function idempotentProducer(kafka: Kafka, retries = Number.MAX_SAFE_INTEGER): Producer {
   return kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     createPartitioner: Partitioners.DefaultPartitioner,
-    retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000 },
+    retry: { retries, maxRetryTime: 30_000 },
   });
 }
 
@@ -77,18 +87,19 @@ export interface Outgoing extends TopicMessages {
 }
 
 /**
- * Sends all messages with acks from all replicas in as few requests as the broker's
- * record-batch limit allows. Budgets are per partition where messages name theirs; keyed
- * messages share one budget, since they may all hash to one partition.
+ * The produce requests that send all messages with acks from all replicas in as few requests as
+ * the broker's record-batch limit allows. Budgets are per partition where messages name theirs;
+ * keyed messages share one budget, since they may all hash to one partition.
  */
-export async function sendAll(producer: Producer, outgoing: Outgoing[]): Promise<void> {
+export function produceRequests(outgoing: Outgoing[]): ProducerRecord[] {
+  const requests: ProducerRecord[] = [];
   for (const { topic, messages, maxBatchBytes = DEFAULT_BATCH_BYTES, compression } of outgoing) {
     let request: Message[] = [];
     const bytes = new Map<number, number>();
     const count = new Map<number, number>();
-    const send = async () => {
+    const cut = () => {
       if (request.length === 0) return;
-      await producer.send({ topic, messages: request, acks: -1, compression });
+      requests.push({ topic, messages: request, acks: -1, compression });
       request = [];
       bytes.clear();
       count.clear();
@@ -97,11 +108,17 @@ export async function sendAll(producer: Producer, outgoing: Outgoing[]): Promise
       const size = sizeOf(m);
       const bucket = m.partition ?? -1;
       const n = count.get(bucket) ?? 0;
-      if ((bytes.get(bucket) ?? 0) + size > maxBatchBytes || n >= MAX_MESSAGES_PER_PARTITION) await send();
+      if ((bytes.get(bucket) ?? 0) + size > maxBatchBytes || n >= MAX_MESSAGES_PER_PARTITION) cut();
       request.push(m);
       bytes.set(bucket, (bytes.get(bucket) ?? 0) + size);
       count.set(bucket, (count.get(bucket) ?? 0) + 1);
     }
-    await send();
+    cut();
   }
+  return requests;
+}
+
+/** Sends all messages (see produceRequests), one request at a time. */
+export async function sendAll(producer: Producer, outgoing: Outgoing[]): Promise<void> {
+  for (const request of produceRequests(outgoing)) await producer.send(request);
 }

@@ -14,7 +14,10 @@ import {
   suspectSchema,
 } from "../../schemas/index.ts";
 import { type Parsed, validateDeathRecord, validateSettlement } from "../ingest/validate.ts";
+import { SchemaCache, type SchemaCacheOptions } from "./schema-cache.ts";
 import type { Topics } from "./topics.ts";
+
+export { RegistryUnavailableError, SchemaNotYetKnownError } from "./schema-cache.ts";
 
 export type InputKind = "settlement" | "death";
 
@@ -23,18 +26,13 @@ const READERS = {
   death: { schema: deathRecordSchema, validate: validateDeathRecord },
 } as const;
 
-/** Raised for registry failures that are not the message's fault (network, 5xx): retry, never dead-letter. */
-export class RegistryUnavailableError extends Error {}
-
-const statusOf = (e: unknown) => (e as { status?: number }).status;
-
 export class AvroSerde {
   readonly registry: SchemaRegistry;
   private readonly readers = {
     settlement: avroType(settlementSchema),
     death: avroType(deathRecordSchema),
   };
-  private readonly resolvers = new Map<string, Promise<avro.Resolver | string>>();
+  private readonly resolvers: SchemaCache<avro.Resolver>;
   private ids: Record<InputKind | "suspect", number> | undefined;
 
   get suspectSchemaId(): number {
@@ -45,8 +43,10 @@ export class AvroSerde {
   constructor(
     registryUrl: string,
     private readonly topics: Topics,
+    cache: SchemaCacheOptions = {},
   ) {
     this.registry = new SchemaRegistry({ host: registryUrl, retry: { retries: 3 } });
+    this.resolvers = new SchemaCache(cache);
   }
 
   static subject(topic: string): string {
@@ -67,6 +67,7 @@ export class AvroSerde {
     const death = await reg(this.topics.deaths, deathRecordSchema);
     const suspect = await reg(this.topics.suspects, suspectSchema);
     this.ids = { settlement, death, suspect };
+    for (const id of Object.values(this.ids)) this.resolvers.served(id);
     return this.ids;
   }
 
@@ -100,28 +101,17 @@ export class AvroSerde {
     return READERS[kind].validate(value) as Parsed<K extends "settlement" ? Settlement : DeathRecord>;
   }
 
+  /** Throws RegistryUnavailableError (or SchemaNotYetKnownError) when the answer must be waited for. */
   private resolver(kind: InputKind, id: number): Promise<avro.Resolver | string> {
-    const key = `${kind}:${id}`;
-    let r = this.resolvers.get(key);
-    if (!r) {
-      r = this.registry.getSchema(id).then(
-        (writer) => {
-          try {
-            return this.readers[kind].createResolver(writer as avro.Type);
-          } catch (e) {
-            return `schema id ${id} cannot be read as ${kind}: ${(e as Error).message}`;
-          }
-        },
-        (e) => {
-          if (statusOf(e) === 404) return `unknown schema id ${id}`;
-          throw new RegistryUnavailableError(`schema registry: ${(e as Error).message}`);
-        },
-      );
-      // Only definite answers are cached; a failed lookup is retried on the next message.
-      r.catch(() => this.resolvers.delete(key));
-      this.resolvers.set(key, r);
-    }
-    return r;
+    return this.resolvers.get(`${kind}:${id}`, id, () =>
+      this.registry.getSchema(id).then((writer) => {
+        try {
+          return this.readers[kind].createResolver(writer as avro.Type);
+        } catch (e) {
+          return `schema id ${id} cannot be read as ${kind}: ${(e as Error).message}`;
+        }
+      }),
+    );
   }
 }
 

@@ -8,6 +8,7 @@ import { createKafka } from "../kafka/client.ts";
 import { AvroSerde } from "../kafka/serde.ts";
 import { topicNames } from "../kafka/topics.ts";
 import { createLogger, type Logger } from "../log.ts";
+import { backoffUpTo } from "../retry.ts";
 import { openStore, type Store } from "../store/index.ts";
 import { Checkpoint, checkpointDir, type LoadedCheckpoint } from "./checkpoint.ts";
 import {
@@ -276,7 +277,8 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
         const k = kafkaFor(log);
         status = await runTopics(session, meta.source, {
           kafka: k.kafka,
-          serde: new AvroSerde(k.registryUrl, k.topics),
+          serde: new AvroSerde(k.registryUrl, k.topics, { unknownWaitMs: env.FUNDGUARD_SCHEMA_WAIT_MS }),
+          backoff: backoffUpTo(env.FUNDGUARD_BACKOFF_MAX_MS),
           run: name,
           from: loaded?.commit?.position as TopicPosition | undefined,
           signal: interrupt.signal,

@@ -8,9 +8,11 @@
 import { randomUUID } from "node:crypto";
 import type { Admin, EachBatchPayload, Kafka } from "kafkajs";
 import type { EngineEvent } from "../engine/engine.ts";
-import type { AvroSerde, InputKind } from "../kafka/serde.ts";
+import { Health } from "../health.ts";
+import { type AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
 import { checkCoPartitioned, type Topics } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
+import { type BackoffPolicy, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import type { Progress } from "./progress.ts";
 import { RateLimiter, type RunSession, sleep } from "./session.ts";
 import type { RunSourceTopics } from "./table.ts";
@@ -113,6 +115,7 @@ export async function runTopics(
     rate?: number;
     progress: Progress;
     log: Logger;
+    backoff?: BackoffPolicy;
   },
 ): Promise<"done" | "interrupted"> {
   const [settlementsTopic] = source.topics;
@@ -156,6 +159,7 @@ export async function runTopics(
   const onAbort = () => finish("interrupted");
   opts.signal.addEventListener("abort", onAbort, { once: true });
   let failure: unknown;
+  const health = new Health({ log: opts.log, policy: opts.backoff ?? DEFAULT_BACKOFF });
 
   const markDone = (topic: string, partition: number) => {
     const k = tpKey(topic, partition);
@@ -176,7 +180,12 @@ export async function runTopics(
         const offset = BigInt(m.offset);
         if (offset < BigInt(next[k] as string)) continue; // fetched before the seek took effect
         if (offset >= end) break;
-        const decoded = await opts.serde.decode(kind, m.value);
+        // An unreachable registry (or an id it does not know yet) is waited out, as the worker does.
+        const decoded = await health.retry("registry", () => opts.serde.decode(kind, m.value), {
+          retryable: (e) => e instanceof RegistryUnavailableError,
+          wait: tickingWait(heartbeat),
+          signal: opts.signal,
+        });
         if (decoded.ok) session.process(batch.partition, { kind, value: decoded.value } as EngineEvent);
         else {
           session.bad();
@@ -203,7 +212,7 @@ export async function runTopics(
         markDone(batch.topic, batch.partition);
       await heartbeat();
     } catch (e) {
-      failure = e;
+      if (!opts.signal.aborted) failure = e;
       finish("interrupted");
     }
   };

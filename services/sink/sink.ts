@@ -1,14 +1,22 @@
 // `fundguard sink`: Kafka → ClickHouse, as a ClickHouse Kafka sink connector does. It archives the
 // input topics and applies suspect changes; inserts are idempotent (ReplacingMergeTree by id and
-// version), and offsets are committed only after the insert returns.
+// version), and offsets are committed only after the insert returns. An unavailable store,
+// registry or broker is waited out inside the batch (backoff, heartbeats), then the batch goes on.
 
 import type { EachBatchPayload, Kafka } from "kafkajs";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
+import { Health } from "../health.ts";
 import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import { endOffsets, isCaughtUp } from "../kafka/progress.ts";
-import { AvroSerde, decodeSuspectChange, type SuspectChange } from "../kafka/serde.ts";
+import {
+  AvroSerde,
+  decodeSuspectChange,
+  RegistryUnavailableError,
+  type SuspectChange,
+} from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
+import { DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import type { Store } from "../store/index.ts";
 
 export interface SinkOptions {
@@ -21,6 +29,10 @@ export interface SinkOptions {
   log: Logger;
   untilCaughtUp?: boolean;
   signal?: AbortSignal;
+  /** What this sink waits out, with which backoff (default: the default backoff, logged). */
+  health?: Health;
+  /** How long a schema id unknown to the registry is waited for (SchemaCacheOptions.unknownWaitMs). */
+  schemaWaitMs?: number;
 }
 
 export interface SinkStats {
@@ -32,7 +44,8 @@ export interface SinkStats {
 
 export async function runSink(o: SinkOptions): Promise<SinkStats> {
   const log = o.log.child({ component: "sink", group: o.group });
-  const serde = new AvroSerde(o.registryUrl, o.topics);
+  const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs });
+  const health = o.health ?? new Health({ log, policy: DEFAULT_BACKOFF });
   const topics = [o.topics.settlements, o.topics.deaths, o.topics.suspects];
   const admin = o.kafka.admin();
   await admin.connect();
@@ -48,32 +61,45 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
 
   const eachBatch = async ({ batch, heartbeat }: EachBatchPayload) => {
     if (batch.messages.length === 0) return;
+    // Waits stay in the group; a stop ends them and leaves the batch uncommitted, to be redone.
+    const patiently = { wait: tickingWait(heartbeat), signal: o.signal };
     if (batch.topic === o.topics.suspects) {
       const changes: SuspectChange[] = batch.messages.map(decodeSuspectChange);
-      await o.store.writeChanges(changes, { runId: o.runId, versionOf: (c) => (c as SuspectChange).version });
+      await health.retry(
+        "store",
+        () =>
+          o.store.writeChanges(changes, { runId: o.runId, versionOf: (c) => (c as SuspectChange).version }),
+        patiently,
+      );
       stats.changes += changes.length;
     } else {
       const kind = batch.topic === o.topics.settlements ? "settlement" : "death";
       const valid: (Settlement | DeathRecord)[] = [];
       for (const m of batch.messages) {
-        const d = await serde.decode(kind, m.value);
+        const d = await health.retry("registry", () => serde.decode(kind, m.value), {
+          ...patiently,
+          retryable: (e) => e instanceof RegistryUnavailableError,
+        });
         // Invalid input is the worker's to dead-letter; the archive keeps only contract events.
         if (d.ok) valid.push(d.value);
         else stats.skipped++;
       }
       if (kind === "settlement") {
-        await o.store.writeSettlements(valid as Settlement[]);
+        await health.retry("store", () => o.store.writeSettlements(valid as Settlement[]), patiently);
         stats.settlements += valid.length;
       } else {
-        await o.store.writeDeaths(valid as DeathRecord[]);
+        await health.retry("store", () => o.store.writeDeaths(valid as DeathRecord[]), patiently);
         stats.deaths += valid.length;
       }
     }
     const last = batch.messages[batch.messages.length - 1];
     if (last) {
-      await consumer.commitOffsets([
-        { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
-      ]);
+      const offset = (BigInt(last.offset) + 1n).toString();
+      await health.retry(
+        "broker",
+        () => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]),
+        patiently,
+      );
     }
     await heartbeat();
   };

@@ -3,16 +3,31 @@
 // suspects.v1 for `fundguard sink`; dead letters and the state changelog go to Kafka (acks=all,
 // idempotent producer); only then are the input offsets committed. Replays after a crash
 // re-derive the same findings under the same ids and higher versions: exactly-once results.
-import { CompressionTypes, type EachBatchPayload, type Kafka, type Message } from "kafkajs";
+// An unavailable store, registry or broker is waited out (backoff, still in the group, fetching
+// stopped) and the flush or message that hit it is retried as it was, so nothing is lost or doubled.
+import {
+  CompressionTypes,
+  type EachBatchPayload,
+  type Kafka,
+  type Message,
+  type ProducerRecord,
+} from "kafkajs";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { VersionClock } from "../engine/version-clock.ts";
-import { FETCH_WAIT_MS, idempotentProducer, sendAll } from "../kafka/client.ts";
+import { Health } from "../health.ts";
+import { FETCH_WAIT_MS, idempotentProducer, produceRequests } from "../kafka/client.ts";
 import { deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
-import { AvroSerde, encodeSuspectChange, type InputKind, type SuspectChange } from "../kafka/serde.ts";
+import {
+  AvroSerde,
+  encodeSuspectChange,
+  type InputKind,
+  RegistryUnavailableError,
+  type SuspectChange,
+} from "../kafka/serde.ts";
 import {
   CHANGELOG_MAX_MESSAGE_BYTES,
   changelogConfig,
@@ -23,6 +38,7 @@ import {
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { awaitTicking, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import type { Store } from "../store/index.ts";
 import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
 
@@ -55,7 +71,17 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   onStats?: (s: WorkerStats) => void;
   metrics?: Metrics;
+  /** What this worker waits out, with which backoff (default: the default backoff, reported to `metrics`). */
+  health?: Health;
+  /** How long a schema id unknown to the registry is waited for (SchemaCacheOptions.unknownWaitMs). */
+  schemaWaitMs?: number;
 }
+
+/**
+ * Retries kafkajs makes within one send before it gives up and the flush's own backoff takes
+ * over, so a broker outage shows as degraded instead of a send that never returns.
+ */
+const SEND_RETRIES = 5;
 
 export interface WorkerStats {
   events: number;
@@ -76,12 +102,13 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const partitions = await checkCoPartitioned(admin, o.topics);
   const changelogTopic = o.topics.changelog(o.group);
   await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
-  const serde = new AvroSerde(o.registryUrl, o.topics);
+  const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs });
   await serde.register();
+  const health = o.health ?? new Health({ log, policy: DEFAULT_BACKOFF, metrics: o.metrics });
   const inputs = [o.topics.settlements, o.topics.deaths];
   const targets: Offsets | undefined = o.untilCaughtUp ? await endOffsets(admin, inputs) : undefined;
 
-  const producer = idempotentProducer(o.kafka);
+  const producer = idempotentProducer(o.kafka, SEND_RETRIES);
   await producer.connect();
   const consumer = o.kafka.consumer({
     groupId: o.group,
@@ -173,12 +200,19 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const newEngine = () =>
     new Engine({ detectors: o.detectors, retentionDays: o.retentionDays, changelog: true });
 
+  // Ends every wait for a dependency: a stop request does not wait out an outage.
+  const stopping = new AbortController();
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
-    finish = resolve;
+    finish = () => {
+      stopping.abort(
+        new Error("worker stopped while waiting for a dependency; a restart resumes from the last flush"),
+      );
+      resolve();
+    };
     // A stop requested while starting up (restoring, loading config) is honoured once started.
-    if (o.signal?.aborted) resolve();
-    o.signal?.addEventListener("abort", () => resolve(), { once: true });
+    if (o.signal?.aborted) finish();
+    o.signal?.addEventListener("abort", () => finish(), { once: true });
   });
 
   /**
@@ -188,12 +222,16 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
    * the one in flight. The next flush's ClickHouse writes do not overlap this one's commit:
    * writes past the committed offsets are only undone if a restart re-derives them, and it may
    * interleave the two input topics differently (overlapping them let the SIGKILL test see a
-   * stale finding survive). A failed flush stops the worker: the state it took is gone from memory,
-   * so a restart resumes from the last flush, where changelog and offsets agree.
+   * stale finding survive). A step that fails is retried with backoff on exactly the data it
+   * took (the same rows and versions; sends resume at the first request not acknowledged), and
+   * the batch waiting behind it heartbeats, so the worker stays in its group and fetches nothing
+   * meanwhile. Only a stop ends the wait: the flush is dropped and a restart resumes from the
+   * last one, where changelog and offsets agree.
    */
   let inFlight: Promise<void> = Promise.resolve();
+  let queued = 0;
   let failure: unknown;
-  const flush = async () => {
+  const flush = async (heartbeat?: () => Promise<void>) => {
     const state: Message[] = [];
     for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
     const toTopic = o.output.kind === "topic";
@@ -211,6 +249,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         compression: CompressionTypes.GZIP,
       },
     ];
+    const requests = produceRequests(topicMessages);
     const toStore = o.output.kind === "store" ? { store: o.output.store, changes, archive } : undefined;
     const offsets = [...pendingOffsets.values()];
     changes = [];
@@ -219,21 +258,46 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     pendingOffsets.clear();
     lastFlush = Date.now();
     const previous = inFlight;
-    inFlight = previous.then(async () => {
-      const timer = o.metrics?.flushSeconds.startTimer();
-      if (toStore) await writeToStore(toStore.store, toStore.changes, toStore.archive);
-      await sendAll(producer, topicMessages);
-      if (offsets.length > 0) await consumer.commitOffsets(offsets);
-      stats.flushes++;
-      timer?.();
-      o.onStats?.(stats);
-    });
+    const signal = stopping.signal;
+    queued++;
+    inFlight = previous
+      .then(async () => {
+        const timer = o.metrics?.flushSeconds.startTimer();
+        if (toStore) {
+          await health.retry("store", () => writeToStore(toStore.store, toStore.changes, toStore.archive), {
+            signal,
+          });
+        }
+        let sent = 0;
+        await health.retry(
+          "broker",
+          async () => {
+            for (; sent < requests.length; sent++) await producer.send(requests[sent] as ProducerRecord);
+          },
+          { signal },
+        );
+        await health.retry(
+          "broker",
+          async () => {
+            // A partition lost while this flush waited is its new owner's to commit.
+            const mine = offsets.filter((c) => assigned.has(c.partition));
+            if (mine.length > 0) await consumer.commitOffsets(mine);
+          },
+          { signal },
+        );
+        stats.flushes++;
+        timer?.();
+        o.onStats?.(stats);
+      })
+      .finally(() => queued--);
     inFlight.catch((e) => {
       failure ??= e;
-      log.error({ err: e }, "flush failed: stopping; a restart resumes from the last flush");
+      if (e === signal.reason)
+        log.warn("stopped while a flush waited; a restart resumes from the last flush");
+      else log.error({ err: e }, "flush failed: stopping; a restart resumes from the last flush");
       finish();
     });
-    await previous;
+    await (heartbeat ? awaitTicking(previous, heartbeat) : previous);
   };
 
   const kindOf = (topic: string): InputKind => (topic === o.topics.settlements ? "settlement" : "death");
@@ -249,9 +313,21 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const kind = kindOf(batch.topic);
     const timer = o.metrics?.batchSeconds.startTimer();
     const tooLateBefore = engine.stats.tooLate;
+    const waitInGroup = tickingWait(heartbeat);
     for (const m of batch.messages) {
       if (!isRunning() || isStale()) break;
-      const decoded = await serde.decode(kind, m.value);
+      let decoded: Awaited<ReturnType<typeof serde.decode>>;
+      try {
+        // The registry unreachable, or an id it does not know yet: the partition waits here.
+        decoded = await health.retry("registry", () => serde.decode(kind, m.value), {
+          retryable: (e) => e instanceof RegistryUnavailableError,
+          wait: waitInGroup,
+          signal: stopping.signal,
+        });
+      } catch (e) {
+        if (stopping.signal.aborted) break; // this message and the rest are redone after a restart
+        throw e;
+      }
       if (decoded.ok) {
         const event = { kind, value: decoded.value } as EngineEvent;
         archive.push(event);
@@ -290,19 +366,24 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       for (const e of engines.values()) persons += e.personCount;
       o.metrics.statePersons.set(persons);
     }
-    if (Date.now() - lastFlush >= commitEvery) await flush();
+    if (Date.now() - lastFlush >= commitEvery) await flush(heartbeat);
     await heartbeat();
   };
 
+  // Flushes an idle worker's tail. It never waits behind another flush: only a batch can heartbeat.
+  let polling = false;
   const poll = setInterval(async () => {
+    if (polling) return;
+    polling = true;
     try {
       await locked(async () => {
-        if (hasPending() && Date.now() - lastFlush >= commitEvery) await flush();
+        if (queued === 0 && hasPending() && Date.now() - lastFlush >= commitEvery) await flush();
       });
-      await inFlight;
-      if (targets && !hasPending() && (await isCaughtUp(admin, o.group, targets))) finish();
+      if (targets && queued === 0 && !hasPending() && (await isCaughtUp(admin, o.group, targets))) finish();
     } catch (e) {
       log.warn({ err: e }, "flush or progress check failed");
+    } finally {
+      polling = false;
     }
   }, 250);
 

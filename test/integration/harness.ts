@@ -1,10 +1,15 @@
 // Helpers for tests that run the real `fundguard` executable against the provisioned services.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Admin, Kafka, logLevel } from "kafkajs";
 import { inject } from "vitest";
+import type { Suspect } from "../../schemas/index.ts";
+import { topicNames } from "../../services/kafka/topics.ts";
+import { canonical } from "../fixtures/run.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "bin/fundguard.js");
@@ -46,11 +51,17 @@ export function killStrays(): void {
 
 export type RunningCli = ChildProcess & { result: Promise<CliResult>; stdoutAndErr(): string };
 
-export function spawnCli(args: string[], env: Record<string, string>): RunningCli {
+/** `as` runs the process as another user (a test that needs file permissions to hold for it). */
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+  as?: { uid: number; gid: number },
+): RunningCli {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env, CLICKHOUSE_URL: env.CLICKHOUSE_URL ?? "" },
     stdio: ["ignore", "pipe", "pipe"],
+    ...as,
   });
   let stdout = "";
   let stderr = "";
@@ -77,7 +88,97 @@ export async function cli(args: string[], env: Record<string, string>): Promise<
   return r;
 }
 
+/** `fundguard export` of the live run, compared as detect's output is (canonical). */
+export async function exported(env: Record<string, string>): Promise<string[]> {
+  const out = (await cli(["export"], env)).stdout;
+  return canonical(
+    out
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Suspect),
+  );
+}
+
+/** Produces the files into the input topics; returns how many events went in. */
+export async function replay(env: Record<string, string>, f: StreamFiles): Promise<number> {
+  const r = await cli(["replay", "--settlements", f.settlements, "--deaths", f.deaths], env);
+  const m = /replay: (\d+) settlements, (\d+) death records/.exec(r.stderr);
+  return Number(m?.[1]) + Number(m?.[2]);
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(cond: () => Promise<boolean>, what: string, ms = 120_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function withAdmin<T>(env: Record<string, string>, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+const inputTopics = (env: Record<string, string>) => {
+  const t = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
+  return [t.settlements, t.deaths];
+};
+
+/** Committed offsets of a group (default: the detector group, on both input topics), summed. */
+export function committed(
+  env: Record<string, string>,
+  groupId = env.FUNDGUARD_GROUP as string,
+  topics = inputTopics(env),
+): Promise<number> {
+  return withAdmin(env, async (admin) => {
+    const offsets = await admin.fetchOffsets({ groupId, topics });
+    return offsets.flatMap((o) => o.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  });
+}
+
+/** End offsets of the topics, summed: how many records they ever held. */
+export function endOffsetsOf(env: Record<string, string>, topics: string[]): Promise<number> {
+  return withAdmin(env, async (admin) => {
+    let n = 0;
+    for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high);
+    return n;
+  });
+}
+
+/** Member ids of a group: the same ones before and after an event mean nobody left or joined. */
+export function membersOf(
+  env: Record<string, string>,
+  groupId = env.FUNDGUARD_GROUP as string,
+): Promise<string[]> {
+  return withAdmin(env, async (admin) => {
+    const { groups } = await admin.describeGroups([groupId]);
+    return (groups[0]?.members ?? []).map((m) => m.memberId);
+  });
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Sum of a metric's samples in the Prometheus text format, of those whose labels contain `label`. */
+export function metricTotal(text: string, name: string, label = ""): number {
+  return text
+    .split("\n")
+    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
 
 export type StreamFiles = { settlements: string; deaths: string };
 

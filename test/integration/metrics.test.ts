@@ -1,5 +1,4 @@
 // A live worker's Prometheus endpoint, and its graceful stop on SIGTERM.
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { addUser, UsersFileDirectory } from "../../services/api/auth.ts";
@@ -8,23 +7,16 @@ import { generate } from "../../services/generate/generate.ts";
 import { createLogger } from "../../services/log.ts";
 import { Metrics } from "../../services/metrics.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
-import { cli, killStrays, pipelineEnv, sleep, spawnCli, tempDir } from "./harness.ts";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-/** Sum of a metric's samples in the Prometheus text format. */
-function total(text: string, name: string): number {
-  return text
-    .split("\n")
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
-}
+import {
+  cli,
+  freePort,
+  killStrays,
+  pipelineEnv,
+  sleep,
+  spawnCli,
+  tempDir,
+  metricTotal as total,
+} from "./harness.ts";
 
 afterEach(killStrays);
 

@@ -1,11 +1,19 @@
-import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
-import { topicNames } from "../../services/kafka/topics.ts";
 import { canonical } from "../fixtures/run.ts";
-import { cli, killStrays, pipelineEnv, sleep, spawnCli, splitStream, tempDir } from "./harness.ts";
+import {
+  cli,
+  committed,
+  exported,
+  killStrays,
+  pipelineEnv,
+  replay,
+  spawnCli,
+  splitStream,
+  tempDir,
+  waitFor,
+} from "./harness.ts";
 
 type Files = { settlements: string; deaths: string };
 let files: Files;
@@ -20,46 +28,9 @@ beforeAll(async () => {
 });
 
 /** The sink (a no-op where workers wrote ClickHouse themselves), then export. */
-async function exported(env: Record<string, string>): Promise<string[]> {
+async function sunk(env: Record<string, string>): Promise<string[]> {
   await cli(["sink", "--until-caught-up"], env);
-  const out = (await cli(["export"], env)).stdout;
-  return canonical(
-    out
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Suspect),
-  );
-}
-
-/** Committed input offsets of the detector group, summed over both input topics. */
-async function committed(env: Record<string, string>): Promise<number> {
-  const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const t = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
-    const offsets = await admin.fetchOffsets({
-      groupId: env.FUNDGUARD_GROUP as string,
-      topics: [t.settlements, t.deaths],
-    });
-    return offsets.flatMap((o) => o.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-async function waitFor(cond: () => Promise<boolean>, what: string, ms = 120_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
-async function replay(env: Record<string, string>, f: Files): Promise<number> {
-  const r = await cli(["replay", "--settlements", f.settlements, "--deaths", f.deaths], env);
-  const m = /replay: (\d+) settlements, (\d+) death records/.exec(r.stderr);
-  return Number(m?.[1]) + Number(m?.[2]);
+  return exported(env);
 }
 
 afterEach(killStrays);
@@ -69,15 +40,7 @@ describe("Kafka pipeline", () => {
     const env = pipelineEnv("e2e");
     await replay(env, files);
     await cli(["worker", "--until-caught-up"], env);
-    const out = (await cli(["export"], env)).stdout;
-    expect(
-      canonical(
-        out
-          .split("\n")
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Suspect),
-      ),
-    ).toEqual(expected);
+    expect(await exported(env)).toEqual(expected);
   });
 
   it("a worker killed with SIGKILL several times mid-stream ends with exactly the detect suspects", async () => {
@@ -96,7 +59,7 @@ describe("Kafka pipeline", () => {
     }
     expect(await committed(env)).toBeLessThan(total);
     await cli(["worker", "--until-caught-up"], env);
-    expect(await exported(env)).toEqual(expected);
+    expect(await sunk(env)).toEqual(expected);
   });
 
   it("two workers in one group, one killed: the survivor restores the partitions and the result is exact", async () => {
@@ -119,7 +82,7 @@ describe("Kafka pipeline", () => {
     const restores = restoresOf(rb.stderr);
     expect(restores.length).toBeGreaterThanOrEqual(1);
     expect(restores.reduce((n, r) => n + r.records, 0)).toBeGreaterThan(0);
-    expect(await exported(env)).toEqual(expected);
+    expect(await sunk(env)).toEqual(expected);
   });
 });
 
