@@ -24,6 +24,7 @@ export function registerStoreCommands(program: Command): void {
         await runSink({
           kafka: ctx.kafka,
           registryUrl: ctx.registryUrl,
+          limits: ctx.limits,
           topics: ctx.topics,
           store,
           group: o.group,

@@ -3,7 +3,7 @@
 // version), and offsets are committed only after the insert returns.
 
 import type { EachBatchPayload, Kafka } from "kafkajs";
-import type { DeathRecord, Settlement } from "../../schemas/index.ts";
+import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
 import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import { endOffsets, isCaughtUp } from "../kafka/progress.ts";
 import { AvroSerde, decodeSuspectChange, type SuspectChange } from "../kafka/serde.ts";
@@ -14,6 +14,8 @@ import type { Store } from "../store/index.ts";
 export interface SinkOptions {
   kafka: Kafka;
   registryUrl: string;
+  /** The workers' input limits, so the archive keeps exactly what they accepted. */
+  limits?: Limits;
   topics: Topics;
   store: Store;
   group: string;
@@ -32,7 +34,7 @@ export interface SinkStats {
 
 export async function runSink(o: SinkOptions): Promise<SinkStats> {
   const log = o.log.child({ component: "sink", group: o.group });
-  const serde = new AvroSerde(o.registryUrl, o.topics);
+  const serde = new AvroSerde(o.registryUrl, o.topics, o.limits);
   const topics = [o.topics.settlements, o.topics.deaths, o.topics.suspects];
   const admin = o.kafka.admin();
   await admin.connect();

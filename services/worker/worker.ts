@@ -4,7 +4,7 @@
 // idempotent producer); only then are the input offsets committed. Replays after a crash
 // re-derive the same findings under the same ids and higher versions: exactly-once results.
 import { CompressionTypes, type EachBatchPayload, type Kafka, type Message } from "kafkajs";
-import type { DeathRecord, Settlement } from "../../schemas/index.ts";
+import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
@@ -29,6 +29,8 @@ import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
 export interface WorkerOptions {
   kafka: Kafka;
   registryUrl: string;
+  /** The contract's input limits (default: schemas/limits.ts's). */
+  limits?: Limits;
   topics: Topics;
   group: string;
   detectors: ActiveDetector[];
@@ -76,7 +78,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const partitions = await checkCoPartitioned(admin, o.topics);
   const changelogTopic = o.topics.changelog(o.group);
   await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
-  const serde = new AvroSerde(o.registryUrl, o.topics);
+  const serde = new AvroSerde(o.registryUrl, o.topics, o.limits);
   await serde.register();
   const inputs = [o.topics.settlements, o.topics.deaths];
   const targets: Offsets | undefined = o.untilCaughtUp ? await endOffsets(admin, inputs) : undefined;
