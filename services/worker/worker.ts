@@ -10,7 +10,7 @@ import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynam
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { VersionClock } from "../engine/version-clock.ts";
 import { FETCH_WAIT_MS, idempotentProducer, sendAll } from "../kafka/client.ts";
-import { deadLetterMessage } from "../kafka/deadletter.ts";
+import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import { AvroSerde, encodeSuspectChange, type InputKind, type SuspectChange } from "../kafka/serde.ts";
 import {
@@ -19,6 +19,7 @@ import {
   checkCoPartitioned,
   ensureTopics,
   inputTopicConfigs,
+  maxMessageBytes,
   type Topics,
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
@@ -78,6 +79,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const partitions = await checkCoPartitioned(admin, o.topics);
   const changelogTopic = o.topics.changelog(o.group);
   await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
+  // Dead letters are cut to what their topic accepts: one the broker refused would fail every flush.
+  const deadLetterBytes = await maxMessageBytes(admin, o.topics.deadletter);
   const serde = new AvroSerde(o.registryUrl, o.topics, o.limits);
   await serde.register();
   const inputs = [o.topics.settlements, o.topics.deaths];
@@ -204,7 +207,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         topic: o.topics.suspects,
         messages: toTopic ? changes.map((c) => encodeSuspectChange(serde.suspectSchemaId, c)) : [],
       },
-      { topic: o.topics.deadletter, messages: deadbox },
+      { topic: o.topics.deadletter, messages: deadbox, maxBatchBytes: deadLetterBatchBytes(deadLetterBytes) },
       // State is the bulk of what a worker writes: big batches, compressed.
       {
         topic: changelogTopic,
@@ -264,14 +267,17 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         }
       } else {
         deadbox.push(
-          deadLetterMessage({
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: m.offset,
-            key: m.key,
-            value: m.value,
-            reason: decoded.reason,
-          }),
+          deadLetterMessage(
+            {
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              reason: decoded.reason,
+            },
+            { maxBytes: deadLetterBytes },
+          ),
         );
         stats.deadLetters++;
         o.metrics?.deadLetters.inc({ topic: batch.topic });
