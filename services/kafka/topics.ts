@@ -30,6 +30,11 @@ const compacted = [
 
 /** What the dead-letter topic accepts per record batch; larger letters are truncated to fit (deadletter.ts). */
 export const DEADLETTER_MAX_MESSAGE_BYTES = 1 << 20;
+/**
+ * A suspect's evidence is bounded (detectors/sdk.ts), but its settlement ids are not shortened, and
+ * 51 of the contract's longest strings exceed the default 1 MiB: room for the worst case.
+ */
+export const SUSPECTS_MAX_MESSAGE_BYTES = 16 << 20;
 
 export function inputTopicConfigs(t: Topics, partitions: number): ITopicConfig[] {
   return [
@@ -40,7 +45,11 @@ export function inputTopicConfigs(t: Topics, partitions: number): ITopicConfig[]
       numPartitions: 1,
       configEntries: [{ name: "max.message.bytes", value: String(DEADLETTER_MAX_MESSAGE_BYTES) }],
     },
-    { topic: t.suspects, numPartitions: partitions },
+    {
+      topic: t.suspects,
+      numPartitions: partitions,
+      configEntries: [{ name: "max.message.bytes", value: String(SUSPECTS_MAX_MESSAGE_BYTES) }],
+    },
   ];
 }
 
