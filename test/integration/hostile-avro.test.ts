@@ -207,12 +207,15 @@ describe("hostile Avro input", () => {
     const sampler = setInterval(() => {
       if (worker.pid && worker.exitCode === null) peak = Math.max(peak, peakMiB(worker.pid));
     }, 200);
+    // A stalled worker (allocating, collecting garbage) is stopped and reported rather than waited for.
+    const stop = setTimeout(() => worker.kill("SIGKILL"), 120_000);
     const result = await worker.result;
+    clearTimeout(stop);
     clearInterval(sampler);
+    expect(Date.now() - t0, "the worker stalled").toBeLessThan(120_000);
     expect(result.code, result.stderr).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(90_000);
-    // The engine and embedded chdb of 1,500 settlements: hostile records add nothing measurable.
-    expect(peak).toBeLessThan(1_024);
+    // The engine and embedded chdb of 1,500 settlements take about 400 MiB; one 3·10⁸-entry claim, gigabytes.
+    expect(peak, `peak RSS ${Math.round(peak)} MiB`).toBeLessThan(1_024);
 
     const letters = await readTopic(kafka, topics.deadletter, bad.length);
     const admin = kafka.admin();
