@@ -7,20 +7,13 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { type BadLine, mergedEvents } from "../../services/ingest/ndjson-source.ts";
-import { line, settlement } from "../fixtures/events.ts";
+import { line } from "../fixtures/events.ts";
+import { diagnoses, flagged, pediatricLine } from "../fixtures/hostile.ts";
 import { canonical, run } from "../fixtures/run.ts";
 import { cli } from "../integration/harness.ts";
 
-const pediatric = (line_no = 1) =>
-  line({ line_no, item_code: "ZA06CAE0020010101748", item_name: "儿童咳颗粒", category: "DRUG" });
-/** An adult billed a pediatric-only drug: a suspect, were the settlement accepted. */
-const suspect = (id: string, patch: Partial<Settlement>) =>
-  JSON.stringify(
-    settlement({ settlement_id: id, person_id: `HOSTILE-${id}`, items: [pediatric()], ...patch }),
-  );
-const diagnoses = (n: number) =>
-  Array.from({ length: n }, (_, i) => ({ code: `J06.${i}`, name: "急性上呼吸道感染", primary: i === 0 }));
-const items = (n: number) => Array.from({ length: n }, (_, i) => pediatric(i + 1));
+const suspect = (id: string, patch: Partial<Settlement>) => JSON.stringify(flagged(id, patch));
+const items = (n: number) => Array.from({ length: n }, (_, i) => pediatricLine(i + 1));
 
 /** Each hostile line, the limits it is read under, and the reason it must be reported with. */
 const HOSTILE: [string, string, RegExp][] = [

@@ -2,25 +2,20 @@
 // flush stops the worker, and its restart meets the same record again): it is written truncated,
 // with the original's size, sha256 and source. Here the topic accepts 64 KiB per record batch.
 import { createHash, randomBytes } from "node:crypto";
-import kafkajs, { Kafka, logLevel } from "kafkajs";
+import kafkajs from "kafkajs";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Suspect } from "../../schemas/index.ts";
 import { DLQ_HEADERS } from "../../services/kafka/deadletter.ts";
-import { AvroSerde } from "../../services/kafka/serde.ts";
-import { topicNames } from "../../services/kafka/topics.ts";
-import { line, settlement } from "../fixtures/events.ts";
+import { settlement } from "../fixtures/events.ts";
+import { flagged } from "../fixtures/hostile.ts";
 import { canonical, run } from "../fixtures/run.ts";
-import { cli, killStrays, pipelineEnv } from "./harness.ts";
-import { readTopic } from "./read-topic.ts";
+import { cli, killStrays } from "./harness.ts";
+import { exportedSuspects, kafkaPipeline, readTopic, recordCount } from "./kafka-kit.ts";
 
 afterEach(killStrays);
 
 describe("dead letters larger than their topic accepts", () => {
   it("are written truncated with size, sha256 and source; the flush succeeds and good ones are detected", async () => {
-    const env = pipelineEnv("dlqsize");
-    await cli(["topics", "create"], env);
-    const topics = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
-    const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
+    const { env, topics, kafka, serde } = await kafkaPipeline("dlqsize");
     const admin = kafka.admin();
     await admin.connect();
     const topicMax = 64 << 10;
@@ -34,16 +29,10 @@ describe("dead letters larger than their topic accepts", () => {
         },
       ],
     });
-    const serde = new AvroSerde(env.SCHEMA_REGISTRY_URL as string, topics);
-    await serde.register();
+    await admin.disconnect();
 
     const good = [
-      settlement({
-        settlement_id: "G1",
-        person_id: "A",
-        birth_date: "1990-01-01",
-        items: [line({ item_code: "ZA06CAE0020010101748", category: "DRUG" })],
-      }),
+      flagged("G1"),
       settlement({
         settlement_id: "G2",
         person_id: "B",
@@ -76,9 +65,7 @@ describe("dead letters larger than their topic accepts", () => {
     expect(worker.code).toBe(0);
 
     const letters = await readTopic(kafka, topics.deadletter, big.length + small.length);
-    const ends = await admin.fetchTopicOffsets(topics.deadletter);
-    await admin.disconnect();
-    expect(ends.reduce((n, p) => n + Number(p.high), 0)).toBe(big.length + small.length);
+    expect(await recordCount(kafka, topics.deadletter)).toBe(big.length + small.length);
     const cut = letters.filter((l) => l.key === "big");
     expect(cut).toHaveLength(2);
     for (const [i, l] of cut.entries()) {
@@ -102,14 +89,6 @@ describe("dead letters larger than their topic accepts", () => {
       small.map((s) => s.toString("hex")).sort(),
     );
 
-    const out = (await cli(["export"], env)).stdout;
-    expect(
-      canonical(
-        out
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l) as Suspect),
-      ),
-    ).toEqual(expected);
+    expect(await exportedSuspects(env)).toEqual(expected);
   }, 180_000);
 });

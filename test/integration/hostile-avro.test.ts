@@ -6,42 +6,18 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Kafka, logLevel } from "kafkajs";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Settlement, Suspect } from "../../schemas/index.ts";
+import type { Suspect } from "../../schemas/index.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { DLQ_HEADERS } from "../../services/kafka/deadletter.ts";
-import { AvroSerde } from "../../services/kafka/serde.ts";
-import { topicNames } from "../../services/kafka/topics.ts";
-import { death, line, settlement } from "../fixtures/events.ts";
+import { death, line } from "../fixtures/events.ts";
+import { diagnoses, flagged, varint } from "../fixtures/hostile.ts";
 import { canonical } from "../fixtures/run.ts";
-import { cli, killStrays, pipelineEnv, spawnCli, tempDir } from "./harness.ts";
-import { readTopic } from "./read-topic.ts";
+import { cli, killStrays, spawnCli, tempDir } from "./harness.ts";
+import { exportedSuspects, kafkaPipeline, readTopic, recordCount } from "./kafka-kit.ts";
 
 afterEach(killStrays);
 
-/** Avro's zig-zag varint. */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let v = n >= 0 ? n * 2 : -n * 2 - 1;
-  while (v >= 128) {
-    out.push((v % 128) | 128);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return Buffer.from(out);
-}
-
-/** An adult billed a pediatric-only drug: it would be a suspect, were it accepted. */
-const flagged = (id: string, patch: Partial<Settlement> = {}) =>
-  settlement({
-    settlement_id: id,
-    person_id: `HOSTILE-${id}`,
-    items: [line({ item_code: "ZA06CAE0020010101748", item_name: "儿童咳颗粒", category: "DRUG" })],
-    ...patch,
-  });
-const diagnoses = (n: number, name = "急性上呼吸道感染") =>
-  Array.from({ length: n }, (_, i) => ({ code: `J06.${i}`, name, primary: i === 0 }));
 const minimalItems = (n: number) =>
   Array.from({ length: n }, (_, i) =>
     line({ line_no: i, item_code: "A", item_name: "", quantity: 1, unit_price_fen: 0 }),
@@ -56,13 +32,10 @@ const peakMiB = (pid: number) => {
 describe("hostile Avro input", () => {
   it("dead-letters each bad record once with its reason, keeps memory flat and detects the good ones exactly", async () => {
     const maxMessageBytes = 768 << 10;
-    const env = pipelineEnv("hostile", { FUNDGUARD_MAX_MESSAGE_BYTES: String(maxMessageBytes) });
+    const { env, topics, kafka, serde } = await kafkaPipeline("hostile", {
+      FUNDGUARD_MAX_MESSAGE_BYTES: String(maxMessageBytes),
+    });
     const dir = tempDir("hostile");
-    await cli(["topics", "create"], env);
-    const topics = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
-    const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
-    const serde = new AvroSerde(env.SCHEMA_REGISTRY_URL as string, topics);
-    await serde.register();
 
     const g = await generate({ outDir: dir, settlements: 1_500, seed: "hostile", schemeRate: 0.1 });
     const detected = await cli(
@@ -218,11 +191,7 @@ describe("hostile Avro input", () => {
     expect(peak, `peak RSS ${Math.round(peak)} MiB`).toBeLessThan(1_024);
 
     const letters = await readTopic(kafka, topics.deadletter, bad.length);
-    const admin = kafka.admin();
-    await admin.connect();
-    const ends = await admin.fetchTopicOffsets(topics.deadletter);
-    await admin.disconnect();
-    expect(ends.reduce((n, p) => n + Number(p.high), 0)).toBe(bad.length);
+    expect(await recordCount(kafka, topics.deadletter)).toBe(bad.length);
     const byKey = new Map(letters.map((l) => [l.key, l]));
     expect(byKey.size).toBe(bad.length);
     for (const b of bad) {
@@ -233,14 +202,6 @@ describe("hostile Avro input", () => {
     }
 
     await cli(["sink", "--until-caught-up"], capped);
-    const out = (await cli(["export"], env)).stdout;
-    expect(
-      canonical(
-        out
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l) as Suspect),
-      ),
-    ).toEqual(expected);
+    expect(await exportedSuspects(env)).toEqual(expected);
   }, 300_000);
 });

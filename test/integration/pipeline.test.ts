@@ -1,11 +1,11 @@
 import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { canonical } from "../fixtures/run.ts";
 import { cli, killStrays, pipelineEnv, sleep, spawnCli, splitStream, tempDir } from "./harness.ts";
+import { exportedSuspects } from "./kafka-kit.ts";
 
 type Files = { settlements: string; deaths: string };
 let files: Files;
@@ -22,13 +22,7 @@ beforeAll(async () => {
 /** The sink (a no-op where workers wrote ClickHouse themselves), then export. */
 async function exported(env: Record<string, string>): Promise<string[]> {
   await cli(["sink", "--until-caught-up"], env);
-  const out = (await cli(["export"], env)).stdout;
-  return canonical(
-    out
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Suspect),
-  );
+  return exportedSuspects(env);
 }
 
 /** Committed input offsets of the detector group, summed over both input topics. */
@@ -69,15 +63,7 @@ describe("Kafka pipeline", () => {
     const env = pipelineEnv("e2e");
     await replay(env, files);
     await cli(["worker", "--until-caught-up"], env);
-    const out = (await cli(["export"], env)).stdout;
-    expect(
-      canonical(
-        out
-          .split("\n")
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Suspect),
-      ),
-    ).toEqual(expected);
+    expect(await exportedSuspects(env)).toEqual(expected);
   });
 
   it("a worker killed with SIGKILL several times mid-stream ends with exactly the detect suspects", async () => {

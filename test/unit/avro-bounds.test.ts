@@ -4,22 +4,11 @@ import { describe, expect, it } from "vitest";
 import { AvroBoundsError, avroBounds } from "../../schemas/avro-bounds.ts";
 import { avroType, DEFAULT_LIMITS, fieldLimits, settlementSchema } from "../../schemas/index.ts";
 import { line, settlement } from "../fixtures/events.ts";
+import { varint } from "../fixtures/hostile.ts";
 
 const type = avroType(settlementSchema);
 const limits = fieldLimits("settlement", DEFAULT_LIMITS);
 const bounds = avroBounds(type, limits);
-
-/** Avro's zig-zag varint of a (safe or not) integer. */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let v = n >= 0 ? n * 2 : -n * 2 - 1;
-  while (v >= 128) {
-    out.push((v % 128) | 128);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return Buffer.from(out);
-}
 
 /** A settlement body whose diagnoses array is the given bytes (its last four fields are empty or zero). */
 function withDiagnoses(bytes: Buffer): Buffer {

@@ -6,13 +6,11 @@ import { boundEvidence, MAX_EVIDENCE_TEXT, MAX_LISTED } from "../../detectors/sd
 import type { Settlement, Suspect } from "../../schemas/index.ts";
 import { encodeSuspectChange } from "../../services/kafka/serde.ts";
 import { line, settlement, stay } from "../fixtures/events.ts";
+import { pediatricLine } from "../fixtures/hostile.ts";
 import { run } from "../fixtures/run.ts";
 
-const PEDIATRIC = "ZA06CAE0020010101748";
-const drugs = (n: number, name = "儿童咳颗粒") =>
-  Array.from({ length: n }, (_, i) =>
-    line({ line_no: i + 1, item_code: PEDIATRIC, item_name: name, category: "DRUG" }),
-  );
+const drugs = (n: number, item_name = "儿童咳颗粒") =>
+  Array.from({ length: n }, (_, i) => pediatricLine(i + 1, { item_name }));
 const one = (suspects: Suspect[], rule: string, id?: string) => {
   const found = suspects.filter((s) => s.rule === rule && (id === undefined || s.settlement_ids[0] === id));
   expect(found).toHaveLength(1);
