@@ -80,6 +80,42 @@ export interface Detector<C = unknown, F = unknown> {
   evaluate(subject: SettlementRecord, person: PersonView, ctx: DetectorContext<C>): Finding[];
 }
 
+/**
+ * Most entries of any list in a finding's evidence (offending lines, codes, stays), and of its
+ * related settlements: the engine keeps the first MAX_LISTED and counts the rest in a sibling
+ * `<list>_more` (`lines_more: 123`; `related_more` for settlement_ids), so that no suspect record
+ * outgrows what suspects.v1 and ClickHouse accept, whatever one settlement or person holds.
+ */
+export const MAX_LISTED = 50;
+/** Longest text in evidence, in UTF-16 units; longer text (only hostile input has it) is cut, ending in "…". */
+export const MAX_EVIDENCE_TEXT = 256;
+
+function bounded(v: unknown): unknown {
+  if (typeof v === "string") return v.length > MAX_EVIDENCE_TEXT ? `${v.slice(0, MAX_EVIDENCE_TEXT)}…` : v;
+  if (Array.isArray(v)) {
+    const out = v.slice(0, MAX_LISTED).map(bounded);
+    return out.length === v.length && out.every((x, i) => x === v[i]) ? v : out;
+  }
+  if (v === null || typeof v !== "object") return v;
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    const b = bounded(x);
+    out[k] = b;
+    if (b !== x) changed = true;
+    if (Array.isArray(x) && x.length > MAX_LISTED) out[`${k}_more`] = x.length - MAX_LISTED;
+  }
+  return changed ? out : v;
+}
+
+/**
+ * Evidence within MAX_LISTED and MAX_EVIDENCE_TEXT: the same object when it already is, as for
+ * ordinary input; otherwise a copy (facts in state are never touched).
+ */
+export function boundEvidence(evidence: Record<string, unknown>): Record<string, unknown> {
+  return bounded(evidence) as Record<string, unknown>;
+}
+
 /** A detector of any config and facts type, as the registry and the engine hold them. */
 // biome-ignore lint/suspicious/noExplicitAny: config and facts types vary per detector and are only seen by the detector itself
 export type AnyDetector = Detector<any, any>;

@@ -3,6 +3,7 @@
 // so the Avro, TypeScript and runtime views cannot drift apart.
 import avro from "avsc";
 import { z } from "zod";
+import { type FieldLimits, utf8Within } from "./limits.ts";
 
 /** Extra validation an Avro type cannot express, carried as a field attribute. */
 export type FieldFormat = "date" | "datetime" | "region" | "nonempty" | "json";
@@ -82,7 +83,18 @@ export function isCalendarDate(s: string): boolean {
   return d <= (DAYS_IN_MONTH[mo - 1] as number);
 }
 
-function formatted(format: FieldFormat | undefined, base: z.ZodType): z.ZodType {
+/** The UTF-8 bytes any string field may take; undefined for none (our own suspect records). */
+type MaxString = number | undefined;
+/** Nested records hold their strings to the limit; named array limits apply to top-level fields. */
+const nested = (max: MaxString): FieldLimits | undefined =>
+  max === undefined ? undefined : { maxStringLength: max, maxEntries: {} };
+
+const stringTooLong = (max: number) => `longer than the limit of ${max} bytes`;
+function capped(base: z.ZodString, max: MaxString): z.ZodType<string> {
+  return max === undefined ? base : base.refine((s) => utf8Within(s, max), stringTooLong(max));
+}
+
+function formatted(format: FieldFormat | undefined, base: z.ZodType, max: MaxString): z.ZodType {
   switch (format) {
     case "date":
       return z.string().refine(FORMAT_CHECKS.date, "expected a calendar date YYYY-MM-DD");
@@ -91,7 +103,7 @@ function formatted(format: FieldFormat | undefined, base: z.ZodType): z.ZodType 
     case "region":
       return z.string().regex(/^\d{6}$/, "expected a 6-digit region code");
     case "nonempty":
-      return z.string().min(1, "must not be empty");
+      return capped(z.string().min(1, "must not be empty"), max);
     case "json":
       return z.record(z.string(), z.unknown());
     default:
@@ -99,11 +111,11 @@ function formatted(format: FieldFormat | undefined, base: z.ZodType): z.ZodType 
   }
 }
 
-function zodOfType(t: AvroType): z.ZodType {
+function zodOfType(t: AvroType, max: MaxString, maxEntries?: number): z.ZodType {
   if (Array.isArray(t)) {
     const branches = (t as readonly AvroType[]).filter((b) => b !== "null");
     if (branches.length !== 1) throw new Error("only [null, T] unions are supported");
-    const inner = zodOfType(branches[0] as AvroType);
+    const inner = zodOfType(branches[0] as AvroType, max);
     // A nullable field may be omitted in NDJSON; it then reads as null, as in Avro's default.
     return inner.nullable().default(null);
   }
@@ -125,25 +137,31 @@ function zodOfType(t: AvroType): z.ZodType {
       case "double":
         return z.number().finite();
       case "string":
-        return z.string();
+        return capped(z.string(), max);
     }
   }
   const complex = t as AvroEnum | AvroArray | AvroRecord;
   switch (complex.type) {
     case "enum":
       return z.enum(complex.symbols as [string, ...string[]]);
-    case "array":
-      return z.array(zodOfType(complex.items));
+    case "array": {
+      const array = z.array(zodOfType(complex.items, max));
+      return maxEntries === undefined
+        ? array
+        : array.max(maxEntries, `more than the limit of ${maxEntries} entries`);
+    }
     case "record":
-      return zodOfRecord(complex);
+      return zodOfRecord(complex, nested(max));
   }
 }
 
-export function zodOfRecord<R extends AvroRecord>(record: R): z.ZodType<TsOf<R>> {
+/** The validator of a record; `limits` holds its strings and named arrays to the contract's limits. */
+export function zodOfRecord<R extends AvroRecord>(record: R, limits?: FieldLimits): z.ZodType<TsOf<R>> {
   const shape: Record<string, z.ZodType> = {};
+  const max = limits?.maxStringLength;
   for (const f of record.fields) {
-    const base = zodOfType(f.type);
-    shape[f.name] = f.format === undefined ? base : formatted(f.format, base);
+    const base = zodOfType(f.type, max, limits?.maxEntries[f.name]);
+    shape[f.name] = f.format === undefined ? base : formatted(f.format, base, max);
   }
   return z.object(shape) as unknown as z.ZodType<TsOf<R>>;
 }
@@ -168,9 +186,9 @@ const FORMAT_CHECKS: Record<FieldFormat, (v: unknown) => boolean> = {
 
 type Check = (v: unknown, owner?: Record<string, unknown>, key?: string) => boolean;
 
-function checkOfType(t: AvroType): Check {
+function checkOfType(t: AvroType, max: MaxString, maxEntries?: number): Check {
   if (Array.isArray(t)) {
-    const inner = checkOfType((t as readonly AvroType[]).find((b) => b !== "null") as AvroType);
+    const inner = checkOfType((t as readonly AvroType[]).find((b) => b !== "null") as AvroType, max);
     return (v, owner, key) => {
       if (v === undefined && owner && key !== undefined) {
         owner[key] = null; // as zod's .default(null) would
@@ -193,7 +211,9 @@ function checkOfType(t: AvroType): Check {
       case "double":
         return (v) => typeof v === "number" && Number.isFinite(v);
       case "string":
-        return (v) => typeof v === "string";
+        return max === undefined
+          ? (v) => typeof v === "string"
+          : (v) => typeof v === "string" && utf8Within(v, max);
     }
   }
   const complex = t as AvroEnum | AvroArray | AvroRecord;
@@ -203,19 +223,29 @@ function checkOfType(t: AvroType): Check {
       return (v) => typeof v === "string" && symbols.has(v);
     }
     case "array": {
-      const item = checkOfType(complex.items);
-      return (v) => Array.isArray(v) && v.every((x) => item(x));
+      const item = checkOfType(complex.items, max);
+      const most = maxEntries ?? Number.POSITIVE_INFINITY;
+      return (v) => Array.isArray(v) && v.length <= most && v.every((x) => item(x));
     }
     case "record":
-      return checkOfRecord(complex);
+      return checkOfRecord(complex, nested(max));
   }
 }
 
-function checkOfRecord(record: AvroRecord): Check {
+function formatCheck(format: FieldFormat, max: MaxString): Check {
+  const check = FORMAT_CHECKS[format];
+  return format === "nonempty" && max !== undefined ? (v) => check(v) && utf8Within(v as string, max) : check;
+}
+
+function checkOfRecord(record: AvroRecord, limits: FieldLimits | undefined): Check {
   const names = new Set(record.fields.map((f) => f.name));
+  const max = limits?.maxStringLength;
   const fields = record.fields.map((f) => ({
     name: f.name,
-    check: f.format === undefined ? checkOfType(f.type) : FORMAT_CHECKS[f.format],
+    check:
+      f.format === undefined
+        ? checkOfType(f.type, max, limits?.maxEntries[f.name])
+        : formatCheck(f.format, max),
   }));
   return (v) => {
     if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
@@ -229,12 +259,12 @@ function checkOfRecord(record: AvroRecord): Check {
 }
 
 /**
- * A compiled check that agrees with `zodOfRecord(record)` on every value it accepts, and
+ * A compiled check that agrees with `zodOfRecord(record, limits)` on every value it accepts, and
  * normalises it in place as zod would (missing nullable fields become null). It may reject
  * what zod accepts (unknown keys): callers then ask zod, which also explains failures.
  * zod's per-value machinery is the largest cost of ingesting NDJSON; this is the hot path.
  */
-export function fastCheckOfRecord(record: AvroRecord): (value: unknown) => boolean {
-  const check = checkOfRecord(record);
+export function fastCheckOfRecord(record: AvroRecord, limits?: FieldLimits): (value: unknown) => boolean {
+  const check = checkOfRecord(record, limits);
   return (value) => check(value);
 }

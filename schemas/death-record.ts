@@ -1,4 +1,5 @@
 import { type AvroRecord, fastCheckOfRecord, type TsOf, zodOfRecord } from "./avro.ts";
+import { DEFAULT_LIMITS, type FieldLimits, fieldLimits } from "./limits.ts";
 
 export const deathRecordSchema = {
   type: "record",
@@ -21,5 +22,10 @@ export const deathRecordSchema = {
 } as const satisfies AvroRecord;
 
 export type DeathRecord = TsOf<typeof deathRecordSchema>;
-export const deathRecordValidator = zodOfRecord(deathRecordSchema);
-export const isValidDeathRecord = fastCheckOfRecord(deathRecordSchema) as (v: unknown) => v is DeathRecord;
+export const deathRecordValidatorFor = (limits: FieldLimits) => zodOfRecord(deathRecordSchema, limits);
+export const deathRecordCheckFor = (limits: FieldLimits) =>
+  fastCheckOfRecord(deathRecordSchema, limits) as (v: unknown) => v is DeathRecord;
+
+/** The validators under the default limits. */
+export const deathRecordValidator = deathRecordValidatorFor(fieldLimits("death", DEFAULT_LIMITS));
+export const isValidDeathRecord = deathRecordCheckFor(fieldLimits("death", DEFAULT_LIMITS));

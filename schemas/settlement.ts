@@ -1,4 +1,5 @@
 import { type AvroRecord, fastCheckOfRecord, type TsOf, zodOfRecord } from "./avro.ts";
+import { DEFAULT_LIMITS, type FieldLimits, fieldLimits } from "./limits.ts";
 
 const date = <N extends string>(name: N, doc: string) =>
   ({ name, type: "string", format: "date", doc }) as const;
@@ -113,12 +114,18 @@ export function settlementIssues(s: Settlement): { path: string; message: string
   return issues;
 }
 
-/** Field-level checks come from the Avro schema; then the cross-field rules. */
-export const settlementValidator = zodOfRecord(settlementSchema).superRefine((s, ctx) => {
-  for (const i of settlementIssues(s)) ctx.addIssue({ code: "custom", path: [i.path], message: i.message });
-});
+/** Field-level checks come from the Avro schema, held to `limits`; then the cross-field rules. */
+export const settlementValidatorFor = (limits: FieldLimits) =>
+  zodOfRecord(settlementSchema, limits).superRefine((s, ctx) => {
+    for (const i of settlementIssues(s)) ctx.addIssue({ code: "custom", path: [i.path], message: i.message });
+  });
 
-const fastSettlement = fastCheckOfRecord(settlementSchema);
-/** The hot-path equivalent of `settlementValidator` for accepting valid input (see fastCheckOfRecord). */
-export const isValidSettlement = (v: unknown): v is Settlement =>
-  fastSettlement(v) && settlementIssues(v as Settlement).length === 0;
+/** The hot-path equivalent of `settlementValidatorFor(limits)` for accepting valid input (see fastCheckOfRecord). */
+export function settlementCheckFor(limits: FieldLimits): (v: unknown) => v is Settlement {
+  const fast = fastCheckOfRecord(settlementSchema, limits);
+  return (v): v is Settlement => fast(v) && settlementIssues(v as Settlement).length === 0;
+}
+
+/** The validators under the default limits. */
+export const settlementValidator = settlementValidatorFor(fieldLimits("settlement", DEFAULT_LIMITS));
+export const isValidSettlement = settlementCheckFor(fieldLimits("settlement", DEFAULT_LIMITS));

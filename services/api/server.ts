@@ -9,7 +9,7 @@ import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "
 import { z } from "zod";
 import { type AnyDetector, DETECTORS } from "../../detectors/index.ts";
 import { SEVERITIES } from "../../schemas/index.ts";
-import { type AccessLimits, DEFAULT_LIMITS } from "../config/env.ts";
+import { type AccessLimits, DEFAULT_ACCESS_LIMITS } from "../config/env.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
@@ -46,7 +46,7 @@ export interface BuildServerOptions {
   detectors?: readonly AnyDetector[];
   /** Prometheus metrics, served at /metrics to tokens of role admin or metrics. */
   metrics?: Metrics;
-  /** Rate limits and the export cap (default DEFAULT_LIMITS). */
+  /** Rate limits and the export cap (default DEFAULT_ACCESS_LIMITS). */
   limits?: Partial<AccessLimits>;
   /** fastify's trustProxy: whose X-Forwarded-For names the source address (default: nobody's). */
   trustProxy?: boolean | string[];
@@ -146,7 +146,7 @@ export async function buildServer(o: BuildServerOptions) {
   const masker = new Masker(maskKey);
   const q = new ApiQueries(o.store, maskKey);
   const audit = new AuditWriter(o.store);
-  const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const limits = { ...DEFAULT_ACCESS_LIMITS, ...o.limits };
   const exportSlots = new ExportSlots(limits.maxExports);
   const ruleInfo = new Map<string, { title: string; titleZh: string; severity: string }>();
   for (const d of detectors)

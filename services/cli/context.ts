@@ -1,7 +1,8 @@
 // What every distributed command needs, built once from validated environment variables.
 import type { Kafka } from "kafkajs";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
-import { type Env, loadEnv, requireKafka } from "../config/env.ts";
+import type { Limits } from "../../schemas/limits.ts";
+import { type Env, limitsOf, loadEnv, requireKafka } from "../config/env.ts";
 import { type ActiveDetector, activate } from "../engine/engine.ts";
 import { createKafka } from "../kafka/client.ts";
 import { type Topics, topicNames } from "../kafka/topics.ts";
@@ -13,6 +14,7 @@ export interface KafkaContext {
   kafka: Kafka;
   topics: Topics;
   registryUrl: string;
+  limits: Limits;
 }
 
 export function kafkaContext(service: string): KafkaContext {
@@ -25,6 +27,7 @@ export function kafkaContext(service: string): KafkaContext {
     kafka: createKafka(brokers, `fundguard-${service}`, log),
     topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX),
     registryUrl,
+    limits: limitsOf(env),
   };
 }
 

@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
 import type { Suspect } from "../../schemas/index.ts";
+import { limitsOf, loadEnv } from "../config/env.ts";
 import { detectSharded, type ShardedOptions } from "../detect/sharded.ts";
 import type { EngineStats } from "../engine/engine.ts";
 import type { BadLine } from "../ingest/ndjson-source.ts";
@@ -87,7 +88,7 @@ export function formatSummary(s: DetectSummary): string {
 }
 
 export async function detectCommand(opts: DetectOptions): Promise<void> {
-  const { suspects, summary } = await runDetect(opts, (b) =>
+  const { suspects, summary } = await runDetect({ limits: limitsOf(loadEnv()), ...opts }, (b) =>
     process.stderr.write(`${b.file}:${b.line}: skipped: ${b.reason}\n`),
   );
   const out = opts.out ? createWriteStream(opts.out) : process.stdout;

@@ -90,7 +90,7 @@ export function registerKafkaCommands(program: Command): void {
       if (runOnly.length > 0) throw new Error(`--${runOnly[0]} needs --run NAME`);
       if (!o.settlements && !o.deaths) throw new Error("give --settlements and/or --deaths");
       const ctx = await createTopics("replay");
-      const serde = new AvroSerde(ctx.registryUrl, ctx.topics);
+      const serde = new AvroSerde(ctx.registryUrl, ctx.topics, { limits: ctx.limits });
       await serde.register();
       const bar = bytesProgressBar("replay");
       const t0 = performance.now();
@@ -102,6 +102,7 @@ export function registerKafkaCommands(program: Command): void {
         deaths: o.deaths,
         onBad: (b) => process.stderr.write(`${b.file}:${b.line}: skipped: ${b.reason}\n`),
         onProgress: (read, total) => bar.update(read, total),
+        limits: ctx.limits,
       });
       bar.stop();
       const s = (performance.now() - t0) / 1000;
@@ -150,6 +151,7 @@ export function registerKafkaCommands(program: Command): void {
             schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,
             kafka: ctx.kafka,
             registryUrl: ctx.registryUrl,
+            limits: ctx.limits,
             topics: ctx.topics,
             group: ctx.env.FUNDGUARD_GROUP,
             detectors: activeDetectors(ctx.env, o.reference),

@@ -44,6 +44,7 @@ export function registerStoreCommands(program: Command): void {
           schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,
           kafka: ctx.kafka,
           registryUrl: ctx.registryUrl,
+          limits: ctx.limits,
           topics: ctx.topics,
           store,
           group: o.group,

@@ -1,5 +1,6 @@
 // Configuration from the environment, validated once at start-up with messages an operator can act on.
 import { z } from "zod";
+import { DEFAULT_LIMITS, type Limits } from "../../schemas/limits.ts";
 
 const brokers = z
   .string()
@@ -25,7 +26,7 @@ export interface AccessLimits {
   maxExports: number;
 }
 
-export const DEFAULT_LIMITS: AccessLimits = {
+export const DEFAULT_ACCESS_LIMITS: AccessLimits = {
   perAddress: ACCESS_DEFAULTS.perAddress,
   perToken: ACCESS_DEFAULTS.perToken,
   maxExports: ACCESS_DEFAULTS.maxExports,
@@ -75,6 +76,11 @@ const schema = z.object({
     .optional(),
   /** Prometheus /metrics of workers and sinks; 0 picks a free port. */
   FUNDGUARD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** The contract's input limits (schemas/limits.ts), for NDJSON lines and Kafka records alike. */
+  FUNDGUARD_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1).default(DEFAULT_LIMITS.maxMessageBytes),
+  FUNDGUARD_MAX_STRING_LENGTH: z.coerce.number().int().min(1).default(DEFAULT_LIMITS.maxStringLength),
+  FUNDGUARD_MAX_DIAGNOSES: z.coerce.number().int().min(0).default(DEFAULT_LIMITS.maxDiagnoses),
+  FUNDGUARD_MAX_ITEMS: z.coerce.number().int().min(0).default(DEFAULT_LIMITS.maxItems),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -88,6 +94,15 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
     throw new Error(`invalid configuration:\n${lines.join("\n")}`);
   }
   return r.data;
+}
+
+export function limitsOf(env: Env): Limits {
+  return {
+    maxMessageBytes: env.FUNDGUARD_MAX_MESSAGE_BYTES,
+    maxStringLength: env.FUNDGUARD_MAX_STRING_LENGTH,
+    maxDiagnoses: env.FUNDGUARD_MAX_DIAGNOSES,
+    maxItems: env.FUNDGUARD_MAX_ITEMS,
+  };
 }
 
 /** The Kafka settings a distributed command cannot run without. */

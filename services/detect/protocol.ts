@@ -1,5 +1,5 @@
 // Messages between `detect`'s dispatcher (main thread) and its shards (worker threads).
-import type { Suspect } from "../../schemas/index.ts";
+import type { Limits, Suspect } from "../../schemas/index.ts";
 import type { EngineEvent, EngineStats } from "../engine/engine.ts";
 import type { BadLine } from "../ingest/ndjson-source.ts";
 
@@ -9,6 +9,7 @@ export interface ShardSetup {
   files: { settlement: string; death: string };
   reference?: string;
   retentionDays?: number;
+  limits: Limits;
 }
 
 /**

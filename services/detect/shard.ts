@@ -4,6 +4,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import { activate, Engine } from "../engine/engine.ts";
 import { type BadLine, parseEventLine } from "../ingest/ndjson-source.ts";
+import { validators } from "../ingest/validate.ts";
 import { type FromShard, metaKind, metaLine, type ShardSetup, type ToShard } from "./protocol.ts";
 
 const port = parentPort;
@@ -13,6 +14,7 @@ const engine = new Engine({
   detectors: activate(DETECTORS, loadCatalogs(setup.reference)),
   retentionDays: setup.retentionDays,
 });
+const validate = validators(setup.limits);
 let events = 0;
 const reply = (m: FromShard) => port.postMessage(m);
 
@@ -27,7 +29,7 @@ port.on("message", (m: ToShard) => {
     const meta = m.meta[i] as number;
     const kind = metaKind(meta);
     const text = bytes.toString("utf8", i === 0 ? 0 : m.ends[i - 1], m.ends[i]);
-    const parsed = parseEventLine(kind, text);
+    const parsed = parseEventLine(kind, text, validate);
     if (!parsed) continue;
     if (!parsed.ok) {
       bad.push({ file: setup.files[kind], line: metaLine(meta), reason: parsed.reason });

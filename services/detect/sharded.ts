@@ -7,9 +7,9 @@
 // engine. As for a Kafka partition, retention is measured from the newest event of the shard.
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import type { Suspect } from "../../schemas/index.ts";
+import { DEFAULT_LIMITS, type Limits, type Suspect } from "../../schemas/index.ts";
 import type { EngineStats } from "../engine/engine.ts";
-import { openNdjson } from "../ingest/lines.ts";
+import { type LineSink, LineSplitter, openNdjson } from "../ingest/lines.ts";
 import { type BadLine, mergeByTime } from "../ingest/ndjson-source.ts";
 import { keyNeedle, peekValue } from "../ingest/peek.ts";
 import { encodeMeta, type FromShard, type Kind, type ShardSetup, type ToShard } from "./protocol.ts";
@@ -21,6 +21,7 @@ export interface ShardedOptions {
   retentionDays?: number;
   /** Worker threads (default: the machine's available parallelism, at most 8). */
   shards?: number;
+  limits?: Limits;
 }
 
 export interface ShardedResult {
@@ -108,23 +109,28 @@ function route(
   return { chunk, start, end, meta, timeMs, shard: shardHash % shards };
 }
 
-/** The lines of a file (plain or gzip) as routed byte ranges, a chunk at a time. */
-async function* routedLines(file: string, kind: Kind, shards: number): AsyncGenerator<Routed[]> {
+/** The lines of a file (plain or gzip) as routed byte ranges, a chunk at a time; overlong ones go to `onBad`. */
+async function* routedLines(
+  file: string,
+  kind: Kind,
+  shards: number,
+  maxLineBytes: number,
+  onBad: (b: BadLine) => void,
+): AsyncGenerator<Routed[]> {
   const stream: AsyncIterable<Buffer> = openNdjson(file);
-  let carry: Buffer | undefined;
-  let lineNo = 1;
+  const splitter = new LineSplitter(maxLineBytes);
+  let out: Routed[] = [];
+  const sink: LineSink = {
+    line: (buf, start, end, lineNo) => out.push(route(buf, start, end, lineNo, kind, shards)),
+    overlong: (line, o) => onBad({ file, line, reason: o.reason }),
+  };
   for await (const data of stream) {
-    const chunk = carry ? Buffer.concat([carry, data]) : data;
-    const out: Routed[] = [];
-    let pos = 0;
-    for (let nl = chunk.indexOf(0x0a, pos); nl >= 0; nl = chunk.indexOf(0x0a, pos)) {
-      out.push(route(chunk, pos, nl, lineNo++, kind, shards));
-      pos = nl + 1;
-    }
-    carry = pos < chunk.length ? chunk.subarray(pos) : undefined;
+    splitter.push(data, sink);
     yield out;
+    out = [];
   }
-  if (carry) yield [route(carry, 0, carry.length, lineNo, kind, shards)];
+  splitter.end(sink);
+  yield out;
 }
 
 // Compiled (dist/), a shard runs shard.js itself; from the sources it needs an entry that registers tsx.
@@ -220,16 +226,19 @@ class Shard {
 export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => void): Promise<ShardedResult> {
   const n = o.shards ?? defaultShards();
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`shards must be a positive integer, got ${n}`);
+  const limits = o.limits ?? DEFAULT_LIMITS;
   const setup: ShardSetup = {
     files: { settlement: o.settlements, death: o.deaths ?? "" },
     reference: o.reference,
     retentionDays: o.retentionDays,
+    limits,
   };
   const shards = Array.from({ length: n }, () => new Shard(setup, onBad));
   try {
+    const lines = (file: string, kind: Kind) => routedLines(file, kind, n, limits.maxMessageBytes, onBad);
     const merged = mergeByTime(
-      routedLines(o.settlements, "settlement", n),
-      o.deaths ? routedLines(o.deaths, "death", n) : undefined,
+      lines(o.settlements, "settlement"),
+      o.deaths ? lines(o.deaths, "death") : undefined,
     );
     for await (const r of merged) {
       const shard = shards[r.shard] as Shard;

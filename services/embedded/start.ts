@@ -4,11 +4,12 @@
 import { chmodSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
-import { loadEnv } from "../config/env.ts";
+import type { Limits } from "../../schemas/limits.ts";
+import { limitsOf, loadEnv } from "../config/env.ts";
 import { ensurePrivateDir } from "../config/private-fs.ts";
 import { activate } from "../engine/engine.ts";
 import { generate } from "../generate/generate.ts";
-import { mergedEvents } from "../ingest/ndjson-source.ts";
+import { type BadLine, mergedEvents } from "../ingest/ndjson-source.ts";
 import { createLogger } from "../log.ts";
 import { chdbConfig, openStore, type Store } from "../store/index.ts";
 import { EmbeddedPipeline } from "./pipeline.ts";
@@ -20,6 +21,7 @@ export interface StartOptions {
   /** Settlements of the generated sample when no files are given and the store is empty. */
   sample: number;
   reference?: string;
+  limits?: Limits;
 }
 
 async function hasSuspects(store: Store): Promise<boolean> {
@@ -40,10 +42,11 @@ export async function ingest(store: Store, o: StartOptions, dataDir: string, say
   }
   const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)));
   let bad = 0;
-  for await (const { event } of mergedEvents(files.settlements, files.deaths, (b) => {
+  const onBad = (b: BadLine) => {
     bad++;
     say(`${b.file}:${b.line}: skipped: ${b.reason}`);
-  })) {
+  };
+  for await (const { event } of mergedEvents(files.settlements, files.deaths, onBad, o.limits)) {
     pipeline.publish(event);
   }
   const t0 = performance.now();
@@ -62,7 +65,7 @@ export async function startCommand(o: StartOptions): Promise<void> {
   const dataDir = resolve(env.FUNDGUARD_DATA_DIR);
   ensurePrivateDir(dataDir);
   const store = await openStore(chdbConfig(dataDir));
-  await ingest(store, o, dataDir, say);
+  await ingest(store, { ...o, limits: limitsOf(env) }, dataDir, say);
   const { app, url, token } = await serveEmbedded({ store, log, env });
   say(`investigator UI: ${url}`);
   say(`admin token (valid until the next start): ${token}`);

@@ -2,7 +2,14 @@
 // event at a time, state exposed per person for snapshots and changelogs.
 import { createHash } from "node:crypto";
 import type { Catalogs } from "../../detectors/catalog.ts";
-import type { AnyDetector, Detector, DetectorContext, SettlementRecord } from "../../detectors/sdk.ts";
+import {
+  type AnyDetector,
+  boundEvidence,
+  type Detector,
+  type DetectorContext,
+  MAX_LISTED,
+  type SettlementRecord,
+} from "../../detectors/sdk.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import { PersonState, type StateEntry } from "./person-state.ts";
 import { suspectId } from "./suspect-id.ts";
@@ -267,20 +274,25 @@ export class Engine {
         if (!rule) throw new Error(`detector ${detector.id} returned unknown rule ${finding.rule}`);
         const id = suspectId(detector.id, finding.rule, subject.id);
         const old = mine.find((f) => f.suspect_id === id);
+        const { related } = finding;
+        const evidence = boundEvidence(finding.evidence);
         const suspect: Suspect = {
           suspect_id: id,
           detector: detector.id,
           rule: finding.rule,
           severity: rule.severity,
           person_id: subject.personId,
-          settlement_ids: [subject.id, ...finding.related],
+          settlement_ids: [subject.id, ...related.slice(0, MAX_LISTED)],
           institution_id: subject.institutionId,
           region_code: subject.regionCode,
           amount_at_risk_fen: finding.amountAtRiskFen,
           event_time: subject.settledAt,
           detected_at: old?.detected_at ?? now,
           detector_version: detector.version,
-          evidence: finding.evidence,
+          evidence:
+            related.length > MAX_LISTED
+              ? { ...evidence, related_more: related.length - MAX_LISTED }
+              : evidence,
         };
         if (old && sameFinding(old, suspect)) next.push(old);
         else {

@@ -1,8 +1,9 @@
 // Events from NDJSON files, merged as the contract says: each file in its own line order,
 // the two merged by a stable two-way merge on settled_at / reported_at, never sorted.
+import { DEFAULT_LIMITS, type Limits } from "../../schemas/limits.ts";
 import type { EngineEvent } from "../engine/engine.ts";
-import { type LineBatch, readLineBatches } from "./lines.ts";
-import { type Parsed, parseJsonLine, validateDeathRecord, validateSettlement } from "./validate.ts";
+import { type LineBatch, OverlongLine, readLineBatches } from "./lines.ts";
+import { type Parsed, parseJsonLine, type Validators, validators } from "./validate.ts";
 
 export interface BadLine {
   file: string;
@@ -19,33 +20,49 @@ export interface SourcedEvent {
 
 type Kind = EngineEvent["kind"];
 
-const validators: Record<Kind, (v: unknown) => Parsed<EngineEvent["value"]>> = {
-  settlement: validateSettlement,
-  death: validateDeathRecord,
-};
-
-/** One NDJSON line as an event; undefined for a blank line. */
-export function parseEventLine(kind: Kind, text: string): Parsed<EngineEvent> | undefined {
+/** One NDJSON line as an event, validated under the limits of `v`; undefined for a blank line. */
+export function parseEventLine(
+  kind: Kind,
+  text: string | OverlongLine,
+  v: Validators,
+): Parsed<EngineEvent> | undefined {
+  if (text instanceof OverlongLine) return { ok: false, reason: text.reason };
   if (text.trim() === "") return undefined;
   const json = parseJsonLine(text);
-  const parsed = json.ok ? validators[kind](json.value) : json;
+  const parsed = json.ok ? (v[kind] as (x: unknown) => Parsed<EngineEvent["value"]>)(json.value) : json;
   return parsed.ok ? { ok: true, value: { kind, value: parsed.value } as EngineEvent } : parsed;
 }
 
+export interface ReadOptions {
+  limits?: Limits;
+  /** Bytes of the file read so far (compressed bytes for .gz), for progress bars. */
+  onRead?: (bytes: number) => void;
+}
+
 /** Reads one file's valid events in line order; bad lines go to `onBad` and are skipped. */
-async function* fileEvents(
+export async function* fileEvents(
   file: string,
   kind: Kind,
   onBad: (b: BadLine) => void,
+  o: ReadOptions = {},
 ): AsyncGenerator<SourcedEvent[]> {
-  for await (const batch of readLineBatches(file)) yield parseBatch(file, kind, batch, onBad);
+  const limits = o.limits ?? DEFAULT_LIMITS;
+  const v = validators(limits);
+  for await (const batch of readLineBatches(file, o.onRead, limits.maxMessageBytes))
+    yield parseBatch(file, kind, batch, onBad, v);
 }
 
-function parseBatch(file: string, kind: Kind, batch: LineBatch, onBad: (b: BadLine) => void): SourcedEvent[] {
+function parseBatch(
+  file: string,
+  kind: Kind,
+  batch: LineBatch,
+  onBad: (b: BadLine) => void,
+  v: Validators,
+): SourcedEvent[] {
   const out: SourcedEvent[] = [];
   for (let i = 0; i < batch.lines.length; i++) {
     const line = batch.firstLine + i;
-    const parsed = parseEventLine(kind, batch.lines[i] as string);
+    const parsed = parseEventLine(kind, batch.lines[i] as string | OverlongLine, v);
     if (!parsed) continue;
     if (!parsed.ok) {
       onBad({ file, line, reason: parsed.reason });
@@ -108,9 +125,10 @@ export function mergedEvents(
   settlementsFile: string,
   deathsFile: string | undefined,
   onBad: (b: BadLine) => void,
+  limits: Limits = DEFAULT_LIMITS,
 ): AsyncGenerator<SourcedEvent> {
   return mergeByTime(
-    fileEvents(settlementsFile, "settlement", onBad),
-    deathsFile ? fileEvents(deathsFile, "death", onBad) : undefined,
+    fileEvents(settlementsFile, "settlement", onBad, { limits }),
+    deathsFile ? fileEvents(deathsFile, "death", onBad, { limits }) : undefined,
   );
 }

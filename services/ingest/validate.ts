@@ -1,12 +1,16 @@
 // Turning untrusted input into contract events, with a reason an operator can act on.
 import type { z } from "zod";
 import {
+  DEFAULT_LIMITS,
   type DeathRecord,
-  deathRecordValidator,
-  isValidDeathRecord,
-  isValidSettlement,
+  deathRecordCheckFor,
+  deathRecordValidatorFor,
+  fieldLimits,
+  type Limits,
+  type RecordKind,
   type Settlement,
-  settlementValidator,
+  settlementCheckFor,
+  settlementValidatorFor,
 } from "../../schemas/index.ts";
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -29,14 +33,30 @@ function validator<T>(schema: z.ZodType<T>, fast: (v: unknown) => v is T) {
   };
 }
 
-export const validateSettlement: (input: unknown) => Parsed<Settlement> = validator(
-  settlementValidator,
-  isValidSettlement,
-);
-export const validateDeathRecord: (input: unknown) => Parsed<DeathRecord> = validator(
-  deathRecordValidator,
-  isValidDeathRecord,
-);
+export interface Validators {
+  settlement: (input: unknown) => Parsed<Settlement>;
+  death: (input: unknown) => Parsed<DeathRecord>;
+}
+
+const built = new Map<string, Validators>();
+
+/** The validators of both input kinds under `limits`; built once per distinct limits. */
+export function validators(limits: Limits = DEFAULT_LIMITS): Validators {
+  const key = `${limits.maxMessageBytes}/${limits.maxStringLength}/${limits.maxDiagnoses}/${limits.maxItems}`;
+  let v = built.get(key);
+  if (!v) {
+    const of = (kind: RecordKind) => fieldLimits(kind, limits);
+    v = {
+      settlement: validator(settlementValidatorFor(of("settlement")), settlementCheckFor(of("settlement"))),
+      death: validator(deathRecordValidatorFor(of("death")), deathRecordCheckFor(of("death"))),
+    };
+    built.set(key, v);
+  }
+  return v;
+}
+
+export const validateSettlement: (input: unknown) => Parsed<Settlement> = validators().settlement;
+export const validateDeathRecord: (input: unknown) => Parsed<DeathRecord> = validators().death;
 
 export function parseJsonLine(line: string): Parsed<unknown> {
   try {

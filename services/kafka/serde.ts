@@ -1,19 +1,24 @@
 // Avro in the Confluent wire format (magic byte 0, 4-byte schema id, Avro body) with a real registry.
 // Decoding resolves each writer schema into our reader schema, so producers may evolve BACKWARD-compatibly.
+// A body is checked against the contract's limits before avsc reads it (schemas/avro-bounds.ts).
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
 import type avro from "avsc";
 import type { KafkaMessage, Message } from "kafkajs";
+import { AvroBoundsError, avroBounds } from "../../schemas/avro-bounds.ts";
 import {
   type AvroRecord,
   avroType,
+  DEFAULT_LIMITS,
   type DeathRecord,
   deathRecordSchema,
+  fieldLimits,
+  type Limits,
   type Settlement,
   type Suspect,
   settlementSchema,
   suspectSchema,
 } from "../../schemas/index.ts";
-import { type Parsed, validateDeathRecord, validateSettlement } from "../ingest/validate.ts";
+import { type Parsed, type Validators, validators } from "../ingest/validate.ts";
 import { SchemaCache, type SchemaCacheOptions } from "./schema-cache.ts";
 import type { Topics } from "./topics.ts";
 
@@ -21,10 +26,16 @@ export { RegistryUnavailableError, SchemaNotYetKnownError } from "./schema-cache
 
 export type InputKind = "settlement" | "death";
 
-const READERS = {
-  settlement: { schema: settlementSchema, validate: validateSettlement },
-  death: { schema: deathRecordSchema, validate: validateDeathRecord },
-} as const;
+/** How bodies of one writer schema are read: its resolution into our schema and its bounds check. */
+interface WriterReader {
+  resolver: avro.Resolver;
+  bounds: (body: Buffer) => void;
+}
+
+export interface SerdeOptions extends SchemaCacheOptions {
+  /** The contract's limits decoded bodies are held to (default: DEFAULT_LIMITS). */
+  limits?: Limits;
+}
 
 export class AvroSerde {
   readonly registry: SchemaRegistry;
@@ -32,7 +43,9 @@ export class AvroSerde {
     settlement: avroType(settlementSchema),
     death: avroType(deathRecordSchema),
   };
-  private readonly resolvers: SchemaCache<avro.Resolver>;
+  private readonly resolvers: SchemaCache<WriterReader>;
+  private readonly validate: Validators;
+  private readonly limits: Limits;
   private ids: Record<InputKind | "suspect", number> | undefined;
 
   get suspectSchemaId(): number {
@@ -43,10 +56,12 @@ export class AvroSerde {
   constructor(
     registryUrl: string,
     private readonly topics: Topics,
-    cache: SchemaCacheOptions = {},
+    o: SerdeOptions = {},
   ) {
     this.registry = new SchemaRegistry({ host: registryUrl, retry: { retries: 3 } });
-    this.resolvers = new SchemaCache(cache);
+    this.resolvers = new SchemaCache(o);
+    this.limits = o.limits ?? DEFAULT_LIMITS;
+    this.validate = validators(this.limits);
   }
 
   static subject(topic: string): string {
@@ -86,27 +101,42 @@ export class AvroSerde {
     kind: K,
     bytes: Buffer | null,
   ): Promise<Parsed<K extends "settlement" ? Settlement : DeathRecord>> {
+    const max = this.limits.maxMessageBytes;
+    if (bytes && bytes.length > max) {
+      return {
+        ok: false,
+        reason: `contract violation: message of ${bytes.length} bytes is larger than the limit of ${max} bytes (FUNDGUARD_MAX_MESSAGE_BYTES)`,
+      };
+    }
     if (!bytes || bytes.length < 5 || bytes[0] !== 0) {
       return { ok: false, reason: "not Confluent wire format: missing magic byte 0 and schema id" };
     }
     const id = bytes.readInt32BE(1);
-    const resolver = await this.resolver(kind, id);
-    if (typeof resolver === "string") return { ok: false, reason: resolver };
+    const reader = await this.resolver(kind, id);
+    if (typeof reader === "string") return { ok: false, reason: reader };
     let value: unknown;
     try {
-      value = this.readers[kind].fromBuffer(bytes.subarray(5), resolver, true);
+      const body = bytes.subarray(5);
+      reader.bounds(body);
+      value = this.readers[kind].fromBuffer(body, reader.resolver, true);
     } catch (e) {
-      return { ok: false, reason: `Avro decode failed with schema id ${id}: ${(e as Error).message}` };
+      const over = e instanceof AvroBoundsError && e.overLimit;
+      const reason = over ? "contract violation" : `Avro decode failed with schema id ${id}`;
+      return { ok: false, reason: `${reason}: ${(e as Error).message}` };
     }
-    return READERS[kind].validate(value) as Parsed<K extends "settlement" ? Settlement : DeathRecord>;
+    return this.validate[kind](value) as Parsed<K extends "settlement" ? Settlement : DeathRecord>;
   }
 
   /** Throws RegistryUnavailableError (or SchemaNotYetKnownError) when the answer must be waited for. */
-  private resolver(kind: InputKind, id: number): Promise<avro.Resolver | string> {
+  private resolver(kind: InputKind, id: number): Promise<WriterReader | string> {
     return this.resolvers.get(`${kind}:${id}`, id, () =>
       this.registry.getSchema(id).then((writer) => {
         try {
-          return this.readers[kind].createResolver(writer as avro.Type);
+          const w = writer as avro.Type;
+          return {
+            resolver: this.readers[kind].createResolver(w),
+            bounds: avroBounds(w, fieldLimits(kind, this.limits)),
+          };
         } catch (e) {
           return `schema id ${id} cannot be read as ${kind}: ${(e as Error).message}`;
         }

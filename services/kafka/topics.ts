@@ -1,5 +1,8 @@
 // Topic names and their definitions: inputs co-partitioned by person_id, compacted where a key's latest value is all that matters.
-import type { Admin, ITopicConfig } from "kafkajs";
+import kafkajs, { type Admin, type ITopicConfig } from "kafkajs";
+
+// kafkajs is CommonJS and Node's ESM loader does not see this one among its named exports.
+const { ConfigResourceTypes } = kafkajs;
 
 export interface Topics {
   settlements: string;
@@ -25,12 +28,28 @@ const compacted = [
   { name: "min.cleanable.dirty.ratio", value: "0.1" },
 ];
 
+/** What the dead-letter topic accepts per record batch; larger letters are truncated to fit (deadletter.ts). */
+export const DEADLETTER_MAX_MESSAGE_BYTES = 1 << 20;
+/**
+ * A suspect's evidence is bounded (detectors/sdk.ts), but its settlement ids are not shortened, and
+ * 51 of the contract's longest strings exceed the default 1 MiB: room for the worst case.
+ */
+export const SUSPECTS_MAX_MESSAGE_BYTES = 16 << 20;
+
 export function inputTopicConfigs(t: Topics, partitions: number): ITopicConfig[] {
   return [
     { topic: t.settlements, numPartitions: partitions },
     { topic: t.deaths, numPartitions: partitions, configEntries: compacted },
-    { topic: t.deadletter, numPartitions: 1 },
-    { topic: t.suspects, numPartitions: partitions },
+    {
+      topic: t.deadletter,
+      numPartitions: 1,
+      configEntries: [{ name: "max.message.bytes", value: String(DEADLETTER_MAX_MESSAGE_BYTES) }],
+    },
+    {
+      topic: t.suspects,
+      numPartitions: partitions,
+      configEntries: [{ name: "max.message.bytes", value: String(SUSPECTS_MAX_MESSAGE_BYTES) }],
+    },
   ];
 }
 
@@ -46,6 +65,20 @@ export async function partitionCount(admin: Admin, topic: string): Promise<numbe
   if (!(await admin.listTopics()).includes(topic)) return 0;
   const meta = await admin.fetchTopicMetadata({ topics: [topic] });
   return meta.topics[0]?.partitions.length ?? 0;
+}
+
+/** A topic's effective max.message.bytes: its own setting, or the broker's default it inherits. */
+export async function maxMessageBytes(admin: Admin, topic: string): Promise<number> {
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["max.message.bytes"] }],
+  });
+  const value = Number(
+    resources[0]?.configEntries.find((e) => e.configName === "max.message.bytes")?.configValue,
+  );
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`${topic}: no max.message.bytes in its config`);
+  return value;
 }
 
 /** Settlements and deaths must be co-partitioned, or a person's events would meet in different workers. */

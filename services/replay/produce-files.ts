@@ -1,8 +1,8 @@
 // NDJSON files → Kafka topics, validated, Avro-encoded, batched through an idempotent producer.
 import { statSync } from "node:fs";
 import type { Kafka, Message } from "kafkajs";
-import { readLineBatches } from "../ingest/lines.ts";
-import { type BadLine, parseEventLine } from "../ingest/ndjson-source.ts";
+import type { Limits } from "../../schemas/limits.ts";
+import { type BadLine, fileEvents } from "../ingest/ndjson-source.ts";
 import { idempotentProducer, sendAll } from "../kafka/client.ts";
 import type { AvroSerde } from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
@@ -17,6 +17,7 @@ export interface ProduceFilesOptions {
   /** Bytes read of all files, of the total: for a progress bar. */
   onProgress?: (read: number, total: number) => void;
   batchSize?: number;
+  limits?: Limits;
 }
 
 export interface ProduceSummary {
@@ -44,16 +45,13 @@ export async function produceFiles(o: ProduceFilesOptions): Promise<ProduceSumma
         await sendAll(producer, [{ topic: f.topic, messages: pending }]);
         pending = [];
       };
-      for await (const batch of readLineBatches(f.path, (b) => o.onProgress?.(doneBytes + b, total))) {
-        for (let i = 0; i < batch.lines.length; i++) {
-          const parsed = parseEventLine(f.kind, batch.lines[i] as string);
-          if (!parsed) continue;
-          if (!parsed.ok) {
-            summary.badLines++;
-            o.onBad({ file: f.path, line: batch.firstLine + i, reason: parsed.reason });
-            continue;
-          }
-          const event = parsed.value;
+      const onBad = (b: BadLine) => {
+        summary.badLines++;
+        o.onBad(b);
+      };
+      const read = { limits: o.limits, onRead: (b: number) => o.onProgress?.(doneBytes + b, total) };
+      for await (const events of fileEvents(f.path, f.kind, onBad, read)) {
+        for (const { event } of events) {
           const value =
             event.kind === "settlement"
               ? o.serde.encode("settlement", event.value)

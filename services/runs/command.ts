@@ -1,7 +1,7 @@
 // `fundguard replay --run NAME ...`: a run of chosen detectors over files or a topic time range,
 // into ClickHouse under run_id = NAME, with a `runs` row, checkpoints and --resume.
 import { loadCatalogs } from "../../detectors/index.ts";
-import { loadEnv } from "../config/env.ts";
+import { limitsOf, loadEnv } from "../config/env.ts";
 import { requireDetector } from "../dynamic-config/validate.ts";
 import { activate } from "../engine/engine.ts";
 import { createKafka } from "../kafka/client.ts";
@@ -272,12 +272,16 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
           rate: o.rate,
           progress,
           onBad: (b) => process.stderr.write(`${b.file}:${b.line}: skipped: ${b.reason}\n`),
+          limits: limitsOf(env),
         });
       } else {
         const k = kafkaFor(log);
         status = await runTopics(session, meta.source, {
           kafka: k.kafka,
-          serde: new AvroSerde(k.registryUrl, k.topics, { unknownWaitMs: env.FUNDGUARD_SCHEMA_WAIT_MS }),
+          serde: new AvroSerde(k.registryUrl, k.topics, {
+            unknownWaitMs: env.FUNDGUARD_SCHEMA_WAIT_MS,
+            limits: limitsOf(env),
+          }),
           backoff: backoffUpTo(env.FUNDGUARD_BACKOFF_MAX_MS),
           run: name,
           from: loaded?.commit?.position as TopicPosition | undefined,

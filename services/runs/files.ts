@@ -3,6 +3,7 @@
 // skips that many (parsing only), and bad lines already reported are not reported twice.
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
+import type { Limits } from "../../schemas/limits.ts";
 import { type BadLine, mergedEvents } from "../ingest/ndjson-source.ts";
 import { countLines, type Progress } from "./progress.ts";
 import { RateLimiter, type RunSession, sleep } from "./session.ts";
@@ -53,6 +54,7 @@ export async function runFiles(
     rate?: number;
     progress: Progress;
     onBad: (b: BadLine) => void;
+    limits?: Limits;
   },
 ): Promise<"done" | "interrupted"> {
   const skip = opts.from?.events ?? 0;
@@ -66,12 +68,13 @@ export async function runFiles(
     total = (await Promise.all(files.map(countLines))).reduce((a, b) => a + b, 0);
   }
   let taken = 0;
-  const events = mergedEvents(source.settlements, source.deaths ?? undefined, (b) => {
+  const onBad = (b: BadLine) => {
     if (b.line <= (lastBadLine[b.file] ?? 0)) return;
     lastBadLine[b.file] = b.line;
     session.bad();
     opts.onBad(b);
-  });
+  };
+  const events = mergedEvents(source.settlements, source.deaths ?? undefined, onBad, opts.limits);
   for await (const { event } of events) {
     if (taken < skip) {
       taken++;

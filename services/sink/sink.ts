@@ -4,7 +4,7 @@
 // registry or broker is waited out inside the batch (backoff, heartbeats), then the batch goes on.
 
 import type { EachBatchPayload, Kafka } from "kafkajs";
-import type { DeathRecord, Settlement } from "../../schemas/index.ts";
+import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
 import { Health } from "../health.ts";
 import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import { endOffsets, isCaughtUp } from "../kafka/progress.ts";
@@ -22,6 +22,8 @@ import type { Store } from "../store/index.ts";
 export interface SinkOptions {
   kafka: Kafka;
   registryUrl: string;
+  /** The workers' input limits, so the archive keeps exactly what they accepted. */
+  limits?: Limits;
   topics: Topics;
   store: Store;
   group: string;
@@ -44,7 +46,7 @@ export interface SinkStats {
 
 export async function runSink(o: SinkOptions): Promise<SinkStats> {
   const log = o.log.child({ component: "sink", group: o.group });
-  const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs });
+  const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs, limits: o.limits });
   const health = o.health ?? new Health({ log, policy: DEFAULT_BACKOFF });
   const topics = [o.topics.settlements, o.topics.deaths, o.topics.suspects];
   const admin = o.kafka.admin();

@@ -12,14 +12,14 @@ import {
   type Message,
   type ProducerRecord,
 } from "kafkajs";
-import type { DeathRecord, Settlement } from "../../schemas/index.ts";
+import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { VersionClock } from "../engine/version-clock.ts";
 import { Health } from "../health.ts";
 import { FETCH_WAIT_MS, idempotentProducer, produceRequests } from "../kafka/client.ts";
-import { deadLetterMessage } from "../kafka/deadletter.ts";
+import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import {
   AvroSerde,
@@ -34,6 +34,7 @@ import {
   checkCoPartitioned,
   ensureTopics,
   inputTopicConfigs,
+  maxMessageBytes,
   type Topics,
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
@@ -45,6 +46,8 @@ import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
 export interface WorkerOptions {
   kafka: Kafka;
   registryUrl: string;
+  /** The contract's input limits (default: schemas/limits.ts's). */
+  limits?: Limits;
   topics: Topics;
   group: string;
   detectors: ActiveDetector[];
@@ -102,7 +105,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const partitions = await checkCoPartitioned(admin, o.topics);
   const changelogTopic = o.topics.changelog(o.group);
   await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
-  const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs });
+  // Dead letters are cut to what their topic accepts: one the broker refused would fail every flush.
+  const deadLetterBytes = await maxMessageBytes(admin, o.topics.deadletter);
+  const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs, limits: o.limits });
   await serde.register();
   const health = o.health ?? new Health({ log, policy: DEFAULT_BACKOFF, metrics: o.metrics });
   const inputs = [o.topics.settlements, o.topics.deaths];
@@ -240,7 +245,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         topic: o.topics.suspects,
         messages: toTopic ? changes.map((c) => encodeSuspectChange(serde.suspectSchemaId, c)) : [],
       },
-      { topic: o.topics.deadletter, messages: deadbox },
+      { topic: o.topics.deadletter, messages: deadbox, maxBatchBytes: deadLetterBatchBytes(deadLetterBytes) },
       // State is the bulk of what a worker writes: big batches, compressed.
       {
         topic: changelogTopic,
@@ -338,14 +343,17 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         }
       } else {
         deadbox.push(
-          deadLetterMessage({
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: m.offset,
-            key: m.key,
-            value: m.value,
-            reason: decoded.reason,
-          }),
+          deadLetterMessage(
+            {
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              reason: decoded.reason,
+            },
+            { maxBytes: deadLetterBytes },
+          ),
         );
         stats.deadLetters++;
         o.metrics?.deadLetters.inc({ topic: batch.topic });

@@ -13,7 +13,7 @@ if (mode === "floor") {
   for (const file of [settlements, deaths]) {
     for await (const batch of readLineBatches(file)) {
       for (const line of batch.lines) {
-        if (line.length > 0) {
+        if (typeof line === "string" && line.length > 0) {
           JSON.parse(line);
           events++;
         }

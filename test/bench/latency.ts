@@ -26,6 +26,7 @@ async function firstSettlements(file: string, n: number): Promise<Settlement[]> 
   const out: Settlement[] = [];
   for await (const batch of readLineBatches(file)) {
     for (const line of batch.lines) {
+      if (typeof line !== "string") continue;
       const v = validateSettlement(JSON.parse(line));
       if (v.ok && v.value.event_type === "SETTLE") out.push(v.value);
       if (out.length >= n) return out;

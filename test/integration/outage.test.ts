@@ -13,6 +13,7 @@ import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
 import type { HealthReport } from "../../services/health.ts";
 import { parseEventLine } from "../../services/ingest/ndjson-source.ts";
+import { validators } from "../../services/ingest/validate.ts";
 import { idempotentProducer, sendAll } from "../../services/kafka/client.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
@@ -122,7 +123,7 @@ async function produceWith(
     .split("\n")
     .filter(Boolean)
     .map((line) => {
-      const parsed = parseEventLine("settlement", line);
+      const parsed = parseEventLine("settlement", line, validators());
       if (!parsed?.ok || parsed.value.kind !== "settlement") throw new Error(`bad fixture line: ${line}`);
       return { key: parsed.value.value.person_id, value: writer.encode(id, parsed.value.value) };
     });
