@@ -108,7 +108,11 @@ export async function replay(env: Record<string, string>, f: StreamFiles): Promi
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function waitFor(cond: () => Promise<boolean>, what: string, ms = 120_000): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 120_000,
+): Promise<void> {
   const until = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
@@ -116,12 +120,23 @@ export async function waitFor(cond: () => Promise<boolean>, what: string, ms = 1
   }
 }
 
+/**
+ * Runs `fn` with an admin client, again while the broker answers with a retriable error: a fresh
+ * broker's group coordinator answers NOT_COORDINATOR while __consumer_offsets is still loading.
+ */
 async function withAdmin<T>(env: Record<string, string>, fn: (admin: Admin) => Promise<T>): Promise<T> {
   const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
   try {
-    return await fn(admin);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(admin);
+      } catch (e) {
+        if (!(e as { retriable?: boolean }).retriable || attempt >= 50) throw e;
+        await sleep(200);
+      }
+    }
   } finally {
     await admin.disconnect();
   }
