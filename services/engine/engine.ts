@@ -321,6 +321,11 @@ export class Engine {
 
 type Pair = [ActiveDetector, SettlementRecord];
 
+/** The person a state entry (a takeDirty key) belongs to; "" for the partition's own, the watermark. */
+export function personOfStateKey(key: string): string {
+  return key.slice(0, Math.max(0, key.indexOf(KEY_SEP)));
+}
+
 const KEY_SEP = "\u0001";
 /** The partition's newest event time, kept with the state so retention survives restarts. */
 const WATERMARK_KEY = `${KEY_SEP}watermark`;

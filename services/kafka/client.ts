@@ -84,6 +84,12 @@ export interface Outgoing extends TopicMessages {
   /** Per-partition record-batch budget: the topic's max.message.bytes, with headroom. */
   maxBatchBytes?: number;
   compression?: CompressionTypes;
+  /**
+   * Adjacent messages of one group go in one request, where a partition's share is one record batch
+   * appended whole: a crash between requests never leaves half a group in the log. A group over
+   * the byte budget on its own is still split (a refused request would fail every retry).
+   */
+  groupOf?: (m: Message) => string;
 }
 
 /**
@@ -93,25 +99,43 @@ export interface Outgoing extends TopicMessages {
  */
 export function produceRequests(outgoing: Outgoing[]): ProducerRecord[] {
   const requests: ProducerRecord[] = [];
-  for (const { topic, messages, maxBatchBytes = DEFAULT_BATCH_BYTES, compression } of outgoing) {
+  for (const { topic, messages, maxBatchBytes = DEFAULT_BATCH_BYTES, compression, groupOf } of outgoing) {
     let request: Message[] = [];
     const bytes = new Map<number, number>();
     const count = new Map<number, number>();
-    const cut = () => {
-      if (request.length === 0) return;
-      requests.push({ topic, messages: request, acks: -1, compression });
+    const add = (m: Message) => {
+      const bucket = m.partition ?? -1;
+      request.push(m);
+      bytes.set(bucket, (bytes.get(bucket) ?? 0) + sizeOf(m));
+      count.set(bucket, (count.get(bucket) ?? 0) + 1);
+    };
+    /** Sends what the request holds before `keep`; the messages from `keep` on start the next one. */
+    const cut = (keep = request.length) => {
+      if (keep === 0) return;
+      requests.push({ topic, messages: request.slice(0, keep), acks: -1, compression });
+      const carried = request.slice(keep);
       request = [];
       bytes.clear();
       count.clear();
+      for (const m of carried) add(m);
     };
+    let group: string | undefined;
+    let groupStart = 0;
     for (const m of messages) {
-      const size = sizeOf(m);
+      const g = groupOf?.(m);
+      if (g === undefined || g !== group) {
+        group = g;
+        groupStart = request.length;
+      }
       const bucket = m.partition ?? -1;
-      const n = count.get(bucket) ?? 0;
-      if ((bytes.get(bucket) ?? 0) + size > maxBatchBytes || n >= MAX_MESSAGES_PER_PARTITION) cut();
-      request.push(m);
-      bytes.set(bucket, (bytes.get(bucket) ?? 0) + size);
-      count.set(bucket, (count.get(bucket) ?? 0) + 1);
+      const overBytes = (bytes.get(bucket) ?? 0) + sizeOf(m) > maxBatchBytes;
+      if (overBytes || (count.get(bucket) ?? 0) >= MAX_MESSAGES_PER_PARTITION) {
+        // Cut before the group under way; a group that fills a request alone is split only for bytes.
+        if (groupStart > 0) cut(groupStart);
+        else if (overBytes || g === undefined) cut();
+        groupStart = 0;
+      }
+      add(m);
     }
     cut();
   }

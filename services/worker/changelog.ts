@@ -3,16 +3,31 @@
 
 import { randomUUID } from "node:crypto";
 import type { Kafka, Message } from "kafkajs";
+import { personOfStateKey } from "../engine/engine.ts";
 import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import { CHANGELOG_MAX_MESSAGE_BYTES } from "../kafka/topics.ts";
 
+/**
+ * A partition's changed state entries as changelog messages, each person's adjacent (see
+ * changelogGroup): a restore sees a person as of one flush or the next, never a settlement
+ * without the findings decided with it.
+ */
 export function changelogMessages(partition: number, dirty: { key: string; value: unknown }[]): Message[] {
-  return dirty.map(({ key, value }) => ({
-    key,
-    partition,
-    value: value === null ? null : JSON.stringify(value),
-  }));
+  const byPerson = new Map<string, Message[]>();
+  for (const { key, value } of dirty) {
+    const person = personOfStateKey(key);
+    let messages = byPerson.get(person);
+    if (!messages) {
+      messages = [];
+      byPerson.set(person, messages);
+    }
+    messages.push({ key, partition, value: value === null ? null : JSON.stringify(value) });
+  }
+  return [...byPerson.values()].flat();
 }
+
+/** The produce group of a changelog message: its partition and person (see produceRequests). */
+export const changelogGroup = (m: Message): string => `${m.partition}:${personOfStateKey(String(m.key))}`;
 
 /**
  * Reads `partitions` of the changelog from the start to the end offsets seen now.

@@ -41,7 +41,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { awaitTicking, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import type { Store } from "../store/index.ts";
-import { changelogMessages, restoreFromChangelog } from "./changelog.ts";
+import { changelogGroup, changelogMessages, restoreFromChangelog } from "./changelog.ts";
 
 export interface WorkerOptions {
   kafka: Kafka;
@@ -251,6 +251,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         topic: changelogTopic,
         messages: state,
         maxBatchBytes: CHANGELOG_MAX_MESSAGE_BYTES / 2,
+        groupOf: changelogGroup,
         compression: CompressionTypes.GZIP,
       },
     ];
