@@ -5,6 +5,7 @@
 // Each person's events reach one shard in the merged order, and the engine's result does not
 // depend on how different persons' events interleave, so the final suspects are those of one
 // engine. As for a Kafka partition, retention is measured from the newest event of the shard.
+import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { DEFAULT_LIMITS, type Limits, type Suspect } from "../../schemas/index.ts";
@@ -13,13 +14,17 @@ import { type LineSink, LineSplitter, openNdjson } from "../ingest/lines.ts";
 import { type BadLine, mergeByTime } from "../ingest/ndjson-source.ts";
 import { keyNeedle, peekValue } from "../ingest/peek.ts";
 import { encodeMeta, type FromShard, type Kind, type ShardSetup, type ToShard } from "./protocol.ts";
+import type { ShardEngine } from "./shard-engine.ts";
 
 export interface ShardedOptions {
   settlements: string;
   deaths?: string;
   reference?: string;
   retentionDays?: number;
-  /** Worker threads (default: the machine's available parallelism, at most 8). */
+  /**
+   * Worker threads (default: the machine's available parallelism, at most 8; for an input under
+   * INLINE_BYTES, one engine on the main thread, since starting threads would cost more than it saves).
+   */
   shards?: number;
   limits?: Limits;
 }
@@ -37,6 +42,16 @@ const SEND_AT = BATCH_BYTES - (256 << 10);
 const MAX_IN_FLIGHT = 4;
 
 const defaultShards = () => Math.max(1, Math.min(availableParallelism(), 8));
+/** Inputs smaller than this (uncompressed, estimated) run on the main thread: a few thousand settlements. */
+const INLINE_BYTES = 8 << 20;
+const GZIP_RATIO = 8;
+
+/** Whether `detect` with the default shard count runs its one engine on the main thread. */
+export function runsInline(files: (string | undefined)[]): boolean {
+  let n = 0;
+  for (const f of files) if (f) n += statSync(f).size * (f.endsWith(".gz") ? GZIP_RATIO : 1);
+  return n < INLINE_BYTES;
+}
 
 /** One raw line: bytes [start, end) of `chunk`, where it goes, and its time for the merge. */
 interface Routed {
@@ -139,9 +154,12 @@ const SHARD_ENTRY = new URL(
   import.meta.url,
 );
 
-/** A shard's worker thread, the batch it is filling and how many batches it has not acknowledged yet. */
+/**
+ * A shard: the batch it is filling, and its engine in a worker thread (with how many batches it has
+ * not acknowledged yet) or, inline, on this thread.
+ */
 class Shard {
-  private readonly worker: Worker;
+  private readonly worker: Worker | undefined;
   private bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
   private used = 0;
   private ends: number[] = [];
@@ -149,17 +167,24 @@ class Shard {
   private inFlight = 0;
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
-  readonly result: Promise<Extract<FromShard, { done: true }>>;
+  /** The thread's final answer (threads only). */
+  private readonly result: Promise<Extract<FromShard, { done: true }>> | undefined;
 
-  constructor(setup: ShardSetup, onBad: (b: BadLine) => void) {
-    this.worker = new Worker(SHARD_ENTRY, { workerData: setup });
+  constructor(
+    setup: ShardSetup,
+    private readonly onBad: (b: BadLine) => void,
+    private readonly inline?: ShardEngine,
+  ) {
+    if (inline) return;
+    const worker = new Worker(SHARD_ENTRY, { workerData: setup });
+    this.worker = worker;
     this.result = new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         this.failure = err;
         this.wake?.();
         reject(err);
       };
-      this.worker.on("message", (m: FromShard) => {
+      worker.on("message", (m: FromShard) => {
         if ("done" in m) {
           resolve(m);
           return;
@@ -168,8 +193,8 @@ class Shard {
         this.inFlight--;
         this.wake?.();
       });
-      this.worker.on("error", fail);
-      this.worker.on("exit", (code) => fail(new Error(`detect shard exited with code ${code}`)));
+      worker.on("error", fail);
+      worker.on("exit", (code) => fail(new Error(`detect shard exited with code ${code}`)));
     });
     // Failures surface through flush/finish; this keeps an early one from being unhandled meanwhile.
     this.result.catch(() => undefined);
@@ -190,8 +215,12 @@ class Shard {
     if (this.ends.length > 0) {
       // A buffer of its own (allocUnsafeSlow), so it moves to the shard without a copy.
       const bytes = this.bytes.buffer as ArrayBuffer;
-      this.worker.postMessage({ bytes, ends: this.ends, meta: this.meta } satisfies ToShard, [bytes]);
-      this.inFlight++;
+      const batch = { bytes, ends: this.ends, meta: this.meta } satisfies ToShard;
+      if (this.inline) for (const b of this.inline.lines(batch)) this.onBad(b);
+      else {
+        this.worker?.postMessage(batch, [bytes]);
+        this.inFlight++;
+      }
       this.bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
       this.used = 0;
       this.ends = [];
@@ -207,12 +236,12 @@ class Shard {
 
   async finish(): Promise<Extract<FromShard, { done: true }>> {
     await this.flush();
-    this.worker.postMessage({ end: true } satisfies ToShard);
-    return this.result;
+    this.worker?.postMessage({ end: true } satisfies ToShard);
+    return this.inline?.result() ?? (this.result as Promise<Extract<FromShard, { done: true }>>);
   }
 
-  terminate(): Promise<number> {
-    return this.worker.terminate();
+  async terminate(): Promise<void> {
+    await this.worker?.terminate();
   }
 
   /** Room for a line longer than what is left. */
@@ -224,7 +253,8 @@ class Shard {
 }
 
 export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => void): Promise<ShardedResult> {
-  const n = o.shards ?? defaultShards();
+  const inline = o.shards === undefined && runsInline([o.settlements, o.deaths]);
+  const n = o.shards ?? (inline ? 1 : defaultShards());
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`shards must be a positive integer, got ${n}`);
   const limits = o.limits ?? DEFAULT_LIMITS;
   const setup: ShardSetup = {
@@ -233,7 +263,9 @@ export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => vo
     retentionDays: o.retentionDays,
     limits,
   };
-  const shards = Array.from({ length: n }, () => new Shard(setup, onBad));
+  // Loaded only here: the threaded path keeps the detectors off the reading thread.
+  const engine = inline ? new (await import("./shard-engine.ts")).ShardEngine(setup) : undefined;
+  const shards = Array.from({ length: n }, () => new Shard(setup, onBad, engine));
   try {
     const lines = (file: string, kind: Kind) => routedLines(file, kind, n, limits.maxMessageBytes, onBad);
     const merged = mergeByTime(

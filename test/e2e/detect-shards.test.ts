@@ -8,6 +8,7 @@ import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
+import { runsInline } from "../../services/detect/sharded.ts";
 import { generate } from "../../services/generate/generate.ts";
 import type { BadLine } from "../../services/ingest/ndjson-source.ts";
 import { canonical, run } from "../fixtures/run.ts";
@@ -82,6 +83,29 @@ describe("detect in shards", () => {
       const r = await runDetect({ ...clean, shards }, () => undefined);
       expect(canonical(r.suspects), `${shards} shards`).toEqual(expected);
     }
+  }, 120_000);
+
+  it("runs a small input's one engine on the main thread, with the same result", async () => {
+    // The first persons' events of the stream, under the inline threshold; the threaded run is the reference.
+    const persons = new Set(
+      lines(clean.settlements)
+        .slice(0, 300)
+        .map((l) => (JSON.parse(l) as Settlement).person_id),
+    );
+    const keep = (file: string, name: string) => {
+      const kept = lines(file).filter((l) => persons.has((JSON.parse(l) as { person_id: string }).person_id));
+      writeFileSync(join(dir, name), `${kept.join("\n")}\n`);
+      return join(dir, name);
+    };
+    const small = {
+      settlements: keep(clean.settlements, "small-s.ndjson"),
+      deaths: keep(clean.deaths, "small-d.ndjson"),
+    };
+    expect(runsInline([small.settlements, small.deaths])).toBe(true);
+    expect(runsInline([clean.settlements, clean.deaths])).toBe(false);
+    const threaded = canonical((await runDetect({ ...small, shards: 2 }, () => undefined)).suspects);
+    expect(threaded.length).toBeGreaterThan(5);
+    expect(canonical((await runDetect(small, () => undefined)).suspects)).toEqual(threaded);
   }, 120_000);
 
   it("reads every valid spelling of an event, and reports each bad line once with its number", async () => {
