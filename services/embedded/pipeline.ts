@@ -3,7 +3,7 @@
 // offsets only after the store has the batch.
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
-import { VersionClock } from "../engine/version-clock.ts";
+import { VersionClock } from "../pipeline/version-clock.ts";
 import type { Store } from "../store/index.ts";
 import { InProcessLog } from "./log.ts";
 

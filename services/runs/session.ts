@@ -2,10 +2,11 @@
 // checkpoints, resume (restore + repair), rate limit and final counts.
 import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
+import { VersionClock } from "../pipeline/version-clock.ts";
 import type { Store } from "../store/index.ts";
 import { SUSPECT_COLUMNS, type SuspectReadRow, suspectFromRow } from "../store/rows.ts";
 import type { Checkpoint, CommitRecord, DirtyEntry, LoadedCheckpoint } from "./checkpoint.ts";
-import { FINAL_SETTINGS, RowClock } from "./table.ts";
+import { FINAL_SETTINGS } from "./table.ts";
 
 export interface SessionOptions {
   name: string;
@@ -32,7 +33,7 @@ export class RunSession {
   checkpoints = 0;
   private pending: Change[] = [];
   private versions: number[] = [];
-  private clock = new RowClock();
+  private clock = new VersionClock();
   private lastCheckpoint = Date.now();
   private readonly maxPending: number;
   private readonly maxEvents: number;
@@ -148,7 +149,7 @@ export class RunSession {
       "SELECT toString(max(version)) AS v FROM suspects WHERE run_id = {run:String}",
       { run: this.o.name },
     );
-    this.clock = new RowClock(Math.max(after, Number(top?.v ?? 0)));
+    this.clock = new VersionClock(Math.max(after, Number(top?.v ?? 0)));
 
     const active = new Map<string, Change>();
     const hashOf = new Map(this.o.detectors.map((a) => [a.detector.id, a.configHash]));

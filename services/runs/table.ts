@@ -1,5 +1,6 @@
 // The `runs` table (migration 003) and the run-scoped reads and deletes on `suspects`.
 import type { ClickHouseSettings } from "@clickhouse/client";
+import { VersionClock } from "../pipeline/version-clock.ts";
 import { LIVE_RUN, type Store } from "../store/index.ts";
 import type { ChosenDetector } from "./spec.ts";
 
@@ -39,19 +40,7 @@ export interface RunRecord {
 }
 
 /** Wall-time microseconds, strictly increasing in this process and above `floor`. */
-export class RowClock {
-  constructor(private last = 0) {}
-  next(): number {
-    const now = Date.now() * 1000;
-    this.last = now > this.last ? now : this.last + 1;
-    return this.last;
-  }
-  get current(): number {
-    return this.last;
-  }
-}
-
-const rowClock = new RowClock();
+const rowClock = new VersionClock();
 
 /** ISO-8601 → 'YYYY-MM-DD hh:mm:ss.sss' (UTC) for DateTime64(3, 'UTC'). */
 const chTime = (iso: string) => new Date(Date.parse(iso)).toISOString().replace("T", " ").replace("Z", "");

@@ -16,7 +16,6 @@ import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
-import { VersionClock } from "../engine/version-clock.ts";
 import { Health } from "../health.ts";
 import { FETCH_WAIT_MS, idempotentProducer, produceRequests } from "../kafka/client.ts";
 import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
@@ -39,6 +38,7 @@ import {
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { VersionClock } from "../pipeline/version-clock.ts";
 import { awaitTicking, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import type { Store } from "../store/index.ts";
 import { changelogGroup, changelogMessages, restoreFromChangelog } from "./changelog.ts";
