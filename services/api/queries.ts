@@ -3,6 +3,7 @@
 // finding, its latest version) with move-to-prewhere off, so filters on columns that change
 // between versions are applied after de-duplication.
 import type { Settlement } from "../../schemas/index.ts";
+import { FINAL_SETTINGS, FINAL_SETTINGS_LIST } from "../store/final.ts";
 import type { Store } from "../store/index.ts";
 import { SETTLEMENT_COLUMNS, type SettlementReadRow, settlementFromRow } from "../store/rows.ts";
 import type { User } from "./auth.ts";
@@ -17,14 +18,6 @@ import {
   suspectWhere,
 } from "./filters.ts";
 
-/**
- * Filters stay after FINAL (never moved to PREWHERE, which would resurrect older versions).
- * No merging across partitions: a suspect's partition (year of event_time) is fixed by its id,
- * so its versions always share a partition, and partitions are de-duplicated in parallel.
- */
-const FINAL_SETTINGS_LIST =
-  "optimize_move_to_prewhere_if_final = 0, optimize_move_to_prewhere = 0, do_not_merge_across_partitions_select_final = 1";
-const FINAL_SETTINGS = `SETTINGS ${FINAL_SETTINGS_LIST}`;
 /** The first window a newest/oldest page is looked for in, and the deepest page that tries it. */
 const PROBE_WINDOW_MS = 31 * 86_400_000;
 const PROBE_MAX_ROWS = 2_000;

@@ -2,8 +2,8 @@
 // only in B ("added") and in both ("unchanged"; of which "changed" differ in content: rule,
 // severity, related settlements, amount or evidence). One FINAL scan over both runs, in ClickHouse.
 import { formatTable } from "../dynamic-config/commands.ts";
+import { FINAL_SETTINGS } from "../store/final.ts";
 import type { Store } from "../store/index.ts";
-import { FINAL_SETTINGS } from "./table.ts";
 
 export interface DiffExample {
   suspect_id: string;

@@ -2,11 +2,10 @@
 // checkpoints, resume (restore + repair), rate limit and final counts.
 import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
+import { repairChange, restoredActive, writtenAfter } from "../pipeline/repair.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import type { Store } from "../store/index.ts";
-import { SUSPECT_COLUMNS, type SuspectReadRow, suspectFromRow } from "../store/rows.ts";
 import type { Checkpoint, CommitRecord, DirtyEntry, LoadedCheckpoint } from "./checkpoint.ts";
-import { FINAL_SETTINGS } from "./table.ts";
 
 export interface SessionOptions {
   name: string;
@@ -151,32 +150,13 @@ export class RunSession {
     );
     this.clock = new VersionClock(Math.max(after, Number(top?.v ?? 0)));
 
-    const active = new Map<string, Change>();
-    const hashOf = new Map(this.o.detectors.map((a) => [a.detector.id, a.configHash]));
-    const stale = this.o.store.stream<SuspectReadRow & { status: "active" | "retracted" }>(
-      `SELECT ${SUSPECT_COLUMNS}, status FROM suspects FINAL
-       WHERE run_id = {run:String}
-         AND suspect_id IN (SELECT suspect_id FROM suspects WHERE run_id = {run:String} AND version > {after:UInt64})
-       ${FINAL_SETTINGS}`,
-      { run: this.o.name, after: String(after) },
-    );
+    let active: Map<string, Change> | undefined;
     let repaired = 0;
-    let built = false;
-    for await (const row of stale) {
-      if (!built) {
-        for (const e of this.engines.values()) {
-          for (const s of e.activeSuspects()) {
-            active.set(s.suspect_id, { op: "upsert", suspect: s, configHash: hashOf.get(s.detector) });
-          }
-        }
-        built = true;
-      }
-      const current = active.get(row.suspect_id);
-      if (current) this.pending.push(current);
-      else if (row.status === "active") {
-        const suspect = suspectFromRow(row);
-        this.pending.push({ op: "retract", suspect, configHash: hashOf.get(suspect.detector) });
-      } else continue;
+    for await (const row of writtenAfter(this.o.store, { runId: this.o.name, after })) {
+      active ??= restoredActive(this.engines.values(), this.o.detectors);
+      const change = repairChange(row, active, this.o.detectors);
+      if (!change) continue;
+      this.pending.push(change);
       this.versions.push(this.clock.next());
       repaired++;
     }

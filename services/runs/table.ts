@@ -1,6 +1,7 @@
 // The `runs` table (migration 003) and the run-scoped reads and deletes on `suspects`.
 import type { ClickHouseSettings } from "@clickhouse/client";
 import { VersionClock } from "../pipeline/version-clock.ts";
+import { FINAL_SETTINGS } from "../store/final.ts";
 import { LIVE_RUN, type Store } from "../store/index.ts";
 import type { ChosenDetector } from "./spec.ts";
 
@@ -131,8 +132,6 @@ export async function listRuns(store: Store): Promise<RunRecord[]> {
 }
 
 /** FINAL reads filter changing columns (status) in WHERE, never PREWHERE (see services/store/README.md). */
-export const FINAL_SETTINGS =
-  "SETTINGS optimize_move_to_prewhere_if_final = 0, optimize_move_to_prewhere = 0";
 
 /** Active suspects per detector of one run, from the store. */
 export async function suspectCounts(store: Store, runId: string): Promise<Record<string, number>> {

@@ -6,6 +6,7 @@ import type { Change } from "../engine/engine.ts";
 import { importAuditSpool } from "./audit-spool.ts";
 import { type Backend, openBackend, type QueryParams } from "./backend.ts";
 import { type StoreConfig, storeConfigFromEnv } from "./config.ts";
+import { FINAL_SETTINGS_LIST } from "./final.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
 import {
   type DeathReadRow,
@@ -215,7 +216,7 @@ export class Store {
        FROM suspects FINAL
        WHERE run_id = {run_id:String} AND status = 'active'
        ORDER BY region_code, detector, toYYYYMM(event_time), suspect_id
-       SETTINGS max_block_size = 8192`,
+       SETTINGS max_block_size = 8192, ${FINAL_SETTINGS_LIST}`,
       { run_id: opts.runId ?? LIVE_RUN },
     );
     for await (const row of rows) yield suspectFromRow(row);

@@ -26,6 +26,22 @@ export function changelogMessages(partition: number, dirty: { key: string; value
   return [...byPerson.values()].flat();
 }
 
+/**
+ * A partition's commit marker: the highest row version whose effects the state written before
+ * it holds. It goes after the flush's state, in the last request (requests are sent one at a
+ * time), so a restored marker means every entry of its flush is in the log. Its key is no
+ * person's: the engine never sees it.
+ */
+export const MARKER_KEY = "\u0001marker";
+
+export interface StateMarker {
+  version: number;
+}
+
+export function markerMessage(partition: number, marker: StateMarker): Message {
+  return { key: MARKER_KEY, partition, value: JSON.stringify(marker) };
+}
+
 /** The produce group of a changelog message: its partition and person (see produceRequests). */
 export const changelogGroup = (m: Message): string => `${m.partition}:${personOfStateKey(String(m.key))}`;
 

@@ -15,7 +15,7 @@ import {
 import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
-import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
+import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
 import { FETCH_WAIT_MS, idempotentProducer, produceRequests } from "../kafka/client.ts";
 import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
@@ -38,10 +38,18 @@ import {
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { repairChange, restoredActive, writtenAfter } from "../pipeline/repair.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import { awaitTicking, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
-import type { Store } from "../store/index.ts";
-import { changelogGroup, changelogMessages, restoreFromChangelog } from "./changelog.ts";
+import { LIVE_RUN, type Store } from "../store/index.ts";
+import {
+  changelogGroup,
+  changelogMessages,
+  MARKER_KEY,
+  markerMessage,
+  restoreFromChangelog,
+  type StateMarker,
+} from "./changelog.ts";
 
 export interface WorkerOptions {
   kafka: Kafka;
@@ -193,14 +201,82 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const restoreMissing = async () => {
     const missing = [...assigned].filter((p) => !engines.has(p));
     if (missing.length === 0) return;
+    // What this process still writes for them must be in the log and the store before both are read.
+    await inFlight.catch(() => undefined);
     const fresh = new Map(missing.map((p) => [p, newEngine()]));
+    const markers = new Map<number, StateMarker>();
+    const logged = new Set<number>();
     const t0 = Date.now();
     const n = await restoreFromChangelog(o.kafka, changelogTopic, missing, (p, key, value) => {
-      fresh.get(p)?.restoreEntry(key, value);
+      if (key === MARKER_KEY) markers.set(p, value as StateMarker);
+      else {
+        fresh.get(p)?.restoreEntry(key, value);
+        logged.add(p);
+      }
     });
+    for (const m of markers.values()) clock.observe(m.version);
+    // A partition new to the group gets its first marker before anything is written for it, so a
+    // later restore can tell "everything since the start" from a log older than markers.
+    const first = missing.filter((p) => !logged.has(p) && !markers.has(p));
+    if (first.length > 0) {
+      await health.retry(
+        "broker",
+        () =>
+          producer.send({
+            topic: changelogTopic,
+            acks: -1,
+            messages: first.map((p) => markerMessage(p, { version: 0 })),
+          }),
+        { signal: stopping.signal },
+      );
+      for (const p of first) markers.set(p, { version: 0 });
+    }
     for (const [p, e] of fresh) engines.set(p, e);
     stats.restoredPersons += n;
     log.info({ partitions: missing, records: n, ms: Date.now() - t0 }, "state restored from changelog");
+    if (o.output.kind === "store") await repairStore(o.output.store, fresh, markers);
+  };
+
+  /**
+   * Rewrites the suspects of restored partitions written after their last marker (by a process
+   * that stopped before its flush was committed) to the restored state, through the outbox.
+   */
+  const repairStore = async (store: Store, fresh: Map<number, Engine>, markers: Map<number, StateMarker>) => {
+    // A log written before markers existed says nothing about what was written after it.
+    const unmarked = [...fresh.keys()].filter((p) => !markers.has(p));
+    if (unmarked.length > 0)
+      log.warn({ partitions: unmarked }, "changelog without a marker: store not repaired");
+    const ids = [...fresh.keys()].filter((p) => markers.has(p));
+    if (ids.length === 0) return;
+    const floor = (p: number) => markers.get(p)?.version ?? 0;
+    const t0 = Date.now();
+    const repairs = await health.retry(
+      "store",
+      async () => {
+        const out: Change[] = [];
+        let active: Map<string, Change> | undefined;
+        const rows = writtenAfter(store, {
+          runId: LIVE_RUN,
+          after: Math.min(...ids.map(floor)),
+          partitions: { count: partitions, ids },
+        });
+        for await (const row of rows) {
+          clock.observe(row.version);
+          if (row.version <= floor(row.partition)) continue;
+          active ??= restoredActive(fresh.values(), o.detectors);
+          const change = repairChange(row, active, o.detectors);
+          if (change) out.push(change);
+        }
+        return out;
+      },
+      { signal: stopping.signal },
+    );
+    for (const c of repairs) changes.push({ ...c, version: clock.next() });
+    const retracted = repairs.filter((c) => c.op === "retract").length;
+    log.info(
+      { partitions: ids, rewritten: repairs.length - retracted, retracted, ms: Date.now() - t0 },
+      "store repaired",
+    );
   };
   const newEngine = () =>
     new Engine({ detectors: o.detectors, retentionDays: o.retentionDays, changelog: true });
@@ -239,6 +315,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const flush = async (heartbeat?: () => Promise<void>) => {
     const state: Message[] = [];
     for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
+    // After every group (see MARKER_KEY): the versions this flush's state accounts for.
+    const marker = { version: clock.current };
+    for (const p of engines.keys()) state.push(markerMessage(p, marker));
     const toTopic = o.output.kind === "topic";
     const topicMessages = [
       {
@@ -270,9 +349,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       .then(async () => {
         const timer = o.metrics?.flushSeconds.startTimer();
         if (toStore) {
+          const t0 = Date.now();
           await health.retry("store", () => writeToStore(toStore.store, toStore.changes, toStore.archive), {
             signal,
           });
+          log.debug(
+            { changes: toStore.changes.length, archived: toStore.archive.length, ms: Date.now() - t0 },
+            "flush stored",
+          );
         }
         let sent = 0;
         await health.retry(

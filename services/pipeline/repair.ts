@@ -1,0 +1,83 @@
+// Bringing the store back to a restored state. A process that stopped past its last commit may
+// have written suspect rows the restored state does not hold: re-processing can interleave the
+// input topics differently and never produce them again. Every row written after the commit is
+// rewritten to the restored state's verdict, above all versions, so store and state agree and
+// continuing gives what one uninterrupted pass gives.
+import type { Suspect } from "../../schemas/index.ts";
+import type { ActiveDetector, Change, Engine } from "../engine/engine.ts";
+import { FINAL_SETTINGS } from "../store/final.ts";
+import type { Store } from "../store/index.ts";
+import { SUSPECT_COLUMNS, type SuspectReadRow, suspectFromRow } from "../store/rows.ts";
+
+/** A suspect as the store holds it now (its highest version). */
+export interface WrittenSuspect {
+  suspect: Suspect;
+  status: "active" | "retracted";
+  version: number;
+  /** The input partition of its person (0 when not asked by partition). */
+  partition: number;
+}
+
+export interface WrittenAfterQuery {
+  runId: string;
+  /** Rows whose newest version is above this... */
+  after: number;
+  /** ...and, if given, only those of persons on these input partitions (Kafka's murmur2 partitioner). */
+  partitions?: { count: number; ids: number[] };
+}
+
+/** Suspects of a run whose newest version is above `after`: the candidates for repair. */
+export async function* writtenAfter(store: Store, q: WrittenAfterQuery): AsyncIterable<WrittenSuspect> {
+  // The same hash kafkajs's DefaultPartitioner keys input records with, so a row's partition
+  // needs no column of its own. The subquery reads no FINAL, so the version index applies.
+  const partitionOf = q.partitions ? "kafkaMurmurHash(person_id) % {n:UInt32}" : "0";
+  const rows = store.stream<SuspectReadRow & { status: "active" | "retracted"; version: string; p: number }>(
+    `SELECT ${SUSPECT_COLUMNS}, status, toString(version) AS version, toUInt32(${partitionOf}) AS p
+     FROM suspects FINAL
+     WHERE run_id = {run:String}
+       AND suspect_id IN (SELECT suspect_id FROM suspects WHERE run_id = {run:String} AND version > {after:UInt64}
+                          ${q.partitions ? `AND ${partitionOf} IN {ps:Array(UInt32)}` : ""})
+     ${FINAL_SETTINGS}`,
+    {
+      run: q.runId,
+      after: String(q.after),
+      ...(q.partitions ? { n: q.partitions.count, ps: q.partitions.ids } : {}),
+    },
+  );
+  for await (const r of rows) {
+    yield {
+      suspect: suspectFromRow(r),
+      status: r.status,
+      version: Number(r.version),
+      partition: Number(r.p),
+    };
+  }
+}
+
+/** The restored engines' active suspects, as the upserts a repair writes. */
+export function restoredActive(engines: Iterable<Engine>, detectors: ActiveDetector[]): Map<string, Change> {
+  const hashOf = new Map(detectors.map((a) => [a.detector.id, a.configHash]));
+  const active = new Map<string, Change>();
+  for (const e of engines) {
+    for (const s of e.activeSuspects()) {
+      active.set(s.suspect_id, { op: "upsert", suspect: s, configHash: hashOf.get(s.detector) });
+    }
+  }
+  return active;
+}
+
+/**
+ * What makes a written suspect agree with the restored state: its restored copy when the state
+ * holds it active, a retraction when only the store does, nothing when both say retracted.
+ */
+export function repairChange(
+  written: WrittenSuspect,
+  active: ReadonlyMap<string, Change>,
+  detectors: ActiveDetector[],
+): Change | undefined {
+  const restored = active.get(written.suspect.suspect_id);
+  if (restored) return restored;
+  if (written.status !== "active") return undefined;
+  const configHash = detectors.find((a) => a.detector.id === written.suspect.detector)?.configHash;
+  return { op: "retract", suspect: written.suspect, configHash };
+}
