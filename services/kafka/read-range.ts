@@ -136,6 +136,7 @@ export async function openRange(kafka: Kafka, o: RangeOptions): Promise<RangeRea
   });
   const onAbort = () => settle("interrupted");
   o.signal?.addEventListener("abort", onAbort, { once: true });
+  if (o.signal?.aborted) onAbort();
 
   const finishPartition = (topic: string, partition: number) => {
     if (!ends.delete(tpKey(topic, partition))) return;
