@@ -2,16 +2,16 @@
 import type { Command } from "commander";
 import { loadEnv } from "../config/env.ts";
 import type { ConfigContext } from "../dynamic-config/commands.ts";
-import { createKafka } from "../kafka/client.ts";
+import { createKafka, kafkaConnection } from "../kafka/connection.ts";
 import { createLogger } from "../log.ts";
 import { auditCli } from "./audit.ts";
 
 function configContext(): ConfigContext {
   const env = loadEnv();
-  if (!env.KAFKA_BROKERS) throw new Error("KAFKA_BROKERS is not set (e.g. KAFKA_BROKERS=127.0.0.1:9092)");
+  const connection = kafkaConnection(env, "config");
   const log = createLogger("config", env.LOG_LEVEL);
   return {
-    kafka: createKafka(env.KAFKA_BROKERS, "fundguard-config", log),
+    kafka: createKafka(connection, log),
     prefix: env.FUNDGUARD_TOPIC_PREFIX,
   };
 }

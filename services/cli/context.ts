@@ -4,7 +4,7 @@ import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Limits } from "../../schemas/limits.ts";
 import { type Env, limitsOf, loadEnv, requireKafka } from "../config/env.ts";
 import { type ActiveDetector, activate } from "../engine/engine.ts";
-import { createKafka } from "../kafka/client.ts";
+import { createKafka, type KafkaConnection, kafkaConnection } from "../kafka/connection.ts";
 import { type Topics, topicNames } from "../kafka/topics.ts";
 import { createLogger, type Logger } from "../log.ts";
 
@@ -12,6 +12,7 @@ export interface KafkaContext {
   env: Env;
   log: Logger;
   kafka: Kafka;
+  connection: KafkaConnection;
   topics: Topics;
   registryUrl: string;
   limits: Limits;
@@ -20,11 +21,13 @@ export interface KafkaContext {
 export function kafkaContext(service: string): KafkaContext {
   const env = loadEnv();
   const log = createLogger(service, env.LOG_LEVEL);
-  const { brokers, registryUrl } = requireKafka(env);
+  const { registryUrl } = requireKafka(env);
+  const connection = kafkaConnection(env, service);
   return {
     env,
     log,
-    kafka: createKafka(brokers, `fundguard-${service}`, log),
+    kafka: createKafka(connection, log),
+    connection,
     topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX),
     registryUrl,
     limits: limitsOf(env),

@@ -159,6 +159,7 @@ export function registerKafkaCommands(program: Command): void {
             log: ctx.log,
             untilCaughtUp: o.untilCaughtUp,
             commitIntervalMs: ctx.env.FUNDGUARD_COMMIT_INTERVAL_MS,
+            sessionTimeoutMs: ctx.connection.sessionTimeoutMs,
             createPartitions: ctx.env.FUNDGUARD_PARTITIONS,
             output: store ? { kind: "store", store } : { kind: "topic" },
             signal: shutdownSignal(ctx.log),

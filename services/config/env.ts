@@ -56,6 +56,11 @@ const schema = z.object({
   FUNDGUARD_REFERENCE_DIR: z.string().min(1).optional(),
   /** How often workers write state and commit offsets (Kafka Streams' commit.interval.ms). */
   FUNDGUARD_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
+  /**
+   * A consumer that stops heartbeating leaves its group after this long, and its partitions move
+   * (Kafka's session.timeout.ms; the broker bounds it by group.min/max.session.timeout.ms).
+   */
+  FUNDGUARD_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(10_000),
   FUNDGUARD_RETENTION_DAYS: z.coerce.number().int().min(1).default(400),
   /** Longest wait between retries of an unavailable store, registry or broker. */
   FUNDGUARD_BACKOFF_MAX_MS: z.coerce.number().int().min(100).default(30_000),
@@ -105,12 +110,17 @@ export function limitsOf(env: Env): Limits {
   };
 }
 
+export function requireBrokers(env: Env): string[] {
+  if (!env.KAFKA_BROKERS) throw new Error("KAFKA_BROKERS is not set (e.g. KAFKA_BROKERS=127.0.0.1:9092)");
+  return env.KAFKA_BROKERS;
+}
+
 /** The Kafka settings a distributed command cannot run without. */
 export function requireKafka(env: Env): { brokers: string[]; registryUrl: string } {
-  if (!env.KAFKA_BROKERS) throw new Error("KAFKA_BROKERS is not set (e.g. KAFKA_BROKERS=127.0.0.1:9092)");
+  const brokers = requireBrokers(env);
   if (!env.SCHEMA_REGISTRY_URL)
     throw new Error("SCHEMA_REGISTRY_URL is not set (e.g. http://127.0.0.1:8081)");
-  return { brokers: env.KAFKA_BROKERS, registryUrl: env.SCHEMA_REGISTRY_URL };
+  return { brokers, registryUrl: env.SCHEMA_REGISTRY_URL };
 }
 
 /** The API's access limits as configured. */

@@ -2,9 +2,9 @@
 // value = that detector's config as JSON (a tombstone resets it to the defaults). Every worker
 // reads the whole topic, like a Kafka Streams GlobalKTable, and applies changes without a restart.
 
-import { randomUUID } from "node:crypto";
 import type { Admin, IHeaders, ITopicConfig, Kafka } from "kafkajs";
-import { FETCH_WAIT_MS } from "../kafka/client.ts";
+import type { ConsumerTiming } from "../kafka/connection.ts";
+import { openRange } from "../kafka/read-range.ts";
 import type { Topics } from "../kafka/topics.ts";
 
 export const CONFIG_TOPIC = "detector-config.v1";
@@ -89,75 +89,31 @@ export interface ConfigFollower {
 }
 
 /**
- * Reads the topic from the beginning and keeps following it. kafkajs has no manual assignment,
- * so a throwaway consumer group (deleted at stop) stands in for it, as in worker/changelog.ts.
- * `onRecord` runs for every record in offset order; with `follow: false` the consumer stops at
- * the end offsets seen at start.
+ * Reads the topic from the beginning and keeps following it, in a group of its own (see
+ * kafka/read-range.ts) deleted at stop. `onRecord` runs for every record in offset order; with
+ * `follow: false` the reader stops at the end offsets seen at start.
  */
 export async function followConfigTopic(
   kafka: Kafka,
   topic: string,
   onRecord: (r: ConfigRecord) => void | Promise<void>,
-  opts: { follow?: boolean; groupPrefix?: string } = {},
+  opts: { follow?: boolean; groupPrefix?: string; timing?: ConsumerTiming } = {},
 ): Promise<ConfigFollower> {
   const admin = kafka.admin();
   await admin.connect();
-  await ensureConfigTopic(admin, topic);
-  const ends = new Map<number, bigint>();
-  for (const p of await admin.fetchTopicOffsets(topic)) {
-    if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high));
-  }
-  const groupId = `${opts.groupPrefix ?? "fundguard-config"}-${randomUUID()}`;
-  const consumer = kafka.consumer({
-    groupId,
-    sessionTimeout: 10_000,
-    heartbeatInterval: 1_000,
-    maxWaitTimeInMs: FETCH_WAIT_MS,
-  });
-  let markCaughtUp: () => void = () => undefined;
-  const caughtUp = new Promise<void>((resolve) => {
-    markCaughtUp = resolve;
-  });
-  const check = () => {
-    if (ends.size === 0) markCaughtUp();
-  };
-  check();
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await consumer.disconnect().catch(() => undefined);
-    await admin.deleteGroups([groupId]).catch(() => undefined);
-    await admin.disconnect().catch(() => undefined);
-  };
-  if (ends.size === 0 && opts.follow === false) {
-    await stop();
-    return { caughtUp, stop };
-  }
   try {
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch, heartbeat }) => {
-        const end = ends.get(batch.partition);
-        for (const m of batch.messages) {
-          if (opts.follow === false && (end === undefined || BigInt(m.offset) >= end)) break;
-          await onRecord(toConfigRecord(m));
-        }
-        // Compaction leaves offset gaps: the batch's last offset, not a message's, marks the position.
-        if (end !== undefined && BigInt(batch.lastOffset()) + 1n >= end) {
-          ends.delete(batch.partition);
-          check();
-        }
-        await heartbeat();
-      },
-    });
-  } catch (e) {
-    await stop();
-    throw e;
+    await ensureConfigTopic(admin, topic);
+  } finally {
+    await admin.disconnect();
   }
-  return { caughtUp, stop };
+  const reader = await openRange(kafka, {
+    topics: [topic],
+    follow: opts.follow !== false,
+    groupPrefix: `${opts.groupPrefix ?? "fundguard-config"}-`,
+    timing: opts.timing,
+    onRecord: ({ message }) => onRecord(toConfigRecord(message)),
+  });
+  return { caughtUp: reader.caughtUp, stop: reader.stop };
 }
 
 /** Every record of the topic up to its end offsets now, in offset order. */

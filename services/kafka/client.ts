@@ -1,47 +1,13 @@
 import {
   type CompressionTypes,
-  Kafka,
-  logLevel as KafkaLogLevel,
-  type LogEntry,
+  type Kafka,
   type Message,
   Partitioners,
   type Producer,
   type ProducerRecord,
   type TopicMessages,
 } from "kafkajs";
-import type { Logger } from "../log.ts";
-
-const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
-  [KafkaLogLevel.ERROR]: "error",
-  [KafkaLogLevel.WARN]: "warn",
-  [KafkaLogLevel.INFO]: "info",
-  [KafkaLogLevel.DEBUG]: "debug",
-};
-
-/**
- * Logged by kafkajs for every idempotent producer with bounded retries. The only such producer
- * (the worker's) resends a request a send gave up on; kafkajs rolls a failed request's sequence
- * numbers back, so a broker that did write it recognises the resend as a duplicate.
- */
-const BOUNDED_RETRIES_WARNING = "Limiting retries for the idempotent producer may invalidate EoS guarantees";
-
-/** A kafkajs client whose own logs go through our logger, at warn and above. */
-export function createKafka(brokers: string[], clientId: string, log: Logger): Kafka {
-  const child = log.child({ component: "kafkajs" });
-  return new Kafka({
-    clientId,
-    brokers,
-    logLevel: KafkaLogLevel.WARN,
-    retry: { initialRetryTime: 200 },
-    logCreator:
-      () =>
-      ({ level, log: entry }: LogEntry) => {
-        const { message, ...rest } = entry;
-        if (message === BOUNDED_RETRIES_WARNING) return;
-        child[LEVELS[level] ?? "info"](rest, message);
-      },
-  });
-}
+import { DEFAULT_TIMING } from "./connection.ts";
 
 /**
  * An idempotent producer partitioning like Java clients (murmur2 of the key), so topics
@@ -58,12 +24,8 @@ export function idempotentProducer(kafka: Kafka, retries = Number.MAX_SAFE_INTEG
   });
 }
 
-/**
- * How long a fetch waits on the broker for new data. kafkajs defaults to 5 s, which is also
- * how long stopping a consumer or reacting to a rebalance can take; half a second keeps
- * shutdowns and hand-overs quick at the cost of a few idle fetches.
- */
-export const FETCH_WAIT_MS = 500;
+/** How long a fetch waits on the broker for new data (see ConsumerTiming). */
+export const FETCH_WAIT_MS = DEFAULT_TIMING.fetchWaitMs;
 
 /** Per-partition bytes in one request, under the broker's default 1 MiB record-batch limit. */
 export const DEFAULT_BATCH_BYTES = 768 * 1024;

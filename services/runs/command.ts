@@ -4,7 +4,7 @@ import { loadCatalogs } from "../../detectors/index.ts";
 import { limitsOf, loadEnv } from "../config/env.ts";
 import { requireDetector } from "../dynamic-config/validate.ts";
 import { activate } from "../engine/engine.ts";
-import { createKafka } from "../kafka/client.ts";
+import { createKafka, kafkaConnection } from "../kafka/connection.ts";
 import { AvroSerde } from "../kafka/serde.ts";
 import { topicNames } from "../kafka/topics.ts";
 import { createLogger, type Logger } from "../log.ts";
@@ -86,8 +86,10 @@ function kafkaFor(log: Logger) {
   if (!env.KAFKA_BROKERS || !env.SCHEMA_REGISTRY_URL) {
     throw new Error("a run over the topics needs KAFKA_BROKERS and SCHEMA_REGISTRY_URL");
   }
+  const connection = kafkaConnection(env, "run");
   return {
-    kafka: createKafka(env.KAFKA_BROKERS, "fundguard-run", log),
+    kafka: createKafka(connection, log),
+    connection,
     topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX),
     registryUrl: env.SCHEMA_REGISTRY_URL,
   };
@@ -289,6 +291,7 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
           rate: o.rate,
           progress,
           log,
+          timing: k.connection,
         });
       }
     } finally {

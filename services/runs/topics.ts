@@ -5,10 +5,11 @@
 // seeks to the start offsets and stops at the
 // end offsets; it never commits, and the live workers' group is never touched.
 // Like a worker, the run keeps one engine per partition (persons are co-partitioned).
-import { randomUUID } from "node:crypto";
-import type { Admin, EachBatchPayload, Kafka } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import type { EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
+import type { ConsumerTiming } from "../kafka/connection.ts";
+import { type RangeRecord, readRange, tpKey } from "../kafka/read-range.ts";
 import { type AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
 import { checkCoPartitioned, type Topics } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
@@ -21,8 +22,6 @@ export interface TopicPosition {
   /** "topic:partition" → next offset to process. */
   next: Record<string, string>;
 }
-
-const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
 
 function parseTime(label: string, iso: string): number {
   const ms = Date.parse(iso);
@@ -75,27 +74,6 @@ export function runGroupPrefix(source: RunSourceTopics, run: string): string {
   return `${settlements.slice(0, settlements.length - "settlements.v1".length)}fundguard-run.${run}.`;
 }
 
-const RUN_SESSION_TIMEOUT_MS = 10_000;
-
-/** Deletes a run's group, retrying while it still has a member (leaving, or dead until its session expires). */
-async function deleteGroup(admin: Admin, groupId: string, log: Logger, patienceMs: number): Promise<void> {
-  const until = Date.now() + patienceMs;
-  for (;;) {
-    try {
-      await admin.deleteGroups([groupId]);
-      return;
-    } catch (e) {
-      const groups = (e as { groups?: { error?: { type?: string } }[] }).groups ?? [];
-      if (groups.some((g) => g.error?.type === "GROUP_ID_NOT_FOUND")) return;
-      if (Date.now() >= until) {
-        log.warn({ err: e, group: groupId }, "could not delete the run's consumer group");
-        return;
-      }
-      await sleep(250);
-    }
-  }
-}
-
 /** Events in the range (end − start summed), for the progress bar. */
 export function rangeSize(s: RunSourceTopics): number {
   let n = 0;
@@ -116,6 +94,7 @@ export async function runTopics(
     progress: Progress;
     log: Logger;
     backoff?: BackoffPolicy;
+    timing?: ConsumerTiming;
   },
 ): Promise<"done" | "interrupted"> {
   const [settlementsTopic] = source.topics;
@@ -134,124 +113,54 @@ export async function runTopics(
     return "done";
   }
 
-  const groupPrefix = runGroupPrefix(source, opts.run);
-  const groupId = `${groupPrefix}${randomUUID()}`;
-  const consumer = opts.kafka.consumer({
-    groupId,
-    // A killed run's member leaves its group after this long; then the group can be deleted.
-    sessionTimeout: RUN_SESSION_TIMEOUT_MS,
-    heartbeatInterval: 1_000,
-    maxBytesPerPartition: 4 << 20,
-  });
-  const admin = opts.kafka.admin();
-  await admin.connect();
-  // Groups left by a process of this run that was killed: deleted at the end, when the dead
-  // member's session has surely expired.
-  const stale = (await admin.listGroups()).groups
-    .map((g) => g.groupId)
-    .filter((g) => g.startsWith(groupPrefix));
-  const startedAt = Date.now();
   const limiter = new RateLimiter(opts.rate);
-  let finish: (how: "done" | "interrupted") => void = () => undefined;
-  const finished = new Promise<"done" | "interrupted">((resolve) => {
-    finish = resolve;
-  });
-  const onAbort = () => finish("interrupted");
-  opts.signal.addEventListener("abort", onAbort, { once: true });
-  let failure: unknown;
   const health = new Health({ log: opts.log, policy: opts.backoff ?? DEFAULT_BACKOFF });
 
-  const markDone = (topic: string, partition: number) => {
-    const k = tpKey(topic, partition);
-    if (!remaining.delete(k)) return;
-    next[k] = source.end[k] as string;
-    consumer.pause([{ topic, partitions: [partition] }]);
-    if (remaining.size === 0) finish("done");
-  };
-
-  const eachBatch = async ({ batch, heartbeat, isRunning, isStale }: EachBatchPayload) => {
-    try {
-      const k = tpKey(batch.topic, batch.partition);
-      if (!remaining.has(k)) return;
-      const end = BigInt(source.end[k] as string);
-      const kind: InputKind = batch.topic === settlementsTopic ? "settlement" : "death";
-      for (const m of batch.messages) {
-        if (opts.signal.aborted || !isRunning() || isStale()) return;
-        const offset = BigInt(m.offset);
-        if (offset < BigInt(next[k] as string)) continue; // fetched before the seek took effect
-        if (offset >= end) break;
-        // An unreachable registry (or an id it does not know yet) is waited out, as the worker does.
-        const decoded = await health.retry("registry", () => opts.serde.decode(kind, m.value), {
-          retryable: (e) => e instanceof RegistryUnavailableError,
-          wait: tickingWait(heartbeat),
-          signal: opts.signal,
-        });
-        if (decoded.ok) session.process(batch.partition, { kind, value: decoded.value } as EngineEvent);
-        else {
-          session.bad();
-          opts.log.warn(
-            { topic: batch.topic, partition: batch.partition, offset: m.offset, reason: decoded.reason },
-            "invalid record skipped",
-          );
-        }
-        next[k] = (offset + 1n).toString();
-        processed++;
-        const wait = limiter.delay();
-        if (wait > 0) {
-          await sleep(wait);
-          await heartbeat();
-        }
-        if ((processed & 1023) === 0) opts.progress.update(doneBefore + processed, total);
-        if (session.due) {
-          await session.checkpoint(position());
-          await heartbeat();
-        }
-      }
-      // Compaction (deaths.v1) leaves offset gaps: the batch's last offset tells where the partition is.
-      if (BigInt(batch.lastOffset()) + 1n >= end || BigInt(next[k] as string) >= end)
-        markDone(batch.topic, batch.partition);
+  const onRecord = async ({ topic, partition, message: m }: RangeRecord, heartbeat: () => Promise<void>) => {
+    const kind: InputKind = topic === settlementsTopic ? "settlement" : "death";
+    // An unreachable registry (or an id it does not know yet) is waited out, as the worker does.
+    const decoded = await health.retry("registry", () => opts.serde.decode(kind, m.value), {
+      retryable: (e) => e instanceof RegistryUnavailableError,
+      wait: tickingWait(heartbeat),
+      signal: opts.signal,
+    });
+    if (decoded.ok) session.process(partition, { kind, value: decoded.value } as EngineEvent);
+    else {
+      session.bad();
+      opts.log.warn({ topic, partition, offset: m.offset, reason: decoded.reason }, "invalid record skipped");
+    }
+    next[tpKey(topic, partition)] = (BigInt(m.offset) + 1n).toString();
+    processed++;
+    const wait = limiter.delay();
+    if (wait > 0) {
+      await sleep(wait);
       await heartbeat();
-    } catch (e) {
-      if (!opts.signal.aborted) failure = e;
-      finish("interrupted");
+    }
+    if ((processed & 1023) === 0) opts.progress.update(doneBefore + processed, total);
+    if (session.due) {
+      await session.checkpoint(position());
+      await heartbeat();
     }
   };
 
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    // kafkajs restarts the consumer after retriable errors; anything else ends the run (as failed).
-    if (!payload.restart) {
-      failure = payload.error;
-      finish("interrupted");
-    }
+  const outcome = await readRange(opts.kafka, {
+    topics: source.topics,
+    from: next,
+    to: source.end,
+    groupPrefix: runGroupPrefix(source, opts.run),
+    // A killed run's member leaves its group after the session timeout; then the group can be deleted.
+    deleteStale: true,
+    timing: opts.timing,
+    maxBytesPerPartition: 4 << 20,
+    signal: opts.signal,
+    log: opts.log,
+    onRecord,
+    // Compaction (deaths.v1) leaves offset gaps: the end, not the last record, is where the partition is.
+    onPartitionEnd: (topic, partition) => {
+      const k = tpKey(topic, partition);
+      next[k] = source.end[k] as string;
+    },
   });
-
-  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
-      for (const partition of partitions) {
-        const k = tpKey(topic, partition);
-        if (remaining.has(k)) consumer.seek({ topic, partition, offset: next[k] as string });
-        else consumer.pause([{ topic, partitions: [partition] }]);
-      }
-    }
-  });
-
-  let outcome: "done" | "interrupted";
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topics: source.topics, fromBeginning: true });
-    await consumer.run({ autoCommit: false, partitionsConsumedConcurrently: 1, eachBatch });
-    outcome = await finished;
-  } finally {
-    opts.signal.removeEventListener("abort", onAbort);
-    // Stop fetching first: the last batch finishes before the final checkpoint below.
-    await consumer.stop().catch(() => undefined);
-    await consumer.disconnect().catch(() => undefined);
-    await deleteGroup(admin, groupId, opts.log, 5_000);
-    const patience = RUN_SESSION_TIMEOUT_MS + 5_000 - (Date.now() - startedAt);
-    for (const g of stale) await deleteGroup(admin, g, opts.log, Math.max(patience, 1_000));
-    await admin.disconnect().catch(() => undefined);
-  }
-  if (failure) throw failure;
   await session.checkpoint(position());
   opts.progress.update(doneBefore + processed, total);
   return outcome;
