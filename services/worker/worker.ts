@@ -17,7 +17,8 @@ import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
-import { FETCH_WAIT_MS, idempotentProducer, produceRequests } from "../kafka/client.ts";
+import { idempotentProducer, produceRequests } from "../kafka/client.ts";
+import { consumerTiming, DEFAULT_TIMING } from "../kafka/connection.ts";
 import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import {
@@ -123,12 +124,13 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
 
   const producer = idempotentProducer(o.kafka, SEND_RETRIES);
   await producer.connect();
+  const timing = consumerTiming(o.sessionTimeoutMs ?? DEFAULT_TIMING.sessionTimeoutMs);
   const consumer = o.kafka.consumer({
     groupId: o.group,
-    maxWaitTimeInMs: FETCH_WAIT_MS,
-    // A crashed worker's partitions move after this long; heartbeats every second keep a live one.
-    sessionTimeout: o.sessionTimeoutMs ?? 10_000,
-    heartbeatInterval: 1_000,
+    maxWaitTimeInMs: timing.fetchWaitMs,
+    // A crashed worker's partitions move after this long; frequent heartbeats keep a live one.
+    sessionTimeout: timing.sessionTimeoutMs,
+    heartbeatInterval: timing.heartbeatMs,
     maxBytesPerPartition: 4 << 20,
   });
   await consumer.connect();
@@ -297,18 +299,19 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   });
 
   /**
-   * A flush takes what the batches so far produced and sends it, then commits their offsets,
-   * in the background: the next batches are processed meanwhile (gzip runs in the zlib pool).
-   * Flushes complete in order, so offsets never overtake their data; at most one waits behind
-   * the one in flight. The next flush's ClickHouse writes do not overlap this one's commit:
-   * writes past the committed offsets are only undone if a restart re-derives them, and it may
-   * interleave the two input topics differently (overlapping them let the SIGKILL test see a
-   * stale finding survive). A step that fails is retried with backoff on exactly the data it
+   * A flush takes what the batches so far produced and writes it in three stages, in the
+   * background while the next batches are processed: (1) the store, (2) dead letters, suspects
+   * for the topic sink and the changelog state ending with each partition's marker, (3) the
+   * input offsets. Stage 1 of the next flush overlaps stages 2 and 3 of this one; each stage runs
+   * in flush order, so offsets never overtake their state and state never its rows. What a crash
+   * leaves in the store past the last marker is repaired on restore (repairStore), so the
+   * overlap reopens nothing. A step that fails is retried with backoff on exactly the data it
    * took (the same rows and versions; sends resume at the first request not acknowledged), and
    * the batch waiting behind it heartbeats, so the worker stays in its group and fetches nothing
    * meanwhile. Only a stop ends the wait: the flush is dropped and a restart resumes from the
    * last one, where changelog and offsets agree.
    */
+  let stored: Promise<void> = Promise.resolve();
   let inFlight: Promise<void> = Promise.resolve();
   let queued = 0;
   let failure: unknown;
@@ -345,19 +348,21 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const previous = inFlight;
     const signal = stopping.signal;
     queued++;
-    inFlight = previous
+    const timer = o.metrics?.flushSeconds.startTimer();
+    const thisStored = stored.then(async () => {
+      if (!toStore) return;
+      const t0 = Date.now();
+      await health.retry("store", () => writeToStore(toStore.store, toStore.changes, toStore.archive), {
+        signal,
+      });
+      log.debug(
+        { changes: toStore.changes.length, archived: toStore.archive.length, ms: Date.now() - t0 },
+        "flush stored",
+      );
+    });
+    stored = thisStored;
+    inFlight = Promise.all([previous, thisStored])
       .then(async () => {
-        const timer = o.metrics?.flushSeconds.startTimer();
-        if (toStore) {
-          const t0 = Date.now();
-          await health.retry("store", () => writeToStore(toStore.store, toStore.changes, toStore.archive), {
-            signal,
-          });
-          log.debug(
-            { changes: toStore.changes.length, archived: toStore.archive.length, ms: Date.now() - t0 },
-            "flush stored",
-          );
-        }
         let sent = 0;
         await health.retry(
           "broker",
