@@ -3,8 +3,12 @@
 // input topics differently and never produce them again. Every row written after the commit is
 // rewritten to the restored state's verdict, above all versions, so store and state agree and
 // continuing gives what one uninterrupted pass gives.
+import type { Kafka } from "kafkajs";
 import type { Suspect } from "../../schemas/index.ts";
 import type { ActiveDetector, Change, Engine } from "../engine/engine.ts";
+import { readRange, tpKey } from "../kafka/read-range.ts";
+import { decodeSuspectChange } from "../kafka/serde.ts";
+import type { Logger } from "../log.ts";
 import { FINAL_SETTINGS } from "../store/final.ts";
 import type { Store } from "../store/index.ts";
 import { SUSPECT_COLUMNS, type SuspectReadRow, suspectFromRow } from "../store/rows.ts";
@@ -52,6 +56,61 @@ export async function* writtenAfter(store: Store, q: WrittenAfterQuery): AsyncIt
       partition: Number(r.p),
     };
   }
+}
+
+/** The latest change of each suspect in a suspects topic's partitions, from the given offsets to the end. */
+export async function* writtenToTopic(
+  kafka: Kafka,
+  o: { topic: string; from: Map<number, string>; signal?: AbortSignal; log?: Logger },
+): AsyncIterable<WrittenSuspect> {
+  const latest = new Map<string, WrittenSuspect>();
+  await readRange(kafka, {
+    topics: [o.topic],
+    partitions: [...o.from.keys()],
+    from: Object.fromEntries([...o.from].map(([p, offset]) => [tpKey(o.topic, p), offset])),
+    groupPrefix: "fundguard-repair-",
+    signal: o.signal,
+    log: o.log,
+    onRecord: ({ partition, message }) => {
+      const c = decodeSuspectChange(message);
+      const seen = latest.get(c.suspect.suspect_id);
+      if (seen && seen.version >= c.version) return;
+      const status = c.op === "upsert" ? "active" : "retracted";
+      latest.set(c.suspect.suspect_id, { suspect: c.suspect, status, version: c.version, partition });
+    },
+  });
+  yield* latest.values();
+}
+
+export interface Repair {
+  change: Change;
+  /** The input partition of the suspect's person. */
+  partition: number;
+}
+
+/**
+ * The changes that bring what was written after each partition's commit (`floor`) back to the
+ * restored engines' state. Every written version is observed, so the repairs go above them all.
+ */
+export async function repairsAfter(
+  written: AsyncIterable<WrittenSuspect>,
+  o: {
+    engines: Iterable<Engine>;
+    floor: (partition: number) => number;
+    detectors: ActiveDetector[];
+    observe: (version: number) => void;
+  },
+): Promise<Repair[]> {
+  const out: Repair[] = [];
+  let active: Map<string, Change> | undefined;
+  for await (const w of written) {
+    o.observe(w.version);
+    if (w.version <= o.floor(w.partition)) continue;
+    active ??= restoredActive(o.engines, o.detectors);
+    const change = repairChange(w, active, o.detectors);
+    if (change) out.push({ change, partition: w.partition });
+  }
+  return out;
 }
 
 /** The restored engines' active suspects, as the upserts a repair writes. */

@@ -2,7 +2,7 @@
 // checkpoints, resume (restore + repair), rate limit and final counts.
 import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
-import { repairChange, restoredActive, writtenAfter } from "../pipeline/repair.ts";
+import { repairsAfter, writtenAfter } from "../pipeline/repair.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import type { Store } from "../store/index.ts";
 import type { Checkpoint, CommitRecord, DirtyEntry, LoadedCheckpoint } from "./checkpoint.ts";
@@ -150,19 +150,19 @@ export class RunSession {
     );
     this.clock = new VersionClock(Math.max(after, Number(top?.v ?? 0)));
 
-    let active: Map<string, Change> | undefined;
-    let repaired = 0;
-    for await (const row of writtenAfter(this.o.store, { runId: this.o.name, after })) {
-      active ??= restoredActive(this.engines.values(), this.o.detectors);
-      const change = repairChange(row, active, this.o.detectors);
-      if (!change) continue;
+    const repairs = await repairsAfter(writtenAfter(this.o.store, { runId: this.o.name, after }), {
+      engines: this.engines.values(),
+      floor: () => after,
+      detectors: this.o.detectors,
+      observe: (v) => this.clock.observe(v),
+    });
+    for (const { change } of repairs) {
       this.pending.push(change);
       this.versions.push(this.clock.next());
-      repaired++;
     }
     await this.flushChanges();
     this.changes = 0;
-    return repaired;
+    return repairs.length;
   }
 
   /** Active suspects now, per detector. */

@@ -35,6 +35,8 @@ export const MARKER_KEY = "\u0001marker";
 
 export interface StateMarker {
   version: number;
+  /** Topic output: the suspects-topic offset of the partition before this flush's suspects (or lower). */
+  suspects?: string;
 }
 
 export function markerMessage(partition: number, marker: StateMarker): Message {

@@ -11,11 +11,12 @@ import {
   type Kafka,
   type Message,
   type ProducerRecord,
+  type RecordMetadata,
 } from "kafkajs";
 import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
-import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
+import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
 import { idempotentProducer, produceRequests } from "../kafka/client.ts";
 import { consumerTiming, DEFAULT_TIMING } from "../kafka/connection.ts";
@@ -35,11 +36,12 @@ import {
   ensureTopics,
   inputTopicConfigs,
   maxMessageBytes,
+  partitionCount,
   type Topics,
 } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { repairChange, restoredActive, writtenAfter } from "../pipeline/repair.ts";
+import { repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import { awaitTicking, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import { LIVE_RUN, type Store } from "../store/index.ts";
@@ -113,6 +115,11 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   if (o.createPartitions) await ensureTopics(admin, inputTopicConfigs(o.topics, o.createPartitions));
   const partitions = await checkCoPartitioned(admin, o.topics);
   const changelogTopic = o.topics.changelog(o.group);
+  const toTopic = o.output.kind === "topic";
+  // Suspects go to the partition of their person's input partition, so a restore reads only its own.
+  if (toTopic && (await partitionCount(admin, o.topics.suspects)) !== partitions) {
+    throw new Error(`${o.topics.suspects} must have ${partitions} partitions, as the input topics`);
+  }
   await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
   // Dead letters are cut to what their topic accepts: one the broker refused would fail every flush.
   const deadLetterBytes = await maxMessageBytes(admin, o.topics.deadletter);
@@ -147,7 +154,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const engines = new Map<number, Engine>();
   let assigned = new Set<number>();
   const clock = new VersionClock();
-  let changes: SuspectChange[] = [];
+  /** Changes with the input partition of their person: a lost partition's are its new owner's to write. */
+  let changes: (SuspectChange & { partition: number })[] = [];
+  /** Per partition, the suspects-topic offset after what this process knows it wrote there. */
+  const suspectsEnd = new Map<number, string>();
   let archive: EngineEvent[] = [];
   let deadbox: Message[] = [];
   const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
@@ -221,29 +231,32 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     // later restore can tell "everything since the start" from a log older than markers.
     const first = missing.filter((p) => !logged.has(p) && !markers.has(p));
     if (first.length > 0) {
+      const ends = toTopic ? await suspectsOffsets() : new Map<number, string>();
+      const initial = new Map(first.map((p) => [p, { version: 0, suspects: ends.get(p) }]));
       await health.retry(
         "broker",
         () =>
           producer.send({
             topic: changelogTopic,
             acks: -1,
-            messages: first.map((p) => markerMessage(p, { version: 0 })),
+            messages: [...initial].map(([p, m]) => markerMessage(p, m)),
           }),
         { signal: stopping.signal },
       );
-      for (const p of first) markers.set(p, { version: 0 });
+      for (const [p, m] of initial) markers.set(p, m);
     }
+    for (const [p, m] of markers) if (m.suspects) suspectsEnd.set(p, m.suspects);
     for (const [p, e] of fresh) engines.set(p, e);
     stats.restoredPersons += n;
     log.info({ partitions: missing, records: n, ms: Date.now() - t0 }, "state restored from changelog");
-    if (o.output.kind === "store") await repairStore(o.output.store, fresh, markers);
+    await repair(fresh, markers);
   };
 
   /**
    * Rewrites the suspects of restored partitions written after their last marker (by a process
    * that stopped before its flush was committed) to the restored state, through the outbox.
    */
-  const repairStore = async (store: Store, fresh: Map<number, Engine>, markers: Map<number, StateMarker>) => {
+  const repair = async (fresh: Map<number, Engine>, markers: Map<number, StateMarker>) => {
     // A log written before markers existed says nothing about what was written after it.
     const unmarked = [...fresh.keys()].filter((p) => !markers.has(p));
     if (unmarked.length > 0)
@@ -252,34 +265,56 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     if (ids.length === 0) return;
     const floor = (p: number) => markers.get(p)?.version ?? 0;
     const t0 = Date.now();
+    const written = () =>
+      o.output.kind === "store"
+        ? writtenAfter(o.output.store, {
+            runId: LIVE_RUN,
+            after: Math.min(...ids.map(floor)),
+            partitions: { count: partitions, ids },
+          })
+        : writtenToTopic(o.kafka, {
+            topic: o.topics.suspects,
+            from: new Map(ids.map((p) => [p, markers.get(p)?.suspects ?? "0"])),
+            signal: stopping.signal,
+            log,
+          });
     const repairs = await health.retry(
-      "store",
-      async () => {
-        const out: Change[] = [];
-        let active: Map<string, Change> | undefined;
-        const rows = writtenAfter(store, {
-          runId: LIVE_RUN,
-          after: Math.min(...ids.map(floor)),
-          partitions: { count: partitions, ids },
-        });
-        for await (const row of rows) {
-          clock.observe(row.version);
-          if (row.version <= floor(row.partition)) continue;
-          active ??= restoredActive(fresh.values(), o.detectors);
-          const change = repairChange(row, active, o.detectors);
-          if (change) out.push(change);
-        }
-        return out;
-      },
+      o.output.kind === "store" ? "store" : "broker",
+      () =>
+        repairsAfter(written(), {
+          engines: fresh.values(),
+          floor,
+          detectors: o.detectors,
+          observe: (v) => clock.observe(v),
+        }),
       { signal: stopping.signal },
     );
-    for (const c of repairs) changes.push({ ...c, version: clock.next() });
-    const retracted = repairs.filter((c) => c.op === "retract").length;
+    for (const { change, partition } of repairs)
+      changes.push({ ...change, version: clock.next(), partition });
+    const retracted = repairs.filter((r) => r.change.op === "retract").length;
     log.info(
       { partitions: ids, rewritten: repairs.length - retracted, retracted, ms: Date.now() - t0 },
       "store repaired",
     );
   };
+
+  const noteSuspectsWritten = (request: ProducerRecord, written: RecordMetadata[]) => {
+    const counts = new Map<number, number>();
+    for (const m of request.messages)
+      counts.set(m.partition as number, (counts.get(m.partition as number) ?? 0) + 1);
+    for (const w of written) {
+      const n = counts.get(w.partition);
+      if (n !== undefined && w.baseOffset !== undefined)
+        suspectsEnd.set(w.partition, String(BigInt(w.baseOffset) + BigInt(n)));
+    }
+  };
+
+  const suspectsSent = (requests: ProducerRecord[]) =>
+    requests.reduce((n, r) => n + (r.topic === o.topics.suspects ? r.messages.length : 0), 0);
+
+  /** The suspects topic's end offsets, by partition. */
+  const suspectsOffsets = async () =>
+    new Map((await admin.fetchTopicOffsets(o.topics.suspects)).map((x) => [x.partition, x.high]));
   const newEngine = () =>
     new Engine({ detectors: o.detectors, retentionDays: o.retentionDays, changelog: true });
 
@@ -319,32 +354,22 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const state: Message[] = [];
     for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
     // After every group (see MARKER_KEY): the versions this flush's state accounts for.
-    const marker = { version: clock.current };
-    for (const p of engines.keys()) state.push(markerMessage(p, marker));
-    const toTopic = o.output.kind === "topic";
-    const topicMessages = [
-      {
-        topic: o.topics.suspects,
-        messages: toTopic ? changes.map((c) => encodeSuspectChange(serde.suspectSchemaId, c)) : [],
-      },
-      { topic: o.topics.deadletter, messages: deadbox, maxBatchBytes: deadLetterBatchBytes(deadLetterBytes) },
-      // State is the bulk of what a worker writes: big batches, compressed.
-      {
-        topic: changelogTopic,
-        messages: state,
-        maxBatchBytes: CHANGELOG_MAX_MESSAGE_BYTES / 2,
-        groupOf: changelogGroup,
-        compression: CompressionTypes.GZIP,
-      },
-    ];
-    const requests = produceRequests(topicMessages);
-    const toStore = o.output.kind === "store" ? { store: o.output.store, changes, archive } : undefined;
+    for (const p of engines.keys()) {
+      state.push(markerMessage(p, { version: clock.current, suspects: suspectsEnd.get(p) }));
+    }
+    const flushed = changes;
+    const letters = deadbox;
+    const toStore = o.output.kind === "store" ? { store: o.output.store, archive } : undefined;
     const offsets = [...pendingOffsets.values()];
     changes = [];
     archive = [];
     deadbox = [];
     pendingOffsets.clear();
     lastFlush = Date.now();
+    // A partition lost meanwhile is its new owner's: its changes, state and offsets are dropped
+    // when their stage comes (the new owner resumes from the last commit and repairs past it).
+    const owned = <T extends { partition?: number }>(xs: T[]) =>
+      xs.filter((x) => x.partition === undefined || assigned.has(x.partition));
     const previous = inFlight;
     const signal = stopping.signal;
     queued++;
@@ -352,30 +377,60 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const thisStored = stored.then(async () => {
       if (!toStore) return;
       const t0 = Date.now();
-      await health.retry("store", () => writeToStore(toStore.store, toStore.changes, toStore.archive), {
-        signal,
-      });
+      const mine = owned(flushed);
+      await health.retry("store", () => writeToStore(toStore.store, mine, toStore.archive), { signal });
       log.debug(
-        { changes: toStore.changes.length, archived: toStore.archive.length, ms: Date.now() - t0 },
-        "flush stored",
+        { changes: mine.length, archived: toStore.archive.length, ms: Date.now() - t0 },
+        "flush written",
       );
     });
     stored = thisStored;
     inFlight = Promise.all([previous, thisStored])
       .then(async () => {
+        const requests = produceRequests([
+          {
+            topic: o.topics.suspects,
+            messages: toTopic
+              ? owned(flushed).map((c) => ({
+                  ...encodeSuspectChange(serde.suspectSchemaId, c),
+                  partition: c.partition,
+                }))
+              : [],
+          },
+          {
+            topic: o.topics.deadletter,
+            messages: letters,
+            maxBatchBytes: deadLetterBatchBytes(deadLetterBytes),
+          },
+          // State is the bulk of what a worker writes: big batches, compressed.
+          {
+            topic: changelogTopic,
+            messages: owned(state),
+            maxBatchBytes: CHANGELOG_MAX_MESSAGE_BYTES / 2,
+            groupOf: changelogGroup,
+            compression: CompressionTypes.GZIP,
+          },
+        ]);
         let sent = 0;
         await health.retry(
           "broker",
           async () => {
-            for (; sent < requests.length; sent++) await producer.send(requests[sent] as ProducerRecord);
+            for (; sent < requests.length; sent++) {
+              const request = requests[sent] as ProducerRecord;
+              const written = await producer.send(request);
+              if (request.topic === o.topics.suspects) {
+                noteSuspectsWritten(request, written);
+                if (requests[sent + 1]?.topic !== o.topics.suspects)
+                  log.debug({ changes: suspectsSent(requests) }, "flush written");
+              }
+            }
           },
           { signal },
         );
         await health.retry(
           "broker",
           async () => {
-            // A partition lost while this flush waited is its new owner's to commit.
-            const mine = offsets.filter((c) => assigned.has(c.partition));
+            const mine = owned(offsets);
             if (mine.length > 0) await consumer.commitOffsets(mine);
           },
           { signal },
@@ -427,7 +482,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         const event = { kind, value: decoded.value } as EngineEvent;
         archive.push(event);
         for (const c of engine.process(event)) {
-          changes.push({ ...c, version: clock.next() });
+          changes.push({ ...c, version: clock.next(), partition: batch.partition });
           o.metrics?.suspectChanges.inc({ detector: c.suspect.detector, op: c.op });
           stats.changes++;
         }

@@ -4,11 +4,15 @@
 // own fetch order, which is what leaves a crashed worker's uncommitted findings unreproduced;
 // the restore's repair must retract them. Replays a failing schedule with FUNDGUARD_CHAOS_SEED.
 import { readFileSync } from "node:fs";
-import { afterEach, beforeAll, expect, it } from "vitest";
+import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
+import type { Change } from "../../services/engine/engine.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { Rng } from "../../services/generate/prng.ts";
+import { AvroSerde, encodeSuspectChange } from "../../services/kafka/serde.ts";
+import { topicNames } from "../../services/kafka/topics.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
 import { canonical } from "../fixtures/run.ts";
 import {
@@ -16,6 +20,7 @@ import {
   exported,
   killStrays,
   pipelineEnv,
+  type RunningCli,
   replay,
   type StreamFiles,
   sleep,
@@ -53,98 +58,158 @@ const repairsIn = (log: string) =>
     .filter((l) => l.includes('"store repaired"'))
     .map((l) => JSON.parse(l) as { rewritten: number; retracted: number });
 
-it("a restore retracts what was written past its partition's marker and only that", async () => {
-  const env = pipelineEnv("repair", { LOG_LEVEL: "info" });
-  await replay(env, files);
-  await cli(["worker", "--until-caught-up"], env);
-  // What a worker killed past its last commit leaves behind when the restart, in its own fetch
-  // order, never decides that finding again; and an equal row from before the marker.
-  const model = detected[0] as Suspect;
-  const stale = { ...model, suspect_id: `${model.suspect_id}-past`, settlement_ids: ["past-marker"] };
-  const settled = { ...model, suspect_id: `${model.suspect_id}-settled`, settlement_ids: ["before-marker"] };
-  const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
-  try {
-    await store.writeChanges([{ op: "upsert", suspect: stale }], {
-      versionOf: () => (Date.now() + 1_000) * 1000,
-    });
-    await store.writeChanges([{ op: "upsert", suspect: settled }], { versionOf: () => 1 });
-  } finally {
-    await store.close();
-  }
-  const again = await cli(["worker", "--until-caught-up"], env);
-  expect(repairsIn(again.stderr + again.stdout)).toEqual([
-    expect.objectContaining({ rewritten: 0, retracted: 1 }),
-  ]);
-  expect(await exported(env)).toEqual(canonical([...detected, settled]));
-});
+type Output = "store" | "topic";
 
-it(`a worker SIGKILLed ${KILLS} times at random moments ends with exactly detect's suspects, none twice, none stale`, async () => {
-  const rng = new Rng(SEED);
-  process.stderr.write(`chaos: FUNDGUARD_CHAOS_SEED=${SEED}\n`);
-  const env = pipelineEnv("chaos", { LOG_LEVEL: "debug", FUNDGUARD_SESSION_TIMEOUT_MS: "6000" });
-  // Deaths go last: every deceased_activity finding is decided by a record that arrives late.
-  const [first, ...rest] = splitStream(files, tempDir("chaos-parts"), 3, 2) as StreamFiles[];
-  await replay(env, first as StreamFiles);
-  let producing = true;
-  const produced = (async () => {
-    for (const part of rest) await replay(env, part);
-    producing = false;
-  })();
+/** Resolves as the worker logs its nth flush with changes written, reacting within the same tick. */
+function flushWritten(worker: RunningCli, nth: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const onData = (chunk: string) => {
+      for (const line of chunk.split("\n")) {
+        if (line.includes('"flush written"') && !line.includes('"changes":0')) seen++;
+      }
+      if (seen >= nth) {
+        worker.stderr?.off("data", onData);
+        resolve();
+      }
+    };
+    // The log goes to stderr, one line per write.
+    worker.stderr?.on("data", onData);
+  });
+}
 
-  let kills = 0;
-  let repaired = 0;
-  // Up to five more kills if no restore found anything to repair: the test must hit the gap.
-  while (kills < KILLS || producing || (repaired === 0 && kills < KILLS + 5)) {
-    const interval = 50 + Math.floor(rng.float() * 350);
-    const worker = spawnCli(["worker"], { ...env, FUNDGUARD_COMMIT_INTERVAL_MS: String(interval) });
-    await waitFor(
-      () => worker.stdoutAndErr().includes('"assigned"'),
-      `worker ${kills + 1} joining the group`,
-    );
-    // Every other kill lands just after a flush reached the store, before its state and offsets
-    // are committed: the window a uniformly random moment rarely hits on a stream this small.
-    const stored = () => worker.stdoutAndErr().split('"flush stored"').length - 1;
-    if (kills % 2 === 1) {
-      const nth = 1 + Math.floor(rng.float() * 3);
-      await waitFor(() => stored() >= nth, "a flush reaching the store", 3_000).catch(() => undefined);
+/** Writes changes where the worker's output goes: ClickHouse, or suspects.v1 for the sink. */
+async function write(
+  env: Record<string, string>,
+  output: Output,
+  changes: [Change, number][],
+): Promise<void> {
+  if (output === "store") {
+    const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
+    try {
+      for (const [c, v] of changes) await store.writeChanges([c], { versionOf: () => v });
+    } finally {
+      await store.close();
     }
-    const wait = kills % 2 === 1 ? rng.float() * 10 : rng.float() * 2_500;
-    await sleep(wait);
-    worker.kill("SIGKILL");
-    const r = await worker.result;
-    expect(r.signal, r.stderr).toBe("SIGKILL");
-    const repairs = repairsIn(r.stdout + r.stderr);
-    for (const x of repairs) repaired += x.rewritten + x.retracted;
-    kills++;
-    process.stderr.write(
-      `chaos: kill ${kills} after ${Math.round(wait)} ms (commit every ${interval} ms), repairs ${JSON.stringify(repairs)}\n`,
-    );
+    return;
   }
-  await produced;
-
-  const last = await cli(["worker", "--until-caught-up"], env);
-  for (const x of repairsIn(last.stdout + last.stderr)) repaired += x.rewritten + x.retracted;
-  expect(repaired, "no restore repaired anything: the crashes never hit the gap").toBeGreaterThan(0);
-  expect(await exported(env)).toEqual(expected);
-
-  const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
+  const topics = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
+  const serde = new AvroSerde(env.SCHEMA_REGISTRY_URL as string, topics);
+  await serde.register();
+  const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
   try {
-    const [once] = await store.query<{ rows: string; ids: string }>(
-      `SELECT toString(count()) AS rows, toString(uniqExact(suspect_id)) AS ids
-       FROM suspects FINAL WHERE run_id = '' AND status = 'active'`,
-    );
-    expect(once?.rows).toBe(once?.ids);
-    const [archived] = await store.query<{ n: string }>(
-      "SELECT toString(count()) AS n FROM settlements FINAL",
-    );
-    const ids = new Set(
-      readFileSync(files.settlements, "utf8")
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => (JSON.parse(l) as { settlement_id: string }).settlement_id),
-    );
-    expect(Number(archived?.n)).toBe(ids.size);
+    await producer.send({
+      topic: topics.suspects,
+      messages: changes.map(([c, version]) => encodeSuspectChange(serde.suspectSchemaId, { ...c, version })),
+    });
   } finally {
-    await store.close();
+    await producer.disconnect();
   }
-}, 900_000);
+}
+
+/** The live suspects once everything the workers wrote is in ClickHouse. */
+async function result(env: Record<string, string>, output: Output): Promise<string[]> {
+  if (output === "topic") await cli(["sink", "--until-caught-up"], env);
+  return exported(env);
+}
+
+describe.each<Output>(["store", "topic"])("output to the %s", (output) => {
+  const args = output === "store" ? ["worker"] : ["worker", "--output", "topic"];
+
+  it("a restore retracts what was written past its partition's marker and only that", async () => {
+    const env = pipelineEnv(`repair-${output}`, { LOG_LEVEL: "info" });
+    await replay(env, files);
+    await cli([...args, "--until-caught-up"], env);
+    // What a worker killed past its last commit leaves behind when the restart, in its own fetch
+    // order, never decides that finding again; and an equal one from before the marker.
+    const model = detected[0] as Suspect;
+    const stale = { ...model, suspect_id: `${model.suspect_id}-past`, settlement_ids: ["past-marker"] };
+    const settled = {
+      ...model,
+      suspect_id: `${model.suspect_id}-settled`,
+      settlement_ids: ["before-marker"],
+    };
+    await write(env, output, [
+      [{ op: "upsert", suspect: stale }, (Date.now() + 1_000) * 1000],
+      [{ op: "upsert", suspect: settled }, 1],
+    ]);
+    const again = await cli([...args, "--until-caught-up"], env);
+    expect(repairsIn(again.stderr + again.stdout)).toEqual([
+      expect.objectContaining({ rewritten: 0, retracted: 1 }),
+    ]);
+    expect(await result(env, output)).toEqual(canonical([...detected, settled]));
+  });
+
+  const kills = output === "store" ? KILLS : Math.ceil(KILLS / 2);
+  it(`a worker SIGKILLed ${kills} times at random moments ends with exactly detect's suspects, none twice, none stale`, async () => {
+    const rng = new Rng(SEED);
+    process.stderr.write(`chaos: FUNDGUARD_CHAOS_SEED=${SEED}\n`);
+    const env = pipelineEnv(`chaos-${output}`, { LOG_LEVEL: "debug", FUNDGUARD_SESSION_TIMEOUT_MS: "6000" });
+    // Deaths go last: every deceased_activity finding is decided by a record that arrives late.
+    const [first, ...rest] = splitStream(files, tempDir("chaos-parts"), 3, 2) as StreamFiles[];
+    await replay(env, first as StreamFiles);
+    let producing = true;
+    const produced = (async () => {
+      for (const part of rest) await replay(env, part);
+      producing = false;
+    })();
+
+    let killed = 0;
+    let repaired = 0;
+    // Up to five more kills if no restore found anything to repair: the test must hit the gap.
+    while (killed < kills || producing || (repaired === 0 && killed < kills + 5)) {
+      const interval = 50 + Math.floor(rng.float() * 350);
+      const worker = spawnCli(args, { ...env, FUNDGUARD_COMMIT_INTERVAL_MS: String(interval) });
+      await waitFor(
+        () => worker.stdoutAndErr().includes('"assigned"'),
+        `worker ${killed + 1} joining the group`,
+      );
+      // Every other kill lands just after a flush's changes were written, before its state and offsets
+      // are committed: the window a uniformly random moment rarely hits on a stream this small.
+      if (killed % 2 === 1) {
+        const nth = 1 + Math.floor(rng.float() * 3);
+        await Promise.race([flushWritten(worker, nth), sleep(3_000)]);
+      }
+      const wait = killed % 2 === 1 ? rng.float() * 10 : rng.float() * 2_500;
+      await sleep(wait);
+      worker.kill("SIGKILL");
+      const r = await worker.result;
+      expect(r.signal, r.stderr).toBe("SIGKILL");
+      const repairs = repairsIn(r.stdout + r.stderr);
+      for (const x of repairs) repaired += x.rewritten + x.retracted;
+      killed++;
+      process.stderr.write(
+        `chaos: ${output}: kill ${killed} after ${Math.round(wait)} ms (commit every ${interval} ms), repairs ${JSON.stringify(repairs)}\n`,
+      );
+    }
+    await produced;
+
+    const last = await cli([...args, "--until-caught-up"], env);
+    for (const x of repairsIn(last.stdout + last.stderr)) repaired += x.rewritten + x.retracted;
+    expect(repaired, "no restore repaired anything: the crashes never hit the gap").toBeGreaterThan(0);
+    expect(await result(env, output)).toEqual(expected);
+
+    const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
+    try {
+      const [once] = await store.query<{ rows: string; ids: string }>(
+        `SELECT toString(count()) AS rows, toString(uniqExact(suspect_id)) AS ids
+       FROM suspects FINAL WHERE run_id = '' AND status = 'active'`,
+      );
+      expect(once?.rows).toBe(once?.ids);
+      const [archived] = await store.query<{ n: string }>(
+        "SELECT toString(count()) AS n FROM settlements FINAL",
+      );
+      const ids = new Set(
+        readFileSync(files.settlements, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => (JSON.parse(l) as { settlement_id: string }).settlement_id),
+      );
+      expect(Number(archived?.n)).toBe(ids.size);
+    } finally {
+      await store.close();
+    }
+  }, 900_000);
+});
