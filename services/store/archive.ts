@@ -6,8 +6,11 @@
 import type { EngineEvent } from "../engine/engine.ts";
 import type { RawFormat, RawTable } from "./backend.ts";
 
-/** A valid input record: its decoded value (for the engine and the fallback) and its exact bytes. */
-export type ArchiveRecord = EngineEvent & { raw: Uint8Array };
+/** A valid input record: its decoded event (what the fallback writes) and its exact bytes. */
+export interface ArchiveRecord {
+  event: EngineEvent;
+  raw: Uint8Array;
+}
 
 /** A table whose raw insert ClickHouse refused as data, and why; its rows went in through JS rows. */
 export interface ArchiveFallback {

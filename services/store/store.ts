@@ -181,8 +181,8 @@ export class Store {
     format: RawFormat,
     opts: { registryUrl?: string } = {},
   ): Promise<ArchiveFallback[]> {
-    const settlements = records.filter((r) => r.kind === "settlement");
-    const deaths = records.filter((r) => r.kind === "death");
+    const settlements = records.filter((r) => r.event.kind === "settlement");
+    const deaths = records.filter((r) => r.event.kind === "death");
     const fallbacks: ArchiveFallback[] = [];
     const raw = async (
       table: "settlements_in" | "deaths_in",
@@ -202,9 +202,9 @@ export class Store {
       }
     };
     await raw("settlements_in", settlements, () =>
-      this.writeSettlements(settlements.map((r) => r.value as Settlement)),
+      this.writeSettlements(settlements.map((r) => r.event.value as Settlement)),
     );
-    await raw("deaths_in", deaths, () => this.writeDeaths(deaths.map((r) => r.value as DeathRecord)));
+    await raw("deaths_in", deaths, () => this.writeDeaths(deaths.map((r) => r.event.value as DeathRecord)));
     return fallbacks;
   }
 
