@@ -13,45 +13,10 @@ import { generate } from "../../services/generate/generate.ts";
 import { fileEvents } from "../../services/ingest/ndjson-source.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
-import {
-  type ArchiveFallback,
-  type ArchiveRecord,
-  chdbConfig,
-  ndjsonArchiveBytes,
-  openStore,
-  type Store,
-} from "../../services/store/index.ts";
+import { type ArchiveFallback, type ArchiveRecord, ndjsonArchiveBytes } from "../../services/store/index.ts";
+import { archiveTables, writeJsArchive } from "../fixtures/archive.ts";
 import { tempDir } from "./harness.ts";
 import { evolvedSettlementSchema, registerUnder } from "./registry.ts";
-
-interface Archived {
-  settlements: unknown[];
-  deaths: unknown[];
-}
-
-/** Opens a fresh data directory, lets `write` fill it, and returns both archive tables whole. */
-async function archivedBy(dir: string, write: (store: Store) => Promise<void>): Promise<Archived> {
-  const store = await openStore(chdbConfig(dir));
-  try {
-    await write(store);
-    return {
-      settlements: await store.query(
-        "SELECT * EXCEPT ingested_at FROM settlements FINAL ORDER BY settlement_id",
-      ),
-      deaths: await store.query("SELECT * EXCEPT ingested_at FROM deaths FINAL ORDER BY person_id"),
-    };
-  } finally {
-    await store.close();
-  }
-}
-
-/** The JS row path, as writers used it before the raw archive (and as its fallback does). */
-async function writeJs(store: Store, events: readonly EngineEvent[]): Promise<void> {
-  const settlements = events.filter((e) => e.kind === "settlement").map((e) => e.value);
-  const deaths = events.filter((e) => e.kind === "death").map((e) => e.value);
-  await store.writeSettlements(settlements as Settlement[]);
-  await store.writeDeaths(deaths as Exclude<EngineEvent, { kind: "settlement" }>["value"][]);
-}
 
 async function readNdjson(file: string, kind: EngineEvent["kind"]): Promise<ArchiveRecord[]> {
   const out: ArchiveRecord[] = [];
@@ -109,13 +74,13 @@ describe("archive from raw bytes", () => {
     expect(integral).toMatch(/"total_fen":-?\d+\.0,/);
 
     const fallbacks: ArchiveFallback[][] = [];
-    const raw = await archivedBy(join(dir, "raw"), async (store) => {
+    const raw = await archiveTables(join(dir, "raw"), async (store) => {
       for (const records of [generated, edges, duplicate]) {
         fallbacks.push(await store.archive(records, "JSONEachRow"));
       }
     });
-    const js = await archivedBy(join(dir, "js"), (store) =>
-      writeJs(
+    const js = await archiveTables(join(dir, "js"), (store) =>
+      writeJsArchive(
         store,
         [...generated, ...edges, ...duplicate].map((r) => r.event),
       ),
@@ -190,11 +155,11 @@ describe("archive from raw bytes", () => {
       records.push({ event: { kind: m.kind, value: decoded.value } as EngineEvent, raw: m.bytes });
     }
     let fallbacks: ArchiveFallback[] = [];
-    const raw = await archivedBy(join(dir, "raw"), async (store) => {
+    const raw = await archiveTables(join(dir, "raw"), async (store) => {
       fallbacks = await store.archive(records, "AvroConfluent", { registryUrl });
     });
-    const js = await archivedBy(join(dir, "js"), (store) =>
-      writeJs(
+    const js = await archiveTables(join(dir, "js"), (store) =>
+      writeJsArchive(
         store,
         records.map((r) => r.event),
       ),
