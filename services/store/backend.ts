@@ -5,7 +5,7 @@
 // (sessions on one path coexist in a process) and its bound, chunked `queryStreamBind`.
 // Raw inserts (bytes in a ClickHouse input format) differ too: chdb's connection turns a body
 // into a UTF-8 string, which corrupts Avro, so there Avro goes through a file and FROM INFILE.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -106,9 +106,7 @@ async function openChdb(config: ChdbStoreConfig): Promise<Backend> {
   // contract is the one createClient expects (the integration is chdb's documented use).
   const client = createClient({ connection: connection as unknown as ClientConnection });
   const inserts = join(config.dataDir, "fundguard-inserts");
-  // Files there are this process's (chdb locks the directory): any left are from a crash.
-  rmSync(inserts, { recursive: true, force: true });
-  let fileSeq = 0;
+  removeStaleInserts(inserts);
   return {
     kind: "chdb",
     client,
@@ -124,7 +122,7 @@ async function openChdb(config: ChdbStoreConfig): Promise<Backend> {
         return;
       }
       ensurePrivateDir(inserts);
-      const file = join(inserts, `${process.pid}-${++fileSeq}.avro`);
+      const file = join(inserts, `${process.pid}-${++insertFiles}.avro`);
       try {
         const fh = await open(file, "wx", 0o600);
         try {
@@ -162,6 +160,17 @@ async function openChdb(config: ChdbStoreConfig): Promise<Backend> {
       await chdb.drainPending();
     },
   };
+}
+
+/** Numbers the Avro insert files of this process (stores on one path in one process share the directory). */
+let insertFiles = 0;
+
+/** Only this process may hold the data directory, so another process's insert files are a crash's leftovers. */
+function removeStaleInserts(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) {
+    if (!f.startsWith(`${process.pid}-`)) rmSync(join(dir, f), { force: true });
+  }
 }
 
 /**
