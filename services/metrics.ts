@@ -40,6 +40,12 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
+  readonly archiveFallbacks = new Counter({
+    name: "fundguard_archive_fallback_total",
+    help: "Flushes whose archive ClickHouse refused as raw bytes (a parse error), written through JS rows instead, by table",
+    labelNames: ["table"],
+    registers: [this.registry],
+  });
   readonly lag = new Gauge({
     name: "fundguard_consumer_lag",
     help: "Messages behind the end of the input partitions assigned to this process",

@@ -42,6 +42,8 @@ const trustProxy = z
 const schema = z.object({
   KAFKA_BROKERS: brokers.optional(),
   SCHEMA_REGISTRY_URL: z.url().optional(),
+  /** The registry as a ClickHouse server reaches it, for the archive's Avro inserts (default: SCHEMA_REGISTRY_URL). */
+  FUNDGUARD_CH_SCHEMA_REGISTRY_URL: z.url().optional(),
   CLICKHOUSE_URL: z.url().optional(),
   FUNDGUARD_DATA_DIR: z.string().min(1).default("./data"),
   FUNDGUARD_TOPIC_PREFIX: z
@@ -92,13 +94,28 @@ const schema = z.object({
 export type Env = z.infer<typeof schema>;
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  return parseEnv(schema, source);
+}
+
+function parseEnv<T>(s: z.ZodType<T>, source: NodeJS.ProcessEnv): T {
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
-  const r = schema.safeParse(cleaned);
+  const r = s.safeParse(cleaned);
   if (!r.success) {
     const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join("\n")}`);
   }
   return r.data;
+}
+
+const chRegistrySchema = schema.pick({ SCHEMA_REGISTRY_URL: true, FUNDGUARD_CH_SCHEMA_REGISTRY_URL: true });
+
+/**
+ * The registry URL ClickHouse fetches Avro writer schemas from (`format_avro_schema_registry_url`
+ * of the archive's AvroConfluent inserts); read on its own, for the store's configuration.
+ */
+export function clickhouseRegistryUrl(source: NodeJS.ProcessEnv = process.env): string | undefined {
+  const env = parseEnv(chRegistrySchema, source);
+  return env.FUNDGUARD_CH_SCHEMA_REGISTRY_URL ?? env.SCHEMA_REGISTRY_URL;
 }
 
 export function limitsOf(env: Env): Limits {

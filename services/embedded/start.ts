@@ -40,14 +40,19 @@ export async function ingest(store: Store, o: StartOptions, dataDir: string, say
     for (const f of Object.values(g.files)) chmodSync(f, 0o600);
     files = { settlements: g.files.settlements, deaths: g.files.deaths };
   }
-  const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)));
+  const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)), {
+    onArchiveFallback: (f) =>
+      say(
+        `warning: ClickHouse refused the archive's lines as data, written as JS rows instead: ${f.message}`,
+      ),
+  });
   let bad = 0;
   const onBad = (b: BadLine) => {
     bad++;
     say(`${b.file}:${b.line}: skipped: ${b.reason}`);
   };
-  for await (const { event } of mergedEvents(files.settlements, files.deaths, onBad, o.limits)) {
-    pipeline.publish(event);
+  for await (const { event, text } of mergedEvents(files.settlements, files.deaths, onBad, o.limits)) {
+    pipeline.publish(event, text);
   }
   const t0 = performance.now();
   await pipeline.drain();

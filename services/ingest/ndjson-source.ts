@@ -16,6 +16,8 @@ export interface SourcedEvent {
   timeMs: number;
   file: string;
   line: number;
+  /** The line as read (without its newline), for an archive of the input's own bytes. */
+  text: string;
 }
 
 type Kind = EngineEvent["kind"];
@@ -70,7 +72,7 @@ function parseBatch(
     }
     const event = parsed.value;
     const timeMs = Date.parse(event.kind === "settlement" ? event.value.settled_at : event.value.reported_at);
-    out.push({ event, timeMs, file, line });
+    out.push({ event, timeMs, file, line, text: batch.lines[i] as string });
   }
   return out;
 }

@@ -4,7 +4,8 @@
 // registry or broker is waited out inside the batch (backoff, heartbeats), then the batch goes on.
 
 import type { EachBatchPayload, Kafka } from "kafkajs";
-import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
+import type { Limits } from "../../schemas/index.ts";
+import type { EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
 import { FETCH_WAIT_MS } from "../kafka/client.ts";
 import { endOffsets, isCaughtUp } from "../kafka/progress.ts";
@@ -17,7 +18,7 @@ import {
 import type { Topics } from "../kafka/topics.ts";
 import type { Logger } from "../log.ts";
 import { DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
-import type { Store } from "../store/index.ts";
+import type { ArchiveRecord, Store } from "../store/index.ts";
 
 export interface SinkOptions {
   kafka: Kafka;
@@ -76,23 +77,30 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
       stats.changes += changes.length;
     } else {
       const kind = batch.topic === o.topics.settlements ? "settlement" : "death";
-      const valid: (Settlement | DeathRecord)[] = [];
+      const valid: ArchiveRecord[] = [];
       for (const m of batch.messages) {
         const d = await health.retry("registry", () => serde.decode(kind, m.value), {
           ...patiently,
           retryable: (e) => e instanceof RegistryUnavailableError,
         });
-        // Invalid input is the worker's to dead-letter; the archive keeps only contract events.
-        if (d.ok) valid.push(d.value);
+        // Invalid input is the worker's to dead-letter; the archive keeps only contract events,
+        // from their exact Kafka values.
+        if (d.ok) valid.push({ event: { kind, value: d.value } as EngineEvent, raw: m.value as Buffer });
         else stats.skipped++;
       }
-      if (kind === "settlement") {
-        await health.retry("store", () => o.store.writeSettlements(valid as Settlement[]), patiently);
-        stats.settlements += valid.length;
-      } else {
-        await health.retry("store", () => o.store.writeDeaths(valid as DeathRecord[]), patiently);
-        stats.deaths += valid.length;
+      const fallbacks = await health.retry(
+        "store",
+        () => o.store.archive(valid, "AvroConfluent", { registryUrl: o.registryUrl }),
+        patiently,
+      );
+      for (const f of fallbacks) {
+        log.warn(
+          { table: f.table, clickhouse: f.message },
+          "ClickHouse refused the archive's Avro bytes as data: this batch was archived through JS rows",
+        );
       }
+      if (kind === "settlement") stats.settlements += valid.length;
+      else stats.deaths += valid.length;
     }
     const last = batch.messages[batch.messages.length - 1];
     if (last) {

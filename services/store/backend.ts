@@ -3,8 +3,12 @@
 // streaming reads: chdb/connection materialises a query's whole result before returning it,
 // so large reads on chdb go through a Layer 1 chdb Session on the same data directory
 // (sessions on one path coexist in a process) and its bound, chunked `queryStreamBind`.
-import { existsSync, readFileSync } from "node:fs";
+// Raw inserts (bytes in a ClickHouse input format) differ too: chdb's connection turns a body
+// into a UTF-8 string, which corrupts Avro, so there Avro goes through a file and FROM INFILE.
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { type ClickHouseClient, createClient } from "@clickhouse/client";
 import { ensurePrivateDir } from "../config/private-fs.ts";
 import type { ChdbStoreConfig, HttpStoreConfig, StoreConfig } from "./config.ts";
@@ -13,11 +17,27 @@ type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[
 
 export type QueryParams = Record<string, unknown>;
 
+/** The tables raw bytes may go into (migration 005's staging tables); nothing else is ever named. */
+export const RAW_TABLES = ["settlements_in", "deaths_in"] as const;
+export type RawTable = (typeof RAW_TABLES)[number];
+export type RawFormat = "JSONEachRow" | "AvroConfluent";
+
+export interface RawInsert {
+  table: RawTable;
+  format: RawFormat;
+  /** The body, in `format`: whole NDJSON lines, or whole Confluent-framed Avro messages. */
+  chunks: readonly Uint8Array[];
+  /** The registry for AvroConfluent when the store's configuration names none. */
+  registryUrl?: string;
+}
+
 export interface Backend {
   readonly kind: StoreConfig["kind"];
   readonly client: ClickHouseClient;
   /** Rows of a bound SELECT (JSONEachRow), fetched chunk by chunk, never the whole result at once. */
   stream<T>(query: string, params: QueryParams): AsyncIterable<T>;
+  /** One INSERT of raw bytes, resolved once the rows (and what the table's views make of them) are on disk. */
+  insertRaw(insert: RawInsert): Promise<void>;
   close(): Promise<void>;
   /** Creates the configured database on a server (none on chdb); migrations call it only when needed. */
   createDatabase?: () => Promise<void>;
@@ -52,6 +72,22 @@ async function openHttp(config: HttpStoreConfig): Promise<Backend> {
       const rs = await client.query({ query, query_params: params, format: "JSONEachRow" });
       for await (const rows of rs.stream<T>()) for (const row of rows) yield row.json<T>();
     },
+    async insertRaw(insert: RawInsert) {
+      const { table, format } = checkRaw(insert);
+      const result = await client.exec({
+        query: `INSERT INTO ${table} FORMAT ${format}`,
+        values: Readable.from(insert.chunks),
+        clickhouse_settings: {
+          async_insert: 0,
+          ...RAW_SETTINGS,
+          ...(format === "AvroConfluent"
+            ? { format_avro_schema_registry_url: registryOf(config, insert) }
+            : {}),
+        },
+      });
+      // The server reports a failure that happens after the headers in the body: read it to the end.
+      for await (const _ of result.stream);
+    },
     close: () => client.close(),
   };
 }
@@ -69,9 +105,44 @@ async function openChdb(config: ChdbStoreConfig): Promise<Backend> {
   // chdb types its Connection against its own copy of @clickhouse/client-common; the runtime
   // contract is the one createClient expects (the integration is chdb's documented use).
   const client = createClient({ connection: connection as unknown as ClientConnection });
+  const inserts = join(config.dataDir, "fundguard-inserts");
+  removeStaleInserts(inserts);
   return {
     kind: "chdb",
     client,
+    async insertRaw(insert: RawInsert) {
+      const { table, format } = checkRaw(insert);
+      if (format === "JSONEachRow") {
+        await connection.chdb.rawInsert({
+          table,
+          format,
+          values: Buffer.concat(insert.chunks),
+          settings: RAW_SETTINGS,
+        });
+        return;
+      }
+      ensurePrivateDir(inserts);
+      const file = join(inserts, `${process.pid}-${++insertFiles}.avro`);
+      try {
+        const fh = await open(file, "wx", 0o600);
+        try {
+          await fh.writev(insert.chunks as Uint8Array[]);
+        } finally {
+          await fh.close();
+        }
+        const settings = Object.entries({
+          ...RAW_SETTINGS,
+          format_avro_schema_registry_url: registryOf(config, insert),
+        })
+          .map(([k, v]) => `${k} = ${typeof v === "string" ? sqlString(v) : v}`)
+          .join(", ");
+        await client.command({
+          query: `INSERT INTO ${table} FROM INFILE ${sqlString(file)} SETTINGS ${settings} FORMAT AvroConfluent`,
+        });
+      } finally {
+        rmSync(file, { force: true });
+      }
+    },
     async *stream<T>(query: string, params: QueryParams) {
       // A Session per stream: one active stream per session, and same-path sessions are cheap.
       const session = new chdb.Session(config.dataDir);
@@ -89,6 +160,55 @@ async function openChdb(config: ChdbStoreConfig): Promise<Backend> {
       await chdb.drainPending();
     },
   };
+}
+
+/** Numbers the Avro insert files of this process (stores on one path in one process share the directory). */
+let insertFiles = 0;
+
+/** Only this process may hold the data directory, so another process's insert files are a crash's leftovers. */
+function removeStaleInserts(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) {
+    if (!f.startsWith(`${process.pid}-`)) rmSync(join(dir, f), { force: true });
+  }
+}
+
+/**
+ * Settings of every raw insert: keys a newer producer added are skipped, fields an older writer
+ * schema lacks take their column's default (NULL for the optional ones), as the JS path does.
+ */
+const RAW_SETTINGS = {
+  input_format_skip_unknown_fields: 1,
+  input_format_avro_allow_missing_fields: 1,
+} as const;
+
+function checkRaw(insert: RawInsert): { table: RawTable; format: RawFormat } {
+  if (!(RAW_TABLES as readonly string[]).includes(insert.table)) {
+    throw new Error(
+      `raw inserts go into ${RAW_TABLES.join(" or ")} only, not ${JSON.stringify(insert.table)}`,
+    );
+  }
+  if (insert.format !== "JSONEachRow" && insert.format !== "AvroConfluent") {
+    throw new Error(
+      `raw insert format must be JSONEachRow or AvroConfluent, not ${JSON.stringify(insert.format)}`,
+    );
+  }
+  return { table: insert.table, format: insert.format };
+}
+
+function registryOf(config: StoreConfig, insert: RawInsert): string {
+  const url = config.schemaRegistryUrl ?? insert.registryUrl;
+  if (!url) {
+    throw new Error(
+      "an AvroConfluent insert needs the schema registry: set FUNDGUARD_CH_SCHEMA_REGISTRY_URL or SCHEMA_REGISTRY_URL",
+    );
+  }
+  return url;
+}
+
+/** A ClickHouse string literal: backslashes and quotes escaped, so a path or URL stays one value. */
+export function sqlString(s: string): string {
+  return `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 }
 
 function lockedError(dataDir: string, cause: unknown): Error {

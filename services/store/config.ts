@@ -1,7 +1,16 @@
 // Where the store lives: a ClickHouse server over HTTP, or embedded chdb in a data directory.
 import { resolve } from "node:path";
+import { clickhouseRegistryUrl } from "../config/env.ts";
 
-export interface HttpStoreConfig {
+interface CommonStoreConfig {
+  /**
+   * The schema registry as ClickHouse reaches it, for the archive's AvroConfluent inserts
+   * (FUNDGUARD_CH_SCHEMA_REGISTRY_URL, else SCHEMA_REGISTRY_URL); unset: the writer's own registry.
+   */
+  schemaRegistryUrl?: string;
+}
+
+export interface HttpStoreConfig extends CommonStoreConfig {
   kind: "http";
   /** Server origin, e.g. http://127.0.0.1:8123 (credentials and database are split out). */
   url: string;
@@ -10,7 +19,7 @@ export interface HttpStoreConfig {
   database: string;
 }
 
-export interface ChdbStoreConfig {
+export interface ChdbStoreConfig extends CommonStoreConfig {
   kind: "chdb";
   /** Absolute path of the data directory. One process at a time may open it. */
   dataDir: string;
@@ -27,14 +36,15 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export function storeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): StoreConfig {
   const url = env.CLICKHOUSE_URL?.trim();
-  if (url) {
-    return httpConfig(url, {
-      username: env.CLICKHOUSE_USER,
-      password: env.CLICKHOUSE_PASSWORD,
-      database: env.CLICKHOUSE_DATABASE,
-    });
-  }
-  return chdbConfig(env.FUNDGUARD_DATA_DIR?.trim() || "./data");
+  const config: StoreConfig = url
+    ? httpConfig(url, {
+        username: env.CLICKHOUSE_USER,
+        password: env.CLICKHOUSE_PASSWORD,
+        database: env.CLICKHOUSE_DATABASE,
+      })
+    : chdbConfig(env.FUNDGUARD_DATA_DIR?.trim() || "./data");
+  const schemaRegistryUrl = clickhouseRegistryUrl(env);
+  return schemaRegistryUrl ? { ...config, schemaRegistryUrl } : config;
 }
 
 export function chdbConfig(dataDir: string): ChdbStoreConfig {

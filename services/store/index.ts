@@ -1,4 +1,5 @@
 // The ClickHouse store: client factory (HTTP server or embedded chdb), migrations, writers, queries.
+export { type ArchiveFallback, type ArchiveRecord, ndjsonArchiveBytes } from "./archive.ts";
 export { type Backend, StoreLockedError } from "./backend.ts";
 export {
   type ChdbStoreConfig,

@@ -3,8 +3,9 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import type { Change } from "../engine/engine.ts";
+import { type ArchiveFallback, type ArchiveRecord, cutBodies, isDataError } from "./archive.ts";
 import { importAuditSpool } from "./audit-spool.ts";
-import { type Backend, openBackend, type QueryParams } from "./backend.ts";
+import { type Backend, openBackend, type QueryParams, type RawFormat } from "./backend.ts";
 import { type StoreConfig, storeConfigFromEnv } from "./config.ts";
 import { FINAL_SETTINGS_LIST } from "./final.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -168,6 +169,44 @@ export class Store {
   async writeDeaths(records: readonly DeathRecord[]): Promise<number> {
     await this.insert("deaths", records.map(deathRow));
     return records.length;
+  }
+
+  /**
+   * Archives valid input records from their own bytes (`format`: how `raw` is written), settlements
+   * before deaths, each table durable on return. Where ClickHouse refuses a table's bytes as data
+   * (a parse error, not an outage, which is thrown for the caller to retry), that table's records
+   * go in through the JS rows instead (writeSettlements / writeDeaths), and the refusal is returned.
+   */
+  async archive(
+    records: readonly ArchiveRecord[],
+    format: RawFormat,
+    opts: { registryUrl?: string } = {},
+  ): Promise<ArchiveFallback[]> {
+    const settlements = records.filter((r) => r.event.kind === "settlement");
+    const deaths = records.filter((r) => r.event.kind === "death");
+    const fallbacks: ArchiveFallback[] = [];
+    const raw = async (
+      table: "settlements_in" | "deaths_in",
+      of: readonly ArchiveRecord[],
+      js: () => Promise<unknown>,
+    ) => {
+      if (of.length === 0) return;
+      try {
+        for (const chunks of cutBodies(of.map((r) => r.raw))) {
+          await this.backend.insertRaw({ table, format, chunks, registryUrl: opts.registryUrl });
+        }
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        // Bodies before the refused one may be in already: the tables collapse re-writes.
+        await js();
+        fallbacks.push({ table, format, message: err instanceof Error ? err.message : String(err) });
+      }
+    };
+    await raw("settlements_in", settlements, () =>
+      this.writeSettlements(settlements.map((r) => r.event.value as Settlement)),
+    );
+    await raw("deaths_in", deaths, () => this.writeDeaths(deaths.map((r) => r.event.value as DeathRecord)));
+    return fallbacks;
   }
 
   async appendCaseEvent(e: CaseEvent): Promise<void> {

@@ -13,7 +13,7 @@ import {
   type ProducerRecord,
   type RecordMetadata,
 } from "kafkajs";
-import type { DeathRecord, Limits, Settlement } from "../../schemas/index.ts";
+import type { Limits } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
@@ -44,7 +44,7 @@ import type { Metrics } from "../metrics.ts";
 import { repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import { awaitTicking, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
-import { LIVE_RUN, type Store } from "../store/index.ts";
+import { type ArchiveRecord, LIVE_RUN, type Store } from "../store/index.ts";
 import {
   changelogGroup,
   changelogMessages,
@@ -158,7 +158,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   let changes: (SuspectChange & { partition: number })[] = [];
   /** Per partition, the suspects-topic offset after what this process knows it wrote there. */
   const suspectsEnd = new Map<number, string>();
-  let archive: EngineEvent[] = [];
+  let archive: ArchiveRecord[] = [];
   let deadbox: Message[] = [];
   const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
   let lastFlush = Date.now();
@@ -378,7 +378,16 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       if (!toStore) return;
       const t0 = Date.now();
       const mine = owned(flushed);
-      await health.retry("store", () => writeToStore(toStore.store, mine, toStore.archive), { signal });
+      await health.retry(
+        "store",
+        () =>
+          writeToStore(toStore.store, mine, toStore.archive, {
+            registryUrl: o.registryUrl,
+            log,
+            metrics: o.metrics,
+          }),
+        { signal },
+      );
       log.debug(
         { changes: mine.length, archived: toStore.archive.length, ms: Date.now() - t0 },
         "flush written",
@@ -480,7 +489,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       }
       if (decoded.ok) {
         const event = { kind, value: decoded.value } as EngineEvent;
-        archive.push(event);
+        // The archive takes the exact Kafka value, and only of a record that decoded and validated.
+        archive.push({ event, raw: m.value as Buffer });
         for (const c of engine.process(event)) {
           changes.push({ ...c, version: clock.next(), partition: batch.partition });
           o.metrics?.suspectChanges.inc({ detector: c.suspect.detector, op: c.op });
@@ -570,16 +580,31 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   return stats;
 }
 
-/** The store path: the archive first, then the suspect changes, each insert durable on return. */
-async function writeToStore(store: Store, changes: SuspectChange[], archive: EngineEvent[]): Promise<void> {
-  const settlements: Settlement[] = [];
-  const deaths: DeathRecord[] = [];
-  for (const e of archive) {
-    if (e.kind === "settlement") settlements.push(e.value);
-    else deaths.push(e.value);
+interface ArchiveOptions {
+  /** The registry ClickHouse reads writer schemas from unless the store's configuration names one. */
+  registryUrl: string;
+  log: Logger;
+  metrics: Metrics | undefined;
+}
+
+/**
+ * The store path: the archive first (settlements, then deaths, from the Kafka values as they are),
+ * then the suspect changes, each insert durable on return.
+ */
+async function writeToStore(
+  store: Store,
+  changes: SuspectChange[],
+  archive: ArchiveRecord[],
+  o: ArchiveOptions,
+): Promise<void> {
+  const fallbacks = await store.archive(archive, "AvroConfluent", { registryUrl: o.registryUrl });
+  for (const f of fallbacks) {
+    o.log.warn(
+      { table: f.table, clickhouse: f.message },
+      "ClickHouse refused the archive's Avro bytes as data: this flush was archived through JS rows",
+    );
+    o.metrics?.archiveFallbacks.inc({ table: f.table });
   }
-  if (settlements.length > 0) await store.writeSettlements(settlements);
-  if (deaths.length > 0) await store.writeDeaths(deaths);
   if (changes.length > 0)
     await store.writeChanges(changes, { versionOf: (c) => (c as SuspectChange).version });
 }

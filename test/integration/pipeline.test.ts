@@ -1,6 +1,10 @@
+import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runDetect } from "../../services/cli/detect.ts";
+import type { EngineEvent } from "../../services/engine/engine.ts";
 import { generate } from "../../services/generate/generate.ts";
+import { mergedEvents } from "../../services/ingest/ndjson-source.ts";
+import { archiveTables, writeJsArchive } from "../fixtures/archive.ts";
 import { canonical } from "../fixtures/run.ts";
 import {
   cli,
@@ -41,6 +45,7 @@ describe("Kafka pipeline", () => {
     await replay(env, files);
     await cli(["worker", "--until-caught-up"], env);
     expect(await exported(env)).toEqual(expected);
+    await expectArchiveOfFiles(env);
   });
 
   it("a worker killed with SIGKILL several times mid-stream ends with exactly the detect suspects", async () => {
@@ -83,8 +88,18 @@ describe("Kafka pipeline", () => {
     expect(restores.length).toBeGreaterThanOrEqual(1);
     expect(restores.reduce((n, r) => n + r.records, 0)).toBeGreaterThan(0);
     expect(await sunk(env)).toEqual(expected);
+    await expectArchiveOfFiles(env);
   });
 });
+
+/** The archive written from the Kafka values (worker or sink) is the JS row path's archive of the files. */
+async function expectArchiveOfFiles(env: Record<string, string>): Promise<void> {
+  const events: EngineEvent[] = [];
+  for await (const e of mergedEvents(files.settlements, files.deaths, () => undefined)) events.push(e.event);
+  const js = await archiveTables(join(tempDir("pipeline-js"), "data"), (s) => writeJsArchive(s, events));
+  expect(js.settlements.length).toBeGreaterThan(60_000);
+  expect(await archiveTables(env.FUNDGUARD_DATA_DIR as string)).toEqual(js);
+}
 
 function restoresOf(log: string): { records: number }[] {
   return log
