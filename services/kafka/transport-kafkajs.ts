@@ -154,7 +154,8 @@ function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
     maxWaitTimeInMs: FETCH_WAIT_MS,
     maxBytesPerPartition: o.maxBytesPerPartition,
     maxBytes: Math.max(o.maxBytesPerPartition * 4, 10 << 20),
-    retry: { retries: 0 },
+    // kafkajs restarts a consumer after a retriable crash; this seam reports it and stops instead.
+    retry: { retries: 0, restartOnFailure: async () => false },
   });
   let assigned: TP[] = [];
   let assigning: Promise<void> = Promise.resolve();
@@ -203,8 +204,6 @@ function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
           resolveOffset(batch.lastOffset());
         },
       });
-      // kafkajs restarts a consumer after a retriable crash; this seam reports it and stops instead.
-      consumer.on(consumer.events.CRASH, () => undefined);
     },
     async commit(offsets) {
       await consumer.commitOffsets(
@@ -219,7 +218,10 @@ function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
     },
     pause: (tps) => consumer.pause(byTopic(tps)),
     resume: (tps) => consumer.resume(byTopic(tps)),
-    close: () => consumer.disconnect(),
+    close: async () => {
+      assigned = [];
+      await consumer.disconnect();
+    },
   };
 }
 
