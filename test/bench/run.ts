@@ -132,7 +132,11 @@ if (sections.has("transport")) {
   };
 }
 
-// Sections this run did not measure keep their figures from the report it replaces.
+// Sections this run did not measure keep their figures, and the header (command, machine, dataset) of
+// the run that measured them unless this one measured all the default sections.
 const previous = existsSync(opts.out) ? JSON.parse(readFileSync(opts.out, "utf8")) : {};
-writeFileSync(opts.out, `${JSON.stringify({ ...previous, ...report }, null, 2)}\n`);
+const full = ["detect", "kafka", "api"].every((s) => sections.has(s));
+const header = ["command", "at", "machine", "dataset"];
+const measured = Object.fromEntries(Object.entries(report).filter(([k]) => full || !header.includes(k)));
+writeFileSync(opts.out, `${JSON.stringify({ ...report, ...previous, ...measured }, null, 2)}\n`);
 process.stderr.write(`bench: report written to ${opts.out}\n`);

@@ -74,7 +74,7 @@ async function consumeAll(t: KafkaTransport, topic: string, total: number, group
 
 /** ~600 B JSON values like a person's state entries, keyed as the changelog keys them. */
 function changelogRecords(topic: string, n: number): OutRecord[] {
-  const pad = randomBytes(300).toString("hex").slice(0, 480);
+  const pad = randomBytes(300).toString("hex").slice(0, 526);
   return Array.from({ length: n }, (_, i) => ({
     topic,
     partition: i % PARTITIONS,
