@@ -8,11 +8,8 @@ import {
   type Connection,
   Consumer,
   compatibilityPartitioner,
-  type GroupAssignment,
   heartbeatV4,
   kGetConnection,
-  type Message,
-  type MessagesStream,
   Producer,
 } from "@platformatic/kafka";
 import { FETCH_WAIT_MS } from "./client.ts";
@@ -35,8 +32,6 @@ import {
 
 /** Record-batch attribute bit of transaction markers, which carry no records for the reader. */
 const IS_CONTROL = 1 << 5;
-/** Records held for paused partitions before the whole fetch loop is paused too. */
-const HOLD_LIMIT = 4096;
 
 const toBuffer = (v: Buffer | string | null) => (v === null || Buffer.isBuffer(v) ? v : Buffer.from(v));
 
@@ -140,6 +135,119 @@ function producer(conn: TransportConnection, retries?: number): TransportProduce
   };
 }
 
+interface Want {
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+/**
+ * One fetch per leader for the wanted partitions: each partition's records from its offset on, control
+ * batches skipped, and where the next fetch starts. No message objects: the batches as decoded.
+ */
+async function fetchOnce(
+  consumer: Consumer,
+  wants: Want[],
+  maxBytesPerPartition: number,
+): Promise<{ batches: FetchedBatch[]; next: Map<string, bigint> }> {
+  const meta = await consumer.metadata({ topics: [...new Set(wants.map((w) => w.topic))] });
+  const byLeader = new Map<number, Map<string, Want[]>>();
+  const names = new Map<string, string>();
+  for (const w of wants) {
+    const topic = meta.topics.get(w.topic);
+    if (!topic) throw new Error(`${w.topic}: no such topic`);
+    names.set(topic.id, w.topic);
+    const leader = topic.partitions[w.partition]?.leader ?? -1;
+    let topics = byLeader.get(leader);
+    if (!topics) {
+      topics = new Map();
+      byLeader.set(leader, topics);
+    }
+    topics.set(topic.id, [...(topics.get(topic.id) ?? []), w]);
+  }
+  const from = new Map(wants.map((w) => [tpKey(w.topic, w.partition), w.offset]));
+  const responses = await Promise.all(
+    [...byLeader].map(([node, topics]) =>
+      consumer.fetch({
+        node,
+        maxWaitTime: FETCH_WAIT_MS,
+        minBytes: 1,
+        maxBytes: Math.max(maxBytesPerPartition * 4, 10 << 20),
+        topics: [...topics].map(([topicId, ws]) => ({
+          topicId,
+          partitions: ws.map((w) => ({
+            partition: w.partition,
+            fetchOffset: w.offset,
+            partitionMaxBytes: maxBytesPerPartition,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+          })),
+        })),
+      }),
+    ),
+  );
+  const batches: FetchedBatch[] = [];
+  const next = new Map<string, bigint>();
+  for (const response of responses) {
+    for (const t of response.responses) {
+      const topic = names.get(t.topicId) as string;
+      for (const part of t.partitions) {
+        const k = tpKey(topic, part.partitionIndex);
+        const start = from.get(k) ?? 0n;
+        const records = [];
+        let after = start;
+        for (const batch of part.records ?? []) {
+          after = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+          if (batch.attributes & IS_CONTROL) continue;
+          for (const r of batch.records) {
+            const offset = batch.firstOffset + BigInt(r.offsetDelta);
+            if (offset >= start) records.push({ offset, key: r.key, value: r.value });
+          }
+        }
+        next.set(k, after);
+        const last = records[records.length - 1];
+        if (last)
+          batches.push({
+            topic,
+            partition: part.partitionIndex,
+            records,
+            lastOffset: last.offset,
+            highWatermark: part.highWatermark,
+          });
+      }
+    }
+  }
+  return { batches, next };
+}
+
+/** Where newly assigned partitions start: the group's commit, else the earliest offset. */
+async function startOffsets(a: Admin, group: string, tps: TP[]): Promise<Map<string, bigint>> {
+  const out = new Map<string, bigint>();
+  const topics = [...new Set(tps.map((t) => t.topic))];
+  const [g] = await a.listConsumerGroupOffsets({ groups: [group] });
+  for (const t of g?.topics ?? [])
+    for (const p of t.partitions)
+      if (p.committedOffset >= 0n) out.set(tpKey(t.name, p.partitionIndex), p.committedOffset);
+  const missing = tps.filter((t) => !out.has(tpKey(t.topic, t.partition)));
+  if (missing.length > 0) {
+    const listed = await a.listOffsets({
+      topics: topics.map((name) => ({
+        name,
+        partitions: missing
+          .filter((m) => m.topic === name)
+          .map((m) => ({ partitionIndex: m.partition, timestamp: -2n })),
+      })),
+    });
+    for (const t of listed) for (const p of t.partitions) out.set(tpKey(t.name, p.partitionIndex), p.offset);
+  }
+  return out;
+}
+
+/**
+ * Group membership from the client (join, sync, background heartbeats, static membership) and a
+ * fetch loop of our own over the assignment: its MessagesStream builds an object, a bound commit and
+ * diagnostics per message, which cost twice kafkajs's CPU per record in the bench.
+ */
 function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsumer {
   const consumer = new Consumer({
     ...base(conn),
@@ -150,23 +258,29 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
     autocommit: false,
     maxWaitTime: FETCH_WAIT_MS,
     maxBytesPerPartition: o.maxBytesPerPartition,
-    maxBytes: Math.max(o.maxBytesPerPartition * 4, 10 << 20),
   });
-  let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
+  const a = new Admin(base(conn));
   let assigned: TP[] = [];
   let generation = -1;
-  let assigning: Promise<void> = Promise.resolve();
-  const held = new Map<string, Message<Buffer, Buffer, Buffer, Buffer>[]>();
+  let joined: { generation: number; all: TP[] } | undefined;
+  const next = new Map<string, bigint>();
   const paused = new Set<string>();
-  let draining = false;
-  let handlers: GroupHandlers | undefined;
-  let heldCount = 0;
-
-  const flat = (a: GroupAssignment[] | null | undefined) =>
-    (a ?? []).flatMap((x) => x.partitions.map((partition) => ({ topic: x.topic, partition })));
+  let running = false;
+  let loop: Promise<void> = Promise.resolve();
+  let wake: (() => void) | undefined;
+  const idle = () =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, FETCH_WAIT_MS);
+    });
 
   const heartbeat = async () => {
-    if (!consumer.isActive() || consumer.generationId !== generation || consumer.memberId === null)
+    if (
+      !running ||
+      !consumer.isActive() ||
+      consumer.generationId !== generation ||
+      consumer.memberId === null
+    )
       throw new Error(`${o.group}: this member's generation is over`);
     const meta: ClusterMetadata = await consumer.metadata({ topics: o.topics });
     const broker = meta.brokers.get(consumer.coordinatorId ?? -1) as Broker | undefined;
@@ -178,83 +292,63 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
     await heartbeatV4.api.async(connection, o.group, generation, consumer.memberId, consumer.groupInstanceId);
   };
 
-  /** Delivers what the last fetches brought, one partition's batch at a time, the fetch loop paused meanwhile. */
-  const drain = async () => {
-    if (draining || !stream || !handlers) return;
-    draining = true;
-    stream.pause();
-    try {
-      await assigning;
-      const owned = new Set(assigned.map((t) => tpKey(t.topic, t.partition)));
-      for (const [k, messages] of held) {
-        if (!owned.has(k)) {
-          heldCount -= messages.length;
-          held.delete(k);
-          continue;
-        }
-        if (paused.has(k) || messages.length === 0) continue;
-        held.delete(k);
-        heldCount -= messages.length;
-        const first = messages[0] as Message<Buffer, Buffer, Buffer, Buffer>;
-        const records = messages.map((m) => ({
-          offset: m.offset,
-          key: m.key ?? null,
-          value: m.value ?? null,
-        }));
-        await handlers.onBatch(
-          {
-            topic: first.topic,
-            partition: first.partition,
-            records,
-            lastOffset: records[records.length - 1]?.offset ?? first.offset,
-          },
-          heartbeat,
-        );
+  const fetchLoop = async (h: GroupHandlers) => {
+    while (running) {
+      if (joined) {
+        const j = joined;
+        joined = undefined;
+        const diff = assignmentDiff(assigned, j.all);
+        assigned = j.all;
+        generation = j.generation;
+        for (const t of diff.revoked) next.delete(tpKey(t.topic, t.partition));
+        if (diff.added.length > 0)
+          for (const [k, v] of await startOffsets(a, o.group, diff.added)) next.set(k, v);
+        await h.onAssign(diff);
+        continue;
       }
-    } catch (e) {
-      handlers.onError(e as Error);
-      return;
-    } finally {
-      draining = false;
+      const wants = assigned
+        .map((t) => ({ ...t, offset: next.get(tpKey(t.topic, t.partition)) as bigint }))
+        .filter((w) => w.offset !== undefined && !paused.has(tpKey(w.topic, w.partition)));
+      if (wants.length === 0) {
+        await idle();
+        continue;
+      }
+      const fetched = await fetchOnce(consumer, wants, o.maxBytesPerPartition);
+      // A rebalance during the fetch: its records may belong to another member now; fetch again after it.
+      if (joined || !running) continue;
+      for (const b of fetched.batches) {
+        const k = tpKey(b.topic, b.partition);
+        if (joined) break;
+        if (paused.has(k)) continue;
+        await h.onBatch(b, heartbeat);
+        next.set(k, fetched.next.get(k) as bigint);
+      }
+      // Partitions the fetch found nothing new on (control batches only) move on too.
+      if (!joined)
+        for (const [k, v] of fetched.next) if (!paused.has(k) && v > (next.get(k) ?? v)) next.set(k, v);
     }
-    if (heldCount < HOLD_LIMIT) stream.resume();
-    if ([...held.keys()].some((k) => !paused.has(k))) setImmediate(drain);
   };
 
   return {
     async run(h) {
-      handlers = h;
+      running = true;
       consumer.on("consumer:group:join", (payload) => {
-        generation = payload.generationId ?? consumer.generationId;
-        const all = flat(payload.assignments);
-        const diff = assignmentDiff(assigned, all);
-        assigned = all;
-        assigning = assigning.then(() => h.onAssign(diff));
+        joined = {
+          generation: payload.generationId ?? consumer.generationId,
+          all: (payload.assignments ?? []).flatMap((x) =>
+            x.partitions.map((partition) => ({ topic: x.topic, partition })),
+          ),
+        };
+        wake?.();
       });
-      stream = await consumer.consume({
-        topics: o.topics,
-        mode: "committed",
-        fallbackMode: "earliest",
-        autocommit: false,
-        maxBytesPerPartition: o.maxBytesPerPartition,
-        highWaterMark: HOLD_LIMIT,
-      });
-      stream.on("error", (e) => h.onError(e));
-      stream.on("data", (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
-        const k = tpKey(m.topic, m.partition);
-        let messages = held.get(k);
-        if (!messages) {
-          messages = [];
-          held.set(k, messages);
-        }
-        messages.push(m);
-        // A fetch's records arrive synchronously: deliver them together once it is done.
-        if (++heldCount === 1) setImmediate(drain);
+      for (const t of o.topics) consumer.topics.track(t);
+      await consumer.joinGroup({});
+      loop = fetchLoop(h).catch((e) => {
+        if (running) h.onError(e as Error);
       });
     },
     async commit(offsets) {
-      const leaderEpoch = -1;
-      const list: CommitOptionsPartition[] = offsets.map((x) => ({ ...x, leaderEpoch }));
+      const list: CommitOptionsPartition[] = offsets.map((x) => ({ ...x, leaderEpoch: -1 }));
       await consumer.commit({ offsets: list });
     },
     heartbeat,
@@ -263,11 +357,14 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
     },
     resume(tps) {
       for (const t of tps) paused.delete(tpKey(t.topic, t.partition));
-      setImmediate(drain);
+      wake?.();
     },
     async close() {
-      await stream?.close();
+      running = false;
+      wake?.();
+      await loop;
       await consumer.close();
+      await a.close();
     },
   };
 }
@@ -286,66 +383,21 @@ async function* readRange(conn: TransportConnection, o: RangeRead): AsyncIterabl
       stop.set(p, to);
     }
   }
-  if (next.size === 0) return;
   const consumer = new Consumer({ ...base(conn), groupId: "fundguard-range-unused", autocommit: false });
   try {
     while (next.size > 0) {
-      const meta = await consumer.metadata({ topics: [o.topic] });
-      const topic = meta.topics.get(o.topic);
-      if (!topic) throw new Error(`${o.topic}: no such topic`);
-      const byLeader = new Map<number, number[]>();
-      for (const p of next.keys()) {
-        const leader = topic.partitions[p]?.leader ?? -1;
-        byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
+      const wants = [...next].map(([partition, offset]) => ({ topic: o.topic, partition, offset }));
+      const fetched = await fetchOnce(consumer, wants, 16 << 20);
+      for (const b of fetched.batches) {
+        const to = stop.get(b.partition) as bigint;
+        const records = b.records.filter((r) => r.offset < to);
+        const last = records[records.length - 1];
+        if (last) yield { ...b, records, lastOffset: last.offset };
       }
-      for (const [node, partitions] of byLeader) {
-        const response = await consumer.fetch({
-          node,
-          maxWaitTime: FETCH_WAIT_MS,
-          minBytes: 1,
-          maxBytes: 64 << 20,
-          topics: [
-            {
-              topicId: topic.id,
-              partitions: partitions.map((partition) => ({
-                partition,
-                fetchOffset: next.get(partition) as bigint,
-                partitionMaxBytes: 16 << 20,
-                currentLeaderEpoch: -1,
-                lastFetchedEpoch: -1,
-              })),
-            },
-          ],
-        });
-        for (const t of response.responses) {
-          for (const part of t.partitions) {
-            const p = part.partitionIndex;
-            const from = next.get(p);
-            const to = stop.get(p);
-            if (from === undefined || to === undefined) continue;
-            const records = [];
-            let after = from;
-            for (const batch of part.records ?? []) {
-              after = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
-              if (batch.attributes & IS_CONTROL) continue;
-              for (const r of batch.records) {
-                const offset = batch.firstOffset + BigInt(r.offsetDelta);
-                if (offset >= from && offset < to) records.push({ offset, key: r.key, value: r.value });
-              }
-            }
-            if (after >= to) next.delete(p);
-            else next.set(p, after);
-            const last = records[records.length - 1];
-            if (last)
-              yield {
-                topic: o.topic,
-                partition: p,
-                records,
-                lastOffset: last.offset,
-                highWatermark: part.highWatermark,
-              };
-          }
-        }
+      for (const [k, after] of fetched.next) {
+        const p = Number(k.slice(k.lastIndexOf(":") + 1));
+        if (after >= (stop.get(p) as bigint)) next.delete(p);
+        else next.set(p, after);
       }
     }
   } finally {

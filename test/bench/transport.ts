@@ -72,6 +72,19 @@ async function consumeAll(t: KafkaTransport, topic: string, total: number, group
   }
 }
 
+/** Reads the whole topic by readRange: the client's fetch and decoding without the group machinery. */
+async function rangeAll(t: KafkaTransport, topic: string, total: number): Promise<Measured> {
+  let seen = 0;
+  const measured = await measure(total, async () => {
+    const ranges = new Map(
+      Array.from({ length: PARTITIONS }, (_, p) => [p, { from: 0n, to: "end" as const }]),
+    );
+    for await (const b of t.readRange({ topic, ranges })) seen += b.records.length;
+  });
+  if (seen !== total) throw new Error(`${t.name}: readRange read ${seen} of ${total}`);
+  return measured;
+}
+
 /** ~600 B JSON values like a person's state entries, keyed as the changelog keys them. */
 function changelogRecords(topic: string, n: number): OutRecord[] {
   const pad = randomBytes(300).toString("hex").slice(0, 526);
@@ -142,6 +155,7 @@ export async function benchTransport(
       [...(await admin.endOffsets(topics.settlements)).values()].reduce((a, b) => a + b, 0n),
     );
     const consume: Record<KafkaClientName, Measured[]> = { kafkajs: [], platformatic: [] };
+    const range: Record<KafkaClientName, Measured[]> = { kafkajs: [], platformatic: [] };
     const orders: KafkaClientName[][] = [
       ["kafkajs", "platformatic"],
       ["platformatic", "kafkajs"],
@@ -153,6 +167,7 @@ export async function benchTransport(
         consume[name].push(
           await consumeAll(clients[name], topics.settlements, total, `${id}-c${round}-${name}`),
         );
+        range[name].push(await rangeAll(clients[name], topics.settlements, total));
       }
     }
     const sample = changelogRecords("t", 1000);
@@ -184,6 +199,7 @@ export async function benchTransport(
         topic: "settlements.v1 (Avro, replay path)",
         ...summary(consume.kafkajs, consume.platformatic),
       },
+      readRange: { messages: total, ...summary(range.kafkajs, range.platformatic) },
       produce: Object.fromEntries(
         COMPRESSIONS.map((c) => {
           const m = produce[c] as Record<KafkaClientName, Measured[]>;
