@@ -128,6 +128,8 @@ if (sections.has("transport")) {
   report.transport = {
     command: report.command,
     at: report.at,
+    machine: report.machine,
+    dataset: report.dataset,
     ...(await benchTransport(files, ROOT, opts.settlements)),
   };
 }
@@ -137,6 +139,8 @@ if (sections.has("transport")) {
 const previous = existsSync(opts.out) ? JSON.parse(readFileSync(opts.out, "utf8")) : {};
 const full = ["detect", "kafka", "api"].every((s) => sections.has(s));
 const header = ["command", "at", "machine", "dataset"];
-const measured = Object.fromEntries(Object.entries(report).filter(([k]) => full || !header.includes(k)));
-writeFileSync(opts.out, `${JSON.stringify({ ...report, ...previous, ...measured }, null, 2)}\n`);
+const measured = Object.fromEntries(
+  Object.entries(report).filter(([k]) => full || !header.includes(k) || !(k in previous)),
+);
+writeFileSync(opts.out, `${JSON.stringify({ ...previous, ...measured }, null, 2)}\n`);
 process.stderr.write(`bench: report written to ${opts.out}\n`);
