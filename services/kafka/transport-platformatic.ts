@@ -50,12 +50,25 @@ function admin(conn: TransportConnection): TransportAdmin {
     listTopics: () => a.listTopics(),
     async createTopics(specs) {
       const existing = new Set(await a.listTopics());
-      for (const s of specs.filter((x) => !existing.has(x.topic))) {
+      const missing = specs.filter((x) => !existing.has(x.topic));
+      for (const s of missing) {
         await a.createTopics({
           topics: [s.topic],
           partitions: s.partitions,
           configs: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
         });
+      }
+      // As kafkajs's waitForLeaders: every partition has a leader before the first send.
+      for (let tries = 0; missing.length > 0; tries++) {
+        const meta = await a.metadata({ topics: missing.map((x) => x.topic), forceUpdate: true });
+        const led = missing.every((x) => {
+          const t = meta.topics.get(x.topic);
+          return t?.partitionsCount === x.partitions && t.partitions.every((p) => p.leader >= 0);
+        });
+        if (led) break;
+        if (tries === 50)
+          throw new Error(`no leaders for ${missing.map((x) => x.topic).join(", ")} after 5 s`);
+        await new Promise((r) => setTimeout(r, 100));
       }
     },
     partitions,
