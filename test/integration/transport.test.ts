@@ -212,6 +212,32 @@ describe.each(KAFKA_CLIENTS)("transport on %s", (client) => {
     }
   });
 
+  it("holds back a paused partition's records until it is resumed, the others flowing meanwhile", async () => {
+    const topic = `${id}.pause`;
+    const group = `${id}-pause`;
+    await admin.createTopics([{ topic, partitions: 2 }]);
+    const producer = t.producer();
+    const a = member(t, group, topic);
+    try {
+      await a.started;
+      await until("the assignment", () => a.state.owned.length === 2);
+      a.consumer.pause([{ topic, partition: 0 }]);
+      await producer.send(
+        [0, 1].map((partition) => ({ topic, partition, key: null, value: `${partition}/0` })),
+      );
+      await until("partition 1's record", () => a.state.records.length === 1);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(a.state.records.map((r) => r.value)).toEqual(["1/0"]);
+      a.consumer.resume([{ topic, partition: 0 }]);
+      await until("partition 0's record", () => a.state.records.length === 2);
+      expect(a.state.records.map((r) => r.value)).toEqual(["1/0", "0/0"]);
+    } finally {
+      await a.consumer.close();
+      await producer.close();
+      await admin.deleteGroup(group).catch(() => undefined);
+    }
+  });
+
   it("revokes partitions from a member when another joins, and heartbeats only in its generation", async () => {
     const topic = `${id}.rebalance`;
     const group = `${id}-rebalance`;
