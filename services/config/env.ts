@@ -1,6 +1,7 @@
 // Configuration from the environment, validated once at start-up with messages an operator can act on.
 import { z } from "zod";
 import { DEFAULT_LIMITS, type Limits } from "../../schemas/limits.ts";
+import { KAFKA_CLIENTS } from "../kafka/transport.ts";
 
 const brokers = z
   .string()
@@ -55,6 +56,8 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' and '-' only")
     .default("fundguard-detectors"),
   FUNDGUARD_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
+  /** The Kafka client behind services/kafka/transport.ts: platformatic won test/bench/transport.ts (README). */
+  FUNDGUARD_KAFKA_CLIENT: z.enum(KAFKA_CLIENTS).default("platformatic"),
   FUNDGUARD_REFERENCE_DIR: z.string().min(1).optional(),
   /** How often workers write state and commit offsets (Kafka Streams' commit.interval.ms). */
   FUNDGUARD_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { benchLatency } from "./latency.ts";
 
-function envFile(root: string): Record<string, string> {
+export function envFile(root: string): Record<string, string> {
   return Object.fromEntries(
     readFileSync(join(root, ".cache/run/env"), "utf8")
       .split("\n")
@@ -16,7 +16,7 @@ function envFile(root: string): Record<string, string> {
   );
 }
 
-function run(
+export function run(
   root: string,
   args: string[],
   env: Record<string, string>,

@@ -17,7 +17,7 @@ const opts = new Command()
   .option("--settlements <n>", "settlement events in the generated stream", (v) => Number(v), 1_000_000)
   .option(
     "--only <sections>",
-    "comma-separated: detect,kafka (with latency and batch SQL),api,startup",
+    "comma-separated: detect,kafka (with latency and batch SQL),api,startup,transport",
     "detect,kafka,api",
   )
   .option("--out <file>", "JSON report", join(ROOT, "test/bench/report.json"))
@@ -67,7 +67,8 @@ const report: Record<string, unknown> = {
 };
 
 // The big stream only for the sections that read it (generating it takes minutes the first time).
-const streamSize = sections.has("detect") || sections.has("kafka") ? opts.settlements : 100;
+const streamSize =
+  sections.has("detect") || sections.has("kafka") || sections.has("transport") ? opts.settlements : 100;
 const files = await dataset(streamSize);
 report.dataset = { settlements: streamSize, seed: 1, bytes: readFileSync(files.settlements).length };
 
@@ -121,5 +122,25 @@ if (sections.has("api")) {
   report.api = await benchApi({ suspects: 1_000_000, dir });
 }
 
-writeFileSync(opts.out, `${JSON.stringify(report, null, 2)}\n`);
+if (sections.has("transport")) {
+  process.stderr.write("bench: Kafka clients behind the transport seam, kafkajs vs @platformatic/kafka\n");
+  const { benchTransport } = await import("./transport.ts");
+  report.transport = {
+    command: report.command,
+    at: report.at,
+    machine: report.machine,
+    dataset: report.dataset,
+    ...(await benchTransport(files, ROOT, opts.settlements)),
+  };
+}
+
+// Sections this run did not measure keep their figures, and the header (command, machine, dataset) of
+// the run that measured them unless this one measured all the default sections.
+const previous = existsSync(opts.out) ? JSON.parse(readFileSync(opts.out, "utf8")) : {};
+const full = ["detect", "kafka", "api"].every((s) => sections.has(s));
+const header = ["command", "at", "machine", "dataset"];
+const measured = Object.fromEntries(
+  Object.entries(report).filter(([k]) => full || !header.includes(k) || !(k in previous)),
+);
+writeFileSync(opts.out, `${JSON.stringify({ ...previous, ...measured }, null, 2)}\n`);
 process.stderr.write(`bench: report written to ${opts.out}\n`);

@@ -1,0 +1,340 @@
+// The transport on kafkajs (2.2.4, the last release, 2023-02): no manual assignment, no static
+// membership, no KIP-447; lz4 through a registered codec.
+import { randomUUID } from "node:crypto";
+import lz4Module from "@2l/kafkajs-lz4";
+import kafkajs, {
+  CompressionTypes,
+  type Consumer,
+  type Kafka,
+  type Message,
+  Partitioners,
+  type PartitionMetadata,
+} from "kafkajs";
+import { createKafka, FETCH_WAIT_MS, idempotentProducer } from "./client.ts";
+import { endOffsets as topicEndOffsets } from "./progress.ts";
+import { partitionCount } from "./topics.ts";
+import {
+  assignmentDiff,
+  type Compression,
+  type FetchedBatch,
+  type GroupConsumer,
+  type GroupHandlers,
+  type GroupOptions,
+  heartbeatMs,
+  type KafkaTransport,
+  type RangeRead,
+  type TP,
+  type TransportAdmin,
+  type TransportConnection,
+  type TransportProducer,
+  tpKey,
+} from "./transport.ts";
+
+// kafkajs is CommonJS and Node's ESM loader does not see this one among its named exports.
+const { CompressionCodecs } = kafkajs;
+// Its module.exports is the class itself, which its types call the default export.
+const LZ4Codec = lz4Module as unknown as typeof lz4Module.default;
+CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec;
+
+const CODECS: Record<Compression, CompressionTypes> = {
+  none: CompressionTypes.None,
+  gzip: CompressionTypes.GZIP,
+  lz4: CompressionTypes.LZ4,
+};
+
+const toBuffer = (v: Buffer | string | null) => (v === null || Buffer.isBuffer(v) ? v : Buffer.from(v));
+
+function admin(kafka: Kafka): TransportAdmin {
+  const a = kafka.admin();
+  const connected = a.connect();
+  const ready = async () => {
+    await connected;
+    return a;
+  };
+  return {
+    listTopics: async () => (await ready()).listTopics(),
+    async createTopics(specs) {
+      const c = await ready();
+      const existing = new Set(await c.listTopics());
+      const missing = specs.filter((s) => !existing.has(s.topic));
+      if (missing.length === 0) return;
+      await c.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((s) => ({
+          topic: s.topic,
+          numPartitions: s.partitions,
+          configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    },
+    partitions: async (topic) => partitionCount(await ready(), topic),
+    async endOffsets(topic) {
+      const out = new Map<number, bigint>();
+      for (const [k, v] of await topicEndOffsets(await ready(), [topic]))
+        out.set(Number(k.slice(k.lastIndexOf(":") + 1)), v);
+      return out;
+    },
+    async committed(group, topic) {
+      const [t] = await (await ready()).fetchOffsets({ groupId: group, topics: [topic] });
+      const out = new Map<number, bigint>();
+      for (const p of t?.partitions ?? []) if (p.offset !== "-1") out.set(p.partition, BigInt(p.offset));
+      return out;
+    },
+    deleteGroup: async (group) => (await ready()).deleteGroups([group]).then(() => undefined),
+    close: async () => (await ready()).disconnect(),
+  };
+}
+
+function producer(kafka: Kafka, retries?: number): TransportProducer {
+  const p = idempotentProducer(kafka, retries);
+  const connected = p.connect();
+  const partitioner = Partitioners.DefaultPartitioner();
+  const meta = admin(kafka);
+  const partitionsOf = new Map<string, PartitionMetadata[]>();
+  /** kafkajs's own partitioner, asked here so that each record's partition (and count) is known. */
+  const partitionOf = async (topic: string, key: Buffer): Promise<number> => {
+    let partitionMetadata = partitionsOf.get(topic);
+    if (!partitionMetadata) {
+      const n = await meta.partitions(topic);
+      if (n === 0) throw new Error(`${topic}: no such topic`);
+      partitionMetadata = Array.from({ length: n }, (_, i) => ({
+        partitionId: i,
+        leader: 0,
+        partitionErrorCode: 0,
+        replicas: [],
+        isr: [],
+      }));
+      partitionsOf.set(topic, partitionMetadata);
+    }
+    return partitioner({ topic, partitionMetadata, message: { key, value: null } });
+  };
+  return {
+    async send(records, o) {
+      await connected;
+      const byTopic = new Map<string, Message[]>();
+      const sizes = new Map<string, number>();
+      for (const r of records) {
+        const key = toBuffer(r.key);
+        const partition = r.partition ?? (key ? await partitionOf(r.topic, key) : undefined);
+        if (partition === undefined) throw new Error(`${r.topic}: a record without a key needs a partition`);
+        let messages = byTopic.get(r.topic);
+        if (!messages) {
+          messages = [];
+          byTopic.set(r.topic, messages);
+        }
+        messages.push({ key, value: toBuffer(r.value), partition });
+        const k = tpKey(r.topic, partition);
+        sizes.set(k, (sizes.get(k) ?? 0) + 1);
+      }
+      const written = await p.sendBatch({
+        acks: -1,
+        compression: CODECS[o?.compression ?? "none"],
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+      // kafkajs reports each partition's base offset; its records are consecutive from there.
+      const last = new Map<string, bigint>();
+      for (const m of written) {
+        const k = tpKey(m.topicName, m.partition);
+        last.set(k, BigInt(m.baseOffset ?? "0") + BigInt(sizes.get(k) ?? 1) - 1n);
+      }
+      return last;
+    },
+    close: async () => {
+      await connected;
+      await Promise.all([p.disconnect(), meta.close()]);
+    },
+  };
+}
+
+function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
+  const consumer: Consumer = kafka.consumer({
+    groupId: o.group,
+    sessionTimeout: o.sessionTimeoutMs,
+    heartbeatInterval: heartbeatMs(o.sessionTimeoutMs),
+    maxWaitTimeInMs: FETCH_WAIT_MS,
+    maxBytesPerPartition: o.maxBytesPerPartition,
+    maxBytes: Math.max(o.maxBytesPerPartition * 4, 10 << 20),
+    // kafkajs restarts a consumer after a retriable crash; this seam reports it and stops instead.
+    retry: { retries: 0, restartOnFailure: async () => false },
+  });
+  let assigned: TP[] = [];
+  let assigning: Promise<void> = Promise.resolve();
+  /** A rebalance seen since the last join: this member's generation is over. */
+  let rebalancing = false;
+  let lastHeartbeat: (() => Promise<void>) | undefined;
+  return {
+    async run(h: GroupHandlers) {
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        rebalancing = false;
+        const all = Object.entries(payload.memberAssignment).flatMap(([topic, ps]) =>
+          ps.map((partition) => ({ topic, partition })),
+        );
+        const diff = assignmentDiff(assigned, all);
+        assigned = all;
+        assigning = assigning.then(() => h.onAssign(diff));
+      });
+      consumer.on(consumer.events.REBALANCING, () => {
+        rebalancing = true;
+      });
+      consumer.on(consumer.events.CRASH, ({ payload }) => h.onError(payload.error));
+      await consumer.connect();
+      await consumer.subscribe({ topics: o.topics, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
+          await assigning;
+          lastHeartbeat = heartbeat;
+          if (batch.messages.length === 0) return;
+          const records = batch.messages.map((m) => ({
+            offset: BigInt(m.offset),
+            key: m.key,
+            value: m.value,
+          }));
+          await h.onBatch(
+            {
+              topic: batch.topic,
+              partition: batch.partition,
+              records,
+              lastOffset: BigInt(batch.lastOffset()),
+              highWatermark: BigInt(batch.highWatermark),
+            },
+            heartbeat,
+          );
+          resolveOffset(batch.lastOffset());
+        },
+      });
+    },
+    async commit(offsets) {
+      await consumer.commitOffsets(
+        offsets.map((x) => ({ topic: x.topic, partition: x.partition, offset: String(x.offset) })),
+      );
+    },
+    async heartbeat() {
+      if (rebalancing || assigned.length === 0)
+        throw new Error(`${o.group}: this member's generation is over`);
+      // kafkajs sends it only once the heartbeat interval has passed; it throws on a rebalance.
+      await lastHeartbeat?.();
+    },
+    pause: (tps) => consumer.pause(byTopic(tps)),
+    resume: (tps) => consumer.resume(byTopic(tps)),
+    close: async () => {
+      assigned = [];
+      await consumer.disconnect();
+    },
+  };
+}
+
+function byTopic(tps: TP[]): { topic: string; partitions: number[] }[] {
+  const m = new Map<string, number[]>();
+  for (const { topic, partition } of tps) m.set(topic, [...(m.get(topic) ?? []), partition]);
+  return [...m].map(([topic, partitions]) => ({ topic, partitions }));
+}
+
+/** A throwaway group reads the topic (kafkajs has no manual assignment), seeking each partition to `from`. */
+async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncIterable<FetchedBatch> {
+  const ends = await a.endOffsets(o.topic);
+  const pending = new Map<number, { from: bigint; to: bigint }>();
+  for (const [p, r] of o.ranges) {
+    const end = ends.get(p) ?? 0n;
+    const to = r.to === "end" || r.to > end ? end : r.to;
+    if (r.from < to) pending.set(p, { from: r.from, to });
+  }
+  if (pending.size === 0) return;
+  const groupId = `fundguard-range-${randomUUID()}`;
+  const consumer = kafka.consumer({
+    groupId,
+    maxWaitTimeInMs: FETCH_WAIT_MS,
+    maxBytesPerPartition: 16 << 20,
+    maxBytes: 64 << 20,
+  });
+  const queue = new Handoff<FetchedBatch>();
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic: o.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const range = pending.get(batch.partition);
+        if (!range) return;
+        const records = [];
+        for (const m of batch.messages) {
+          const offset = BigInt(m.offset);
+          if (offset >= range.to) break;
+          if (offset >= range.from) records.push({ offset, key: m.key, value: m.value });
+        }
+        const last = BigInt(batch.lastOffset());
+        const done = last + 1n >= range.to;
+        if (done) pending.delete(batch.partition);
+        if (records.length > 0)
+          await queue.put({
+            topic: o.topic,
+            partition: batch.partition,
+            records,
+            lastOffset: records[records.length - 1]?.offset ?? last,
+            highWatermark: BigInt(batch.highWatermark),
+          });
+        if (pending.size === 0) queue.end();
+      },
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => queue.end(payload.error));
+    for (const [partition, r] of pending)
+      consumer.seek({ topic: o.topic, partition, offset: String(r.from) });
+    yield* queue;
+  } finally {
+    await consumer.disconnect();
+    await a.deleteGroup(groupId).catch(() => undefined);
+  }
+}
+
+/** One item at a time from a callback to an async iterator: put() resolves when the item is taken. */
+class Handoff<T> {
+  #items: { item: T; taken: () => void }[] = [];
+  #wake: (() => void) | undefined;
+  #ended = false;
+  #error: Error | undefined;
+  put(item: T): Promise<void> {
+    return new Promise((taken) => {
+      this.#items.push({ item, taken });
+      this.#wake?.();
+    });
+  }
+  end(error?: Error) {
+    this.#ended = true;
+    this.#error = error;
+    this.#wake?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      const next = this.#items.shift();
+      if (next) {
+        next.taken();
+        yield next.item;
+        continue;
+      }
+      if (this.#error) throw this.#error;
+      if (this.#ended) return;
+      await new Promise<void>((wake) => {
+        this.#wake = wake;
+      });
+    }
+  }
+}
+
+export function kafkajsTransport(conn: TransportConnection): KafkaTransport {
+  const kafka = createKafka(conn.brokers, conn.clientId, conn.log);
+  return {
+    name: "kafkajs",
+    admin: () => admin(kafka),
+    producer: (o) => producer(kafka, o?.retries),
+    groupConsumer: (o) => groupConsumer(kafka, o),
+    async *readRange(o) {
+      const a = admin(kafka);
+      try {
+        yield* readRange(kafka, a, o);
+      } finally {
+        await a.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,430 @@
+// The transport on @platformatic/kafka 1.x (2.x needs Node ≥ 22.22): static membership, KIP-447
+// transactions available, manual fetches. Its default partitioner is not Java's: the compatibility one is.
+import {
+  Admin,
+  type Broker,
+  type ClusterMetadata,
+  type CommitOptionsPartition,
+  type Connection,
+  Consumer,
+  compatibilityPartitioner,
+  heartbeatV4,
+  kGetConnection,
+  Producer,
+} from "@platformatic/kafka";
+import { FETCH_WAIT_MS } from "./client.ts";
+import {
+  assignmentDiff,
+  type Compression,
+  type FetchedBatch,
+  type GroupConsumer,
+  type GroupHandlers,
+  type GroupOptions,
+  heartbeatMs,
+  type KafkaTransport,
+  type RangeRead,
+  type TP,
+  type TransportAdmin,
+  type TransportConnection,
+  type TransportProducer,
+  tpKey,
+} from "./transport.ts";
+
+/** Record-batch attribute bit of transaction markers, which carry no records for the reader. */
+const IS_CONTROL = 1 << 5;
+
+const toBuffer = (v: Buffer | string | null) => (v === null || Buffer.isBuffer(v) ? v : Buffer.from(v));
+
+function base(conn: TransportConnection) {
+  return { clientId: conn.clientId, bootstrapBrokers: conn.brokers, retryDelay: 200 };
+}
+
+function admin(conn: TransportConnection): TransportAdmin {
+  const a = new Admin(base(conn));
+  const partitions = async (topic: string) => {
+    if (!(await a.listTopics()).includes(topic)) return 0;
+    const meta = await a.metadata({ topics: [topic], forceUpdate: true });
+    return meta.topics.get(topic)?.partitionsCount ?? 0;
+  };
+  return {
+    listTopics: () => a.listTopics(),
+    async createTopics(specs) {
+      const existing = new Set(await a.listTopics());
+      const missing = specs.filter((x) => !existing.has(x.topic));
+      for (const s of missing) {
+        await a.createTopics({
+          topics: [s.topic],
+          partitions: s.partitions,
+          configs: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
+        });
+      }
+      // As kafkajs's waitForLeaders: every partition has a leader before the first send.
+      for (let tries = 0; missing.length > 0; tries++) {
+        const meta = await a.metadata({ topics: missing.map((x) => x.topic), forceUpdate: true });
+        const led = missing.every((x) => {
+          const t = meta.topics.get(x.topic);
+          return t?.partitionsCount === x.partitions && t.partitions.every((p) => p.leader >= 0);
+        });
+        if (led) break;
+        if (tries === 50)
+          throw new Error(`no leaders for ${missing.map((x) => x.topic).join(", ")} after 5 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    partitions,
+    async endOffsets(topic) {
+      const n = await partitions(topic);
+      const [t] = await a.listOffsets({
+        topics: [
+          {
+            name: topic,
+            partitions: Array.from({ length: n }, (_, i) => ({ partitionIndex: i, timestamp: -1n })),
+          },
+        ],
+      });
+      return new Map((t?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
+    },
+    async committed(group, topic) {
+      const [g] = await a.listConsumerGroupOffsets({ groups: [group] });
+      const out = new Map<number, bigint>();
+      for (const t of g?.topics ?? []) {
+        if (t.name !== topic) continue;
+        for (const p of t.partitions)
+          if (p.committedOffset >= 0n) out.set(p.partitionIndex, p.committedOffset);
+      }
+      return out;
+    },
+    deleteGroup: (group) => a.deleteGroups({ groups: [group] }),
+    close: () => a.close(),
+  };
+}
+
+function producer(conn: TransportConnection, retries?: number): TransportProducer {
+  const p = new Producer({
+    ...base(conn),
+    idempotent: true,
+    acks: -1,
+    partitioner: compatibilityPartitioner,
+    retries: retries ?? true,
+  });
+  const counts = new Map<string, number>();
+  /** The compatibility partitioner's choice, made here so each record's partition (and count) is known. */
+  const partitionOf = async (topic: string, key: Buffer) => {
+    let n = counts.get(topic);
+    if (n === undefined) {
+      n = (await p.metadata({ topics: [topic] })).topics.get(topic)?.partitionsCount ?? 0;
+      if (n === 0) throw new Error(`${topic}: no such topic`);
+      counts.set(topic, n);
+    }
+    return compatibilityPartitioner({ topic, key }, key) % n;
+  };
+  return {
+    async send(records, o) {
+      const messages = [];
+      const sizes = new Map<string, number>();
+      for (const r of records) {
+        const key = toBuffer(r.key);
+        const partition = r.partition ?? (key ? await partitionOf(r.topic, key) : undefined);
+        if (partition === undefined) throw new Error(`${r.topic}: a record without a key needs a partition`);
+        messages.push({
+          topic: r.topic,
+          partition,
+          key: key ?? undefined,
+          value: toBuffer(r.value) ?? undefined,
+        });
+        const k = tpKey(r.topic, partition);
+        sizes.set(k, (sizes.get(k) ?? 0) + 1);
+      }
+      const compression: Compression = o?.compression ?? "none";
+      const result = await p.send({ messages, compression });
+      const last = new Map<string, bigint>();
+      for (const w of result.offsets ?? []) {
+        const k = tpKey(w.topic, w.partition);
+        last.set(k, w.offset + BigInt(sizes.get(k) ?? 1) - 1n);
+      }
+      return last;
+    },
+    close: () => p.close(),
+  };
+}
+
+interface Want {
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+/**
+ * One fetch per leader for the wanted partitions: each partition's records from its offset on, control
+ * batches skipped, and where the next fetch starts. No message objects: the batches as decoded.
+ */
+async function fetchOnce(
+  consumer: Consumer,
+  wants: Want[],
+  maxBytesPerPartition: number,
+): Promise<{ batches: FetchedBatch[]; next: Map<string, bigint> }> {
+  const meta = await consumer.metadata({ topics: [...new Set(wants.map((w) => w.topic))] });
+  const byLeader = new Map<number, Map<string, Want[]>>();
+  const names = new Map<string, string>();
+  for (const w of wants) {
+    const topic = meta.topics.get(w.topic);
+    if (!topic) throw new Error(`${w.topic}: no such topic`);
+    names.set(topic.id, w.topic);
+    const leader = topic.partitions[w.partition]?.leader ?? -1;
+    let topics = byLeader.get(leader);
+    if (!topics) {
+      topics = new Map();
+      byLeader.set(leader, topics);
+    }
+    topics.set(topic.id, [...(topics.get(topic.id) ?? []), w]);
+  }
+  const from = new Map(wants.map((w) => [tpKey(w.topic, w.partition), w.offset]));
+  const responses = await Promise.all(
+    [...byLeader].map(([node, topics]) =>
+      consumer.fetch({
+        node,
+        maxWaitTime: FETCH_WAIT_MS,
+        minBytes: 1,
+        maxBytes: Math.max(maxBytesPerPartition * 4, 10 << 20),
+        topics: [...topics].map(([topicId, ws]) => ({
+          topicId,
+          partitions: ws.map((w) => ({
+            partition: w.partition,
+            fetchOffset: w.offset,
+            partitionMaxBytes: maxBytesPerPartition,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+          })),
+        })),
+      }),
+    ),
+  );
+  const batches: FetchedBatch[] = [];
+  const next = new Map<string, bigint>();
+  for (const response of responses) {
+    for (const t of response.responses) {
+      const topic = names.get(t.topicId) as string;
+      for (const part of t.partitions) {
+        const k = tpKey(topic, part.partitionIndex);
+        const start = from.get(k) ?? 0n;
+        const records = [];
+        let after = start;
+        for (const batch of part.records ?? []) {
+          after = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+          if (batch.attributes & IS_CONTROL) continue;
+          for (const r of batch.records) {
+            const offset = batch.firstOffset + BigInt(r.offsetDelta);
+            if (offset >= start) records.push({ offset, key: r.key, value: r.value });
+          }
+        }
+        next.set(k, after);
+        const last = records[records.length - 1];
+        if (last)
+          batches.push({
+            topic,
+            partition: part.partitionIndex,
+            records,
+            lastOffset: last.offset,
+            highWatermark: part.highWatermark,
+          });
+      }
+    }
+  }
+  return { batches, next };
+}
+
+/** Where newly assigned partitions start: the group's commit, else the earliest offset. */
+async function startOffsets(a: Admin, group: string, tps: TP[]): Promise<Map<string, bigint>> {
+  const out = new Map<string, bigint>();
+  const topics = [...new Set(tps.map((t) => t.topic))];
+  const [g] = await a.listConsumerGroupOffsets({ groups: [group] });
+  for (const t of g?.topics ?? [])
+    for (const p of t.partitions)
+      if (p.committedOffset >= 0n) out.set(tpKey(t.name, p.partitionIndex), p.committedOffset);
+  const missing = tps.filter((t) => !out.has(tpKey(t.topic, t.partition)));
+  if (missing.length > 0) {
+    const listed = await a.listOffsets({
+      topics: topics.map((name) => ({
+        name,
+        partitions: missing
+          .filter((m) => m.topic === name)
+          .map((m) => ({ partitionIndex: m.partition, timestamp: -2n })),
+      })),
+    });
+    for (const t of listed) for (const p of t.partitions) out.set(tpKey(t.name, p.partitionIndex), p.offset);
+  }
+  return out;
+}
+
+/**
+ * Group membership from the client (join, sync, background heartbeats, static membership) and a
+ * fetch loop of our own over the assignment: its MessagesStream builds an object, a bound commit and
+ * diagnostics per message, which cost twice kafkajs's CPU per record in the bench.
+ */
+function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsumer {
+  const consumer = new Consumer({
+    ...base(conn),
+    groupId: o.group,
+    sessionTimeout: o.sessionTimeoutMs,
+    heartbeatInterval: heartbeatMs(o.sessionTimeoutMs),
+    ...(o.instanceId ? { groupInstanceId: o.instanceId } : {}),
+    autocommit: false,
+    maxWaitTime: FETCH_WAIT_MS,
+    maxBytesPerPartition: o.maxBytesPerPartition,
+  });
+  const a = new Admin(base(conn));
+  let assigned: TP[] = [];
+  let generation = -1;
+  let joined: { generation: number; all: TP[] } | undefined;
+  const next = new Map<string, bigint>();
+  const paused = new Set<string>();
+  let running = false;
+  let loop: Promise<void> = Promise.resolve();
+  let wake: (() => void) | undefined;
+  const idle = () =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, FETCH_WAIT_MS);
+    });
+
+  const heartbeat = async () => {
+    if (
+      !running ||
+      !consumer.isActive() ||
+      consumer.generationId !== generation ||
+      consumer.memberId === null
+    )
+      throw new Error(`${o.group}: this member's generation is over`);
+    const meta: ClusterMetadata = await consumer.metadata({ topics: o.topics });
+    const broker = meta.brokers.get(consumer.coordinatorId ?? -1) as Broker | undefined;
+    if (!broker) throw new Error(`${o.group}: no group coordinator known`);
+    const connection = await new Promise<Connection>((resolve, reject) =>
+      consumer[kGetConnection](broker, (e, c) => (e ? reject(e) : resolve(c as Connection))),
+    );
+    // A real Heartbeat request: the broker answers ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID or REBALANCE_IN_PROGRESS.
+    await heartbeatV4.api.async(connection, o.group, generation, consumer.memberId, consumer.groupInstanceId);
+  };
+
+  const fetchLoop = async (h: GroupHandlers) => {
+    while (running) {
+      if (joined) {
+        const j = joined;
+        joined = undefined;
+        const diff = assignmentDiff(assigned, j.all);
+        assigned = j.all;
+        generation = j.generation;
+        for (const t of diff.revoked) next.delete(tpKey(t.topic, t.partition));
+        if (diff.added.length > 0)
+          for (const [k, v] of await startOffsets(a, o.group, diff.added)) next.set(k, v);
+        await h.onAssign(diff);
+        continue;
+      }
+      const wants = assigned
+        .map((t) => ({ ...t, offset: next.get(tpKey(t.topic, t.partition)) as bigint }))
+        .filter((w) => w.offset !== undefined && !paused.has(tpKey(w.topic, w.partition)));
+      if (wants.length === 0) {
+        await idle();
+        continue;
+      }
+      const fetched = await fetchOnce(consumer, wants, o.maxBytesPerPartition);
+      // A rebalance during the fetch: its records may belong to another member now; fetch again after it.
+      if (joined || !running) continue;
+      for (const b of fetched.batches) {
+        const k = tpKey(b.topic, b.partition);
+        if (joined) break;
+        if (paused.has(k)) continue;
+        await h.onBatch(b, heartbeat);
+        next.set(k, fetched.next.get(k) as bigint);
+      }
+      // Partitions the fetch found nothing new on (control batches only) move on too.
+      if (!joined)
+        for (const [k, v] of fetched.next) if (!paused.has(k) && v > (next.get(k) ?? v)) next.set(k, v);
+    }
+  };
+
+  return {
+    async run(h) {
+      running = true;
+      consumer.on("consumer:group:join", (payload) => {
+        joined = {
+          generation: payload.generationId ?? consumer.generationId,
+          all: (payload.assignments ?? []).flatMap((x) =>
+            x.partitions.map((partition) => ({ topic: x.topic, partition })),
+          ),
+        };
+        wake?.();
+      });
+      for (const t of o.topics) consumer.topics.track(t);
+      await consumer.joinGroup({});
+      loop = fetchLoop(h).catch((e) => {
+        if (running) h.onError(e as Error);
+      });
+    },
+    async commit(offsets) {
+      const list: CommitOptionsPartition[] = offsets.map((x) => ({ ...x, leaderEpoch: -1 }));
+      await consumer.commit({ offsets: list });
+    },
+    heartbeat,
+    pause(tps) {
+      for (const t of tps) paused.add(tpKey(t.topic, t.partition));
+    },
+    resume(tps) {
+      for (const t of tps) paused.delete(tpKey(t.topic, t.partition));
+      wake?.();
+    },
+    async close() {
+      running = false;
+      wake?.();
+      await loop;
+      await consumer.close();
+      await a.close();
+    },
+  };
+}
+
+/** Fetches straight from the partitions' leaders: no group, no offsets stored. */
+async function* readRange(conn: TransportConnection, o: RangeRead): AsyncIterable<FetchedBatch> {
+  const a = admin(conn);
+  const ends = await a.endOffsets(o.topic).finally(() => a.close());
+  const next = new Map<number, bigint>();
+  const stop = new Map<number, bigint>();
+  for (const [p, r] of o.ranges) {
+    const end = ends.get(p) ?? 0n;
+    const to = r.to === "end" || r.to > end ? end : r.to;
+    if (r.from < to) {
+      next.set(p, r.from);
+      stop.set(p, to);
+    }
+  }
+  const consumer = new Consumer({ ...base(conn), groupId: "fundguard-range-unused", autocommit: false });
+  try {
+    while (next.size > 0) {
+      const wants = [...next].map(([partition, offset]) => ({ topic: o.topic, partition, offset }));
+      // 1 MiB a partition: a larger first batch still comes whole (KIP-74), and big responses decode slower.
+      const fetched = await fetchOnce(consumer, wants, 1 << 20);
+      for (const b of fetched.batches) {
+        const to = stop.get(b.partition) as bigint;
+        const records = b.records.filter((r) => r.offset < to);
+        const last = records[records.length - 1];
+        if (last) yield { ...b, records, lastOffset: last.offset };
+      }
+      for (const [k, after] of fetched.next) {
+        const p = Number(k.slice(k.lastIndexOf(":") + 1));
+        if (after >= (stop.get(p) as bigint)) next.delete(p);
+        else next.set(p, after);
+      }
+    }
+  } finally {
+    await consumer.close();
+  }
+}
+
+export function platformaticTransport(conn: TransportConnection): KafkaTransport {
+  return {
+    name: "platformatic",
+    admin: () => admin(conn),
+    producer: (o) => producer(conn, o?.retries),
+    groupConsumer: (o) => groupConsumer(conn, o),
+    readRange: (o) => readRange(conn, o),
+  };
+}

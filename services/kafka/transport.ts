@@ -1,0 +1,151 @@
+// One Kafka interface for the services, so the client library behind it can be measured and
+// swapped (docs/stream-core.md §7). Offsets are bigints; a committed offset is the next one to read.
+import type { Logger } from "../log.ts";
+
+export const KAFKA_CLIENTS = ["kafkajs", "platformatic"] as const;
+export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
+export type Compression = "none" | "gzip" | "lz4";
+
+export interface TP {
+  topic: string;
+  partition: number;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  configs?: Record<string, string>;
+}
+
+export interface TransportAdmin {
+  listTopics(): Promise<string[]>;
+  /** Creates what is missing and waits for the leaders; existing topics are left as they are. */
+  createTopics(specs: TopicSpec[]): Promise<void>;
+  /** Partitions of `topic`, 0 when it does not exist. */
+  partitions(topic: string): Promise<number>;
+  /** Per partition, the offset the next record will get (the high watermark). */
+  endOffsets(topic: string): Promise<Map<number, bigint>>;
+  /** Per partition, the group's committed offset; partitions it never committed are absent. */
+  committed(group: string, topic: string): Promise<Map<number, bigint>>;
+  deleteGroup(group: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OutRecord {
+  topic: string;
+  /** Where absent, a keyed record goes to murmur2(key) % partitions, as Java clients place it. */
+  partition?: number;
+  key: Buffer | string | null;
+  value: Buffer | string | null;
+}
+
+export interface TransportProducer {
+  /**
+   * One produce request (per leader broker) with acks from all replicas; each partition's records
+   * are one record batch, appended whole or not at all. Returns the last offset per "topic:partition".
+   */
+  send(records: OutRecord[], o?: { compression?: Compression }): Promise<Map<string, bigint>>;
+  close(): Promise<void>;
+}
+
+export interface FetchedRecord {
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+/** One partition's records in offset order. */
+export interface FetchedBatch {
+  topic: string;
+  partition: number;
+  records: FetchedRecord[];
+  lastOffset: bigint;
+  /** The partition's end as the fetch saw it, where the client reports it. */
+  highWatermark?: bigint;
+}
+
+export interface Assignment {
+  added: TP[];
+  revoked: TP[];
+  all: TP[];
+}
+
+export interface GroupHandlers {
+  /** Awaited before the first batch of any newly assigned partition. */
+  onAssign(a: Assignment): Promise<void>;
+  onBatch(b: FetchedBatch, heartbeat: () => Promise<void>): Promise<void>;
+  /** The consumer stopped on an error (an onBatch that threw included). */
+  onError(e: Error): void;
+}
+
+export interface GroupConsumer {
+  /** Joins and starts fetching; resolves once started. Uncommitted partitions start at the earliest offset. */
+  run(h: GroupHandlers): Promise<void>;
+  /** Offsets are the next ones to read. */
+  commit(offsets: (TP & { offset: bigint })[]): Promise<void>;
+  /** Throws when this member no longer holds the generation its last onAssign reported. */
+  heartbeat(): Promise<void>;
+  pause(tps: TP[]): void;
+  resume(tps: TP[]): void;
+  close(): Promise<void>;
+}
+
+export interface GroupOptions {
+  group: string;
+  topics: string[];
+  sessionTimeoutMs: number;
+  /** Static membership (KIP-345), where the client supports it. */
+  instanceId?: string;
+  maxBytesPerPartition: number;
+}
+
+export interface RangeRead {
+  topic: string;
+  /** Records with from ≤ offset < to; "end" is the partition's end offset when the read starts. */
+  ranges: Map<number, { from: bigint; to: bigint | "end" }>;
+}
+
+export interface KafkaTransport {
+  readonly name: KafkaClientName;
+  admin(): TransportAdmin;
+  /** Idempotent, acks=all, one request in flight. `retries` bounds one send (default: until delivered). */
+  producer(o?: { retries?: number }): TransportProducer;
+  groupConsumer(o: GroupOptions): GroupConsumer;
+  /** Reads the ranges without a consumer group's offsets; ends when every range is read. */
+  readRange(o: RangeRead): AsyncIterable<FetchedBatch>;
+}
+
+export interface TransportConnection {
+  brokers: string[];
+  clientId: string;
+  log: Logger;
+}
+
+/** How often a group member heartbeats: a third of its session, at most a second. */
+export const heartbeatMs = (sessionTimeoutMs: number) => Math.min(1000, Math.floor(sessionTimeoutMs / 3));
+
+export const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
+
+/** The added and revoked topic-partitions between two assignments. */
+export function assignmentDiff(before: TP[], after: TP[]): Assignment {
+  const had = new Set(before.map((t) => tpKey(t.topic, t.partition)));
+  const has = new Set(after.map((t) => tpKey(t.topic, t.partition)));
+  return {
+    added: after.filter((t) => !had.has(tpKey(t.topic, t.partition))),
+    revoked: before.filter((t) => !has.has(tpKey(t.topic, t.partition))),
+    all: after,
+  };
+}
+
+/** Opens the named client's transport (FUNDGUARD_KAFKA_CLIENT). */
+export async function openTransport(
+  name: KafkaClientName,
+  conn: TransportConnection,
+): Promise<KafkaTransport> {
+  if (name === "platformatic") {
+    const { platformaticTransport } = await import("./transport-platformatic.ts");
+    return platformaticTransport(conn);
+  }
+  const { kafkajsTransport } = await import("./transport-kafkajs.ts");
+  return kafkajsTransport(conn);
+}
