@@ -7,9 +7,9 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Admin, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "../log.ts";
 import { type ConsumerTiming, DEFAULT_TIMING } from "./connection.ts";
+import { tpKey } from "./transport.ts";
 
-/** "topic:partition", the key of `from` and `to`. */
-export const tpKey = (topic: string, partition: number): string => `${topic}:${partition}`;
+export { tpKey };
 
 export interface RangeRecord {
   topic: string;

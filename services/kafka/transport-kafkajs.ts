@@ -10,7 +10,8 @@ import kafkajs, {
   Partitioners,
   type PartitionMetadata,
 } from "kafkajs";
-import { createKafka, FETCH_WAIT_MS, idempotentProducer } from "./client.ts";
+import { FETCH_WAIT_MS, idempotentProducer } from "./client.ts";
+import { consumerTiming, createKafka } from "./connection.ts";
 import { endOffsets as topicEndOffsets } from "./progress.ts";
 import { partitionCount } from "./topics.ts";
 import {
@@ -20,7 +21,6 @@ import {
   type GroupConsumer,
   type GroupHandlers,
   type GroupOptions,
-  heartbeatMs,
   type KafkaTransport,
   type RangeRead,
   type TP,
@@ -150,7 +150,7 @@ function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
   const consumer: Consumer = kafka.consumer({
     groupId: o.group,
     sessionTimeout: o.sessionTimeoutMs,
-    heartbeatInterval: heartbeatMs(o.sessionTimeoutMs),
+    heartbeatInterval: consumerTiming(o.sessionTimeoutMs).heartbeatMs,
     maxWaitTimeInMs: FETCH_WAIT_MS,
     maxBytesPerPartition: o.maxBytesPerPartition,
     maxBytes: Math.max(o.maxBytesPerPartition * 4, 10 << 20),
@@ -322,7 +322,7 @@ class Handoff<T> {
 }
 
 export function kafkajsTransport(conn: TransportConnection): KafkaTransport {
-  const kafka = createKafka(conn.brokers, conn.clientId, conn.log);
+  const kafka = createKafka(conn, conn.log);
   return {
     name: "kafkajs",
     admin: () => admin(kafka),

@@ -13,6 +13,7 @@ import {
   Producer,
 } from "@platformatic/kafka";
 import { FETCH_WAIT_MS } from "./client.ts";
+import { consumerTiming } from "./connection.ts";
 import {
   assignmentDiff,
   type Compression,
@@ -20,7 +21,6 @@ import {
   type GroupConsumer,
   type GroupHandlers,
   type GroupOptions,
-  heartbeatMs,
   type KafkaTransport,
   type RangeRead,
   type TP,
@@ -266,7 +266,7 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
     ...base(conn),
     groupId: o.group,
     sessionTimeout: o.sessionTimeoutMs,
-    heartbeatInterval: heartbeatMs(o.sessionTimeoutMs),
+    heartbeatInterval: consumerTiming(o.sessionTimeoutMs).heartbeatMs,
     ...(o.instanceId ? { groupInstanceId: o.instanceId } : {}),
     autocommit: false,
     maxWaitTime: FETCH_WAIT_MS,

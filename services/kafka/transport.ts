@@ -121,10 +121,8 @@ export interface TransportConnection {
   log: Logger;
 }
 
-/** How often a group member heartbeats: a third of its session, at most a second. */
-export const heartbeatMs = (sessionTimeoutMs: number) => Math.min(1000, Math.floor(sessionTimeoutMs / 3));
-
-export const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
+/** "topic:partition": the key of per-partition maps. */
+export const tpKey = (topic: string, partition: number): string => `${topic}:${partition}`;
 
 /** The added and revoked topic-partitions between two assignments. */
 export function assignmentDiff(before: TP[], after: TP[]): Assignment {
