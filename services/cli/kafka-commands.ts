@@ -144,8 +144,15 @@ export function registerKafkaCommands(program: Command): void {
           ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT, undefined, () => health.report())
           : undefined;
         if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics, health at /healthz");
+        const { openTransport } = await import("../kafka/transport.ts");
+        const transport = await openTransport(ctx.env.FUNDGUARD_KAFKA_CLIENT, {
+          brokers: ctx.connection.brokers,
+          clientId: ctx.connection.clientId,
+          log: ctx.log,
+        });
         try {
           await runWorker({
+            transport,
             metrics,
             health,
             schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,

@@ -122,7 +122,7 @@ function producer(kafka: Kafka, retries?: number): TransportProducer {
           messages = [];
           byTopic.set(r.topic, messages);
         }
-        messages.push({ key, value: toBuffer(r.value), partition });
+        messages.push({ key, value: toBuffer(r.value), partition, headers: r.headers });
         const k = tpKey(r.topic, partition);
         sizes.set(k, (sizes.get(k) ?? 0) + 1);
       }

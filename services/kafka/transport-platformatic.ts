@@ -131,6 +131,10 @@ function producer(conn: TransportConnection, retries?: number): TransportProduce
           partition,
           key: key ?? undefined,
           value: toBuffer(r.value) ?? undefined,
+          // Without serialisers the client writes header keys and values as given: bytes.
+          headers: r.headers
+            ? new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)]))
+            : undefined,
         });
         const k = tpKey(r.topic, partition);
         sizes.set(k, (sizes.get(k) ?? 0) + 1);

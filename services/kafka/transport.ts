@@ -37,6 +37,7 @@ export interface OutRecord {
   partition?: number;
   key: Buffer | string | null;
   value: Buffer | string | null;
+  headers?: Record<string, string>;
 }
 
 export interface TransportProducer {

@@ -11,14 +11,13 @@ import {
   type Kafka,
   type Message,
   type ProducerRecord,
-  type RecordMetadata,
 } from "kafkajs";
 import type { Limits } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
-import { idempotentProducer, produceRequests } from "../kafka/client.ts";
+import { produceRequests } from "../kafka/client.ts";
 import { consumerTiming, DEFAULT_TIMING } from "../kafka/connection.ts";
 import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
@@ -39,6 +38,7 @@ import {
   partitionCount,
   type Topics,
 } from "../kafka/topics.ts";
+import type { KafkaTransport, TransportProducer } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
@@ -56,6 +56,8 @@ import {
 
 export interface WorkerOptions {
   kafka: Kafka;
+  /** What the worker's sends (state, dead letters, suspects for the sink) go through. */
+  transport: KafkaTransport;
   registryUrl: string;
   /** The contract's input limits (default: schemas/limits.ts's). */
   limits?: Limits;
@@ -129,8 +131,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const inputs = [o.topics.settlements, o.topics.deaths];
   const targets: Offsets | undefined = o.untilCaughtUp ? await endOffsets(admin, inputs) : undefined;
 
-  const producer = idempotentProducer(o.kafka, SEND_RETRIES);
-  await producer.connect();
+  const producer = o.transport.producer({ retries: SEND_RETRIES });
   const timing = consumerTiming(o.sessionTimeoutMs ?? DEFAULT_TIMING.sessionTimeoutMs);
   const consumer = o.kafka.consumer({
     groupId: o.group,
@@ -236,9 +237,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       await health.retry(
         "broker",
         () =>
-          producer.send({
+          sendRequest(producer, {
             topic: changelogTopic,
-            acks: -1,
             messages: [...initial].map(([p, m]) => markerMessage(p, m)),
           }),
         { signal: stopping.signal },
@@ -296,17 +296,6 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       { partitions: ids, rewritten: repairs.length - retracted, retracted, ms: Date.now() - t0 },
       "store repaired",
     );
-  };
-
-  const noteSuspectsWritten = (request: ProducerRecord, written: RecordMetadata[]) => {
-    const counts = new Map<number, number>();
-    for (const m of request.messages)
-      counts.set(m.partition as number, (counts.get(m.partition as number) ?? 0) + 1);
-    for (const w of written) {
-      const n = counts.get(w.partition);
-      if (n !== undefined && w.baseOffset !== undefined)
-        suspectsEnd.set(w.partition, String(BigInt(w.baseOffset) + BigInt(n)));
-    }
   };
 
   const suspectsSent = (requests: ProducerRecord[]) =>
@@ -426,9 +415,11 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
           async () => {
             for (; sent < requests.length; sent++) {
               const request = requests[sent] as ProducerRecord;
-              const written = await producer.send(request);
+              const written = await sendRequest(producer, request);
               if (request.topic === o.topics.suspects) {
-                noteSuspectsWritten(request, written);
+                for (const [k, last] of written) {
+                  suspectsEnd.set(Number(k.slice(k.lastIndexOf(":") + 1)), String(last + 1n));
+                }
                 if (requests[sent + 1]?.topic !== o.topics.suspects)
                   log.debug({ changes: suspectsSent(requests) }, "flush written");
               }
@@ -571,7 +562,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       }
     } finally {
       await consumer.disconnect();
-      await producer.disconnect();
+      await producer.close();
       await admin.disconnect();
     }
   }
@@ -607,4 +598,17 @@ async function writeToStore(
   }
   if (changes.length > 0)
     await store.writeChanges(changes, { versionOf: (c) => (c as SuspectChange).version });
+}
+
+/** A request of produceRequests as one send of the transport: one record batch per partition. */
+function sendRequest(producer: TransportProducer, r: ProducerRecord): Promise<Map<string, bigint>> {
+  const records = r.messages.map((m) => ({
+    topic: r.topic,
+    // Dead letters of unkeyed records still need a home: the dead-letter topic's first partition.
+    partition: m.partition ?? (m.key ? undefined : 0),
+    key: m.key ?? null,
+    value: m.value,
+    headers: m.headers as Record<string, string> | undefined,
+  }));
+  return producer.send(records, { compression: r.compression === CompressionTypes.GZIP ? "gzip" : "none" });
 }

@@ -146,7 +146,7 @@ describe.each<Output>(["store", "topic"])("output to the %s", (output) => {
   it(`a worker SIGKILLed ${kills} times at random moments ends with exactly detect's suspects, none twice, none stale`, async () => {
     const rng = new Rng(SEED);
     process.stderr.write(`chaos: FUNDGUARD_CHAOS_SEED=${SEED}\n`);
-    const env = pipelineEnv(`chaos-${output}`, { LOG_LEVEL: "debug", FUNDGUARD_SESSION_TIMEOUT_MS: "6000" });
+    const env = pipelineEnv(`chaos-${output}`, { LOG_LEVEL: "debug", FUNDGUARD_SESSION_TIMEOUT_MS: "3000" });
     // Deaths go last: every deceased_activity finding is decided by a record that arrives late.
     const [first, ...rest] = splitStream(files, tempDir("chaos-parts"), 3, 2) as StreamFiles[];
     await replay(env, first as StreamFiles);
