@@ -1,15 +1,17 @@
 // `npm run bench`: the performance figures of the README, measured in one run, written as JSON.
 //   npm run bench -- [--settlements N] [--only detect,kafka,api] [--out FILE]
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { generate } from "../../services/generate/generate.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
-import { benchBatchSql } from "./batch-sql.ts";
+import { benchBatchJob, benchBatchSql } from "./batch-sql.ts";
+import { benchDetectShipped } from "./detect-shipped.ts";
 import { benchKafka } from "./kafka.ts";
+import { ratios } from "./ratios.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -21,8 +23,9 @@ const opts = new Command()
     "detect,kafka,api",
   )
   .option("--out <file>", "JSON report", join(ROOT, "test/bench/report.json"))
+  .option("--profile", "run the worker end to end under node --cpu-prof (kafka.profile.after)")
   .parse()
-  .opts<{ settlements: number; only: string; out: string }>();
+  .opts<{ settlements: number; only: string; out: string; profile?: boolean }>();
 const sections = new Set(opts.only.split(","));
 
 function runChild(args: string[]): Promise<Record<string, unknown>> {
@@ -80,6 +83,7 @@ if (sections.has("detect")) {
     detect,
     ratioToFloor: (detect.seconds as number) / (floor.seconds as number),
     target: "≤ 2× the floor",
+    shipped160k: benchDetectShipped(ROOT, await dataset(160_000)),
   };
 }
 
@@ -92,8 +96,17 @@ if (sections.has("startup")) {
 if (sections.has("kafka")) {
   process.stderr.write("bench: Kafka pipeline\n");
   execFileSync("bash", [join(ROOT, "infra/up.sh")], { stdio: ["ignore", "inherit", "inherit"] });
-  const kafka = await benchKafka(files, ROOT);
-  report.kafka = kafka;
+  const { profile, ...kafka } = await benchKafka(files, ROOT, {
+    profileDir: opts.profile ? mkdtempSync(join(tmpdir(), "fg-cpuprof-")) : undefined,
+  });
+  // The recorded profiles (the "before" of a change among them) stay unless this run profiles anew.
+  const previous = existsSync(opts.out)
+    ? JSON.parse(readFileSync(opts.out, "utf8")).kafka?.profile
+    : undefined;
+  report.kafka = {
+    ...kafka,
+    profile: profile ? { ...previous, after: { command: report.command, ...profile } } : previous,
+  };
   process.stderr.write("bench: the same rules as nightly batch SQL over the archive the worker wrote\n");
   const store = await openStore(chdbConfig(kafka.dataDir));
   try {
@@ -108,6 +121,18 @@ if (sections.has("kafka")) {
       streamEndToEndSeconds: kafka.worker.seconds,
       note: "the batch job starts only once the day's data is in; the stream has each finding queryable within the latency above",
     };
+    process.stderr.write(
+      "bench: the batch job as a bureau runs it: load the NDJSON into an empty ClickHouse, then the rules\n",
+    );
+    const job = await benchBatchJob(files, streamed);
+    report.batchJob = job;
+    const detect = report.detect as { detect: { seconds: number } } | undefined;
+    report.ratios = ratios({
+      settlements: kafka.settlements,
+      batchJobSeconds: job.jobSeconds,
+      rulesOnlySeconds: batch.totalSeconds,
+      stream: { detect: detect?.detect.seconds, replay: kafka.replay.seconds, worker: kafka.worker.seconds },
+    });
   } finally {
     await store.close();
   }

@@ -1,0 +1,40 @@
+// `detect` as users run it (the compiled executable, start-up included) against the JSON parse floor
+// in a process of its own, alternating runs so both see the same load.
+import { execFileSync, spawnSync } from "node:child_process";
+import { join } from "node:path";
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+export function benchDetectShipped(root: string, files: { settlements: string; deaths: string }, runs = 3) {
+  execFileSync(process.execPath, [join(root, "bin/build.js")], { stdio: "inherit" });
+  const time = (argv: string[]) => {
+    const t0 = performance.now();
+    // The shebang's flag (bin/fundguard.js), given to both.
+    const r = spawnSync(process.execPath, ["--max-semi-space-size=64", ...argv], { stdio: "ignore" });
+    if (r.status !== 0) throw new Error(`${argv.join(" ")} exited ${r.status}`);
+    return (performance.now() - t0) / 1000;
+  };
+  const floor: number[] = [];
+  const detect: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    floor.push(time([join(root, "test/bench/floor.mjs"), files.settlements, files.deaths]));
+    detect.push(
+      time([
+        join(root, "bin/fundguard.js"),
+        "detect",
+        "--settlements",
+        files.settlements,
+        "--deaths",
+        files.deaths,
+      ]),
+    );
+  }
+  return {
+    file: files.settlements,
+    runs,
+    floorSeconds: { median: median(floor), all: floor },
+    detectSeconds: { median: median(detect), all: detect },
+    ratioToFloor: median(detect) / median(floor),
+    target: "≤ 2× the floor, start-up included",
+  };
+}
