@@ -59,7 +59,7 @@ async function dataset(settlements: number): Promise<{ settlements: string; deat
 }
 
 const report: Record<string, unknown> = {
-  command: `npm run bench -- --settlements ${opts.settlements} --only ${opts.only}`,
+  command: `npm run bench -- --settlements ${opts.settlements} --only ${opts.only}${opts.profile ? " --profile" : ""}`,
   at: new Date().toISOString(),
   machine: {
     cpu: cpus()[0]?.model,
