@@ -111,9 +111,9 @@ async function workerEndToEnd(
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const flags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
   // The 1-minute load average before and after: the machine is shared, so a figure needs its context.
-  const load = [loadavg()[0] as number];
+  const loadBefore = loadavg()[0] as number;
   const r = await run(root, ["worker", "--until-caught-up"], env, flags);
-  load.push(loadavg()[0] as number);
+  const loadAverage1m = { before: loadBefore, after: loadavg()[0] as number };
   const worker = { seconds: r.seconds, settlementsPerSecond: settlements / r.seconds };
   if (!profileDir) return { worker };
   const { file, profile } = mainThreadProfile(profileDir);
@@ -124,7 +124,7 @@ async function workerEndToEnd(
       commit,
       settlements,
       ...worker,
-      loadAverage1m: load,
+      loadAverage1m,
       file,
       mainThread: summarizeProfile(profile),
     },
