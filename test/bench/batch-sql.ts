@@ -1,6 +1,6 @@
 // The nightly-batch baseline bureaus run today: the contract's rules as plain SQL over the
 // settlement archive in ClickHouse. The bench times it and checks it finds what the stream found.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
@@ -143,7 +143,8 @@ export async function benchBatchJob(
   files: { settlements: string; deaths: string },
   streamed: Map<string, Set<string>>,
 ) {
-  const store = await openStore(chdbConfig(join(mkdtempSync(join(tmpdir(), "fg-batch-")), "data")));
+  const dir = mkdtempSync(join(tmpdir(), "fg-batch-"));
+  const store = await openStore(chdbConfig(join(dir, "data")));
   try {
     const t0 = performance.now();
     await store.client.command({
@@ -169,5 +170,6 @@ export async function benchBatchJob(
     };
   } finally {
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
