@@ -1,5 +1,5 @@
 // `npm run bench`: the performance figures of the README, measured in one run, written as JSON.
-//   npm run bench -- [--settlements N] [--only detect,kafka,api] [--out FILE]
+//   npm run bench -- [--settlements N] [--only detect,kafka,api,startup] [--profile] [--out FILE]
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
