@@ -1,11 +1,12 @@
 // The Kafka section of the bench: replay rate, Kafka's own consumer ceiling on the same topic
 // (ConsumerPerformance from the broker's jars), and one worker plus the ClickHouse sink end to end.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { benchLatency } from "./latency.ts";
+import { mainThreadProfile, summarizeProfile } from "./profile.ts";
 
 export function envFile(root: string): Record<string, string> {
   return Object.fromEntries(
@@ -20,10 +21,11 @@ export function run(
   root: string,
   args: string[],
   env: Record<string, string>,
+  nodeFlags: string[] = [],
 ): Promise<{ seconds: number; stderr: string }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "bin/fundguard.js"), ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, join(root, "bin/fundguard.js"), ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -71,10 +73,9 @@ function consumerCeiling(root: string, brokers: string, topic: string, records: 
   };
 }
 
-export async function benchKafka(files: { settlements: string; deaths: string }, root: string) {
-  const infra = envFile(root);
-  const id = `bench${Date.now().toString(36)}`;
-  const env = {
+/** Fresh topics, group and data directory for one measured pipeline. */
+function benchEnv(infra: Record<string, string>, id: string): Record<string, string> {
+  return {
     ...infra,
     FUNDGUARD_TOPIC_PREFIX: `${id}.`,
     FUNDGUARD_GROUP: `${id}-detectors`,
@@ -83,21 +84,84 @@ export async function benchKafka(files: { settlements: string; deaths: string },
     FUNDGUARD_METRICS_PORT: "0",
     LOG_LEVEL: "warn",
   };
+}
+
+async function replay(
+  root: string,
+  files: { settlements: string; deaths: string },
+  env: Record<string, string>,
+) {
+  const r = await run(root, ["replay", "--settlements", files.settlements, "--deaths", files.deaths], env);
+  const m = /replay: (\d+) settlements, (\d+) death records/.exec(r.stderr);
+  if (!m) throw new Error(`replay printed no summary: ${r.stderr.slice(-2000)}`);
+  const settlements = Number(m[1]);
+  return { seconds: r.seconds, settlements, events: settlements + Number(m[2]) };
+}
+
+/**
+ * One worker, writing suspects and the archive into ClickHouse (embedded chdb) itself, until caught up;
+ * with `profileDir`, under `node --cpu-prof`, summarised from its main thread's profile.
+ */
+async function workerEndToEnd(
+  root: string,
+  env: Record<string, string>,
+  settlements: number,
+  profileDir?: string,
+) {
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const flags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
+  // The 1-minute load average before and after: the machine is shared, so a figure needs its context.
+  const loadBefore = loadavg()[0] as number;
+  const r = await run(root, ["worker", "--until-caught-up"], env, flags);
+  const loadAverage1m = { before: loadBefore, after: loadavg()[0] as number };
+  const worker = { seconds: r.seconds, settlementsPerSecond: settlements / r.seconds };
+  if (!profileDir) return { worker };
+  const { file, profile } = mainThreadProfile(profileDir);
+  const commit = execFileSync("git", ["-C", root, "rev-parse", "HEAD"], { encoding: "utf8" }).trim();
+  return {
+    worker,
+    profile: {
+      commit,
+      settlements,
+      ...worker,
+      loadAverage1m,
+      file,
+      mainThread: summarizeProfile(profile),
+    },
+  };
+}
+
+/**
+ * Only the worker end to end under the profiler, for the checkout `root` (a fresh replay by that checkout
+ * feeds it), on the services `benchRoot`'s infra/up.sh started.
+ */
+export async function profileWorker(
+  files: { settlements: string; deaths: string },
+  root: string,
+  benchRoot: string,
+  profileDir: string,
+) {
+  const env = benchEnv(envFile(benchRoot), `prof${Date.now().toString(36)}`);
+  const fed = await replay(root, files, env);
+  const { profile } = await workerEndToEnd(root, env, fed.settlements, profileDir);
+  if (!profile) throw new Error("the worker ran without a profile");
+  return profile;
+}
+
+export async function benchKafka(
+  files: { settlements: string; deaths: string },
+  root: string,
+  opts: { profileDir?: string } = {},
+) {
+  const id = `bench${Date.now().toString(36)}`;
+  const env = benchEnv(envFile(root), id);
   const topics = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
-  const replay = await run(
-    root,
-    ["replay", "--settlements", files.settlements, "--deaths", files.deaths],
-    env,
-  );
-  const m = /replay: (\d+) settlements, (\d+) death records/.exec(replay.stderr);
-  const settlements = Number(m?.[1]);
-  const events = settlements + Number(m?.[2]);
+  const fed = await replay(root, files, env);
+  const { settlements, events } = fed;
 
-  const ceiling = consumerCeiling(root, infra.KAFKA_BROKERS as string, topics.settlements, settlements);
+  const ceiling = consumerCeiling(root, env.KAFKA_BROKERS as string, topics.settlements, settlements);
 
-  // One worker, writing suspects and the archive into ClickHouse (embedded chdb) itself.
-  const workerRun = await run(root, ["worker", "--until-caught-up"], env);
-  const workerRate = settlements / workerRun.seconds;
+  const { worker, profile } = await workerEndToEnd(root, env, settlements, opts.profileDir);
   const latencyId = `${id}lat`;
   const latency = await benchLatency({
     root,
@@ -113,15 +177,20 @@ export async function benchKafka(files: { settlements: string; deaths: string },
     seconds: 30,
   });
   return {
-    dataDir: env.FUNDGUARD_DATA_DIR,
+    dataDir: env.FUNDGUARD_DATA_DIR as string,
     latencyAt5k: latency,
     events,
     settlements,
-    replay: { seconds: replay.seconds, eventsPerSecond: events / replay.seconds },
+    replay: {
+      seconds: fed.seconds,
+      eventsPerSecond: events / fed.seconds,
+      settlementsPerSecond: settlements / fed.seconds,
+    },
     kafkaConsumerCeiling: ceiling,
-    worker: { seconds: workerRun.seconds, settlementsPerSecond: workerRate },
+    worker,
     note: "worker wall time includes start-up (registry, group join, restore) and the caught-up check",
-    workerShareOfCeiling: workerRate / ceiling.messagesPerSecond,
+    workerShareOfCeiling: worker.settlementsPerSecond / ceiling.messagesPerSecond,
+    ...(profile ? { profile } : {}),
     targets: "≥ 50k settlements/s and ≥ 50% of the consumer ceiling",
   };
 }
