@@ -1,8 +1,15 @@
 // How every command connects to Kafka: brokers, client id and the consumer timings, from the
 // validated environment, and the one place a kafkajs client is built.
-import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
+import lz4Module from "@2l/kafkajs-lz4";
+import kafkajs, { CompressionTypes, Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
 import { type Env, requireBrokers } from "../config/env.ts";
 import type { Logger } from "../log.ts";
+
+// Every kafkajs client of the process reads and writes lz4 (the changelog's codec): kafkajs has
+// the codec only as a registered plug-in. It is CommonJS, so CompressionCodecs is not a named
+// export to Node's ESM loader, and the codec module's export is the class itself.
+const LZ4Codec = lz4Module as unknown as typeof lz4Module.default;
+kafkajs.CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec;
 
 /** How a consumer of this process times its group membership and fetches. */
 export interface ConsumerTiming {

@@ -1,8 +1,7 @@
 // The transport on kafkajs (2.2.4, the last release, 2023-02): no manual assignment, no static
-// membership, no KIP-447; lz4 through a registered codec.
+// membership, no KIP-447; lz4 through the codec connection.ts registers.
 import { randomUUID } from "node:crypto";
-import lz4Module from "@2l/kafkajs-lz4";
-import kafkajs, {
+import {
   CompressionTypes,
   type Consumer,
   type Kafka,
@@ -29,12 +28,6 @@ import {
   type TransportProducer,
   tpKey,
 } from "./transport.ts";
-
-// kafkajs is CommonJS and Node's ESM loader does not see this one among its named exports.
-const { CompressionCodecs } = kafkajs;
-// Its module.exports is the class itself, which its types call the default export.
-const LZ4Codec = lz4Module as unknown as typeof lz4Module.default;
-CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec;
 
 const CODECS: Record<Compression, CompressionTypes> = {
   none: CompressionTypes.None,
