@@ -70,6 +70,9 @@ const fingerprints = (s: SettlementRecord): Fingerprint[] => {
   return f ? (JSON.parse(f.lines) as Fingerprint[]) : [];
 };
 
+/** Below this many hash pairs a nested loop beats building a Set (ordinary settlements have a few lines). */
+const SET_AT = 64;
+
 /** Tests other settlements for a line in common with one settlement's lines. */
 class LineProbe {
   private hashes: Set<number> | undefined;
@@ -82,9 +85,15 @@ class LineProbe {
     const { first, last } = mine;
     if (first && last && theirs.first && theirs.last && (theirs.last < first || last < theirs.first))
       return false;
-    this.hashes ??= new Set(mine.hashes);
+    const a = mine.hashes;
+    const b = theirs.hashes;
+    if (a.length * b.length < SET_AT) {
+      for (const h of b) if (a.includes(h)) return true;
+      return false;
+    }
+    this.hashes ??= new Set(a);
     const hashes = this.hashes;
-    return theirs.hashes.some((h) => hashes.has(h));
+    return b.some((h) => hashes.has(h));
   }
 }
 
@@ -102,16 +111,19 @@ function byAdmission(a: SettlementRecord, b: SettlementRecord): number {
 function duplicateLine(subject: SettlementRecord, person: PersonView): Finding | undefined {
   const facts = lineFacts(subject);
   if (!facts) return undefined;
-  const probe = new LineProbe(facts);
+  let probe: LineProbe | undefined;
   let mine: Fingerprint[] | undefined;
   let keys: Set<string> | undefined;
   // Only a copy settled before the subject can make it a duplicate; keep the first such copy per line.
-  const first = new Map<string, { settlement: SettlementRecord; line: Fingerprint }>();
+  let first: Map<string, { settlement: SettlementRecord; line: Fingerprint }> | undefined;
   for (const other of person.settlements) {
     if (other.id === subject.id || other.institutionId !== subject.institutionId) continue;
-    if (bySettledAt(other, subject) >= 0 || !probe.shares(other)) continue;
+    if (bySettledAt(other, subject) >= 0) continue;
+    probe ??= new LineProbe(facts);
+    if (!probe.shares(other)) continue;
     mine ??= fingerprints(subject);
     keys ??= new Set(mine.map((f) => f[0]));
+    first ??= new Map();
     for (const g of fingerprints(other)) {
       if (!keys.has(g[0])) continue;
       const current = first.get(g[0]);
@@ -119,7 +131,7 @@ function duplicateLine(subject: SettlementRecord, person: PersonView): Finding |
         first.set(g[0], { settlement: other, line: g });
     }
   }
-  if (first.size === 0 || !mine) return undefined;
+  if (!first || first.size === 0 || !mine) return undefined;
   const lines: Record<string, unknown>[] = [];
   const related: string[] = [];
   let amount = 0;
@@ -172,16 +184,19 @@ export const duplicateBilling = defineDetector({
   },
   affected(changed, person) {
     const probe = new LineProbe(lineFacts(changed));
-    return person.settlements.filter(
-      (s) =>
-        s.id !== changed.id &&
-        ((s.institutionId === changed.institutionId && probe.shares(s)) ||
-          (isStay(changed) &&
-            isStay(s) &&
-            s.institutionId !== changed.institutionId &&
-            overlaps(s, changed)) ||
-          (isStay(changed) && isVisit(s) && during(s, changed))),
-    );
+    const stay = isStay(changed);
+    const out: SettlementRecord[] = [];
+    for (const s of person.settlements) {
+      if (s.id === changed.id) continue;
+      if (
+        s.institutionId === changed.institutionId
+          ? probe.shares(s)
+          : stay && isStay(s) && overlaps(s, changed)
+      )
+        out.push(s);
+      else if (stay && isVisit(s) && during(s, changed)) out.push(s);
+    }
+    return out;
   },
   evaluate(subject, person): Finding[] {
     const findings: Finding[] = [];
@@ -209,8 +224,15 @@ export const duplicateBilling = defineDetector({
     }
 
     if (isVisit(subject)) {
-      const stays = person.settlements.filter((t) => isStay(t) && during(subject, t)).sort(byAdmission);
-      if (stays.length > 0) {
+      // Visits are most settlements and seldom fall in a stay: no array unless one does.
+      let stays: SettlementRecord[] | undefined;
+      for (const t of person.settlements) {
+        if (!isStay(t) || !during(subject, t)) continue;
+        stays ??= [];
+        stays.push(t);
+      }
+      if (stays) {
+        stays.sort(byAdmission);
         findings.push({
           rule: "outpatient_during_stay",
           related: stays.map((t) => t.id),
