@@ -189,11 +189,10 @@ export class Engine {
       return [];
     }
     this.stats.settlements++;
+    // Every detector's key, even when it kept nothing: all records' facts then share one shape, so the
+    // detectors' reads of them stay monomorphic (undefined values are not written to the changelog).
     const facts: Record<string, unknown> = {};
-    for (const { detector, ctx } of this.detectors) {
-      const f = detector.extract?.(s, ctx);
-      if (f !== undefined) facts[detector.id] = f;
-    }
+    for (const { detector, ctx } of this.detectors) facts[detector.id] = detector.extract?.(s, ctx);
     const record: SettlementRecord = {
       id: s.settlement_id,
       personId: s.person_id,
