@@ -70,9 +70,6 @@ const fingerprints = (s: SettlementRecord): Fingerprint[] => {
   return f ? (JSON.parse(f.lines) as Fingerprint[]) : [];
 };
 
-/** Below this many hash pairs a nested loop beats building a Set (ordinary settlements have a few lines). */
-const SET_AT = 64;
-
 /** Tests other settlements for a line in common with one settlement's lines. */
 class LineProbe {
   private hashes: Set<number> | undefined;
@@ -85,15 +82,9 @@ class LineProbe {
     const { first, last } = mine;
     if (first && last && theirs.first && theirs.last && (theirs.last < first || last < theirs.first))
       return false;
-    const a = mine.hashes;
-    const b = theirs.hashes;
-    if (a.length * b.length < SET_AT) {
-      for (const h of b) if (a.includes(h)) return true;
-      return false;
-    }
-    this.hashes ??= new Set(a);
+    this.hashes ??= new Set(mine.hashes);
     const hashes = this.hashes;
-    return b.some((h) => hashes.has(h));
+    return theirs.hashes.some((h) => hashes.has(h));
   }
 }
 
