@@ -29,3 +29,21 @@ export function ageOn(birthDate: string, on: string): number {
   const years = Number(on.slice(0, 4)) - Number(birthDate.slice(0, 4));
   return on.slice(5) < birthDate.slice(5) ? years - 1 : years;
 }
+
+/** The CST year cstYear last computed, as epoch milliseconds [from, to): events come in time order, so most share it. */
+let yearFromMs = 0;
+let yearToMs = 0;
+let cachedYear = 0;
+
+/** The CST calendar year of an instant, as read from cstDate. */
+export function cstYear(epochMs: number): number {
+  if (epochMs >= yearFromMs && epochMs < yearToMs) return cachedYear;
+  const year = Number(cstDate(epochMs).slice(0, 4));
+  // Only four-digit years are remembered: outside them cstDate's text (so the year read from it) has another shape.
+  if (year >= 1000 && year <= 9998) {
+    yearFromMs = Date.UTC(year, 0, 1) - CST_OFFSET_MS;
+    yearToMs = Date.UTC(year + 1, 0, 1) - CST_OFFSET_MS;
+    cachedYear = year;
+  }
+  return year;
+}

@@ -102,16 +102,19 @@ function byAdmission(a: SettlementRecord, b: SettlementRecord): number {
 function duplicateLine(subject: SettlementRecord, person: PersonView): Finding | undefined {
   const facts = lineFacts(subject);
   if (!facts) return undefined;
-  const probe = new LineProbe(facts);
+  let probe: LineProbe | undefined;
   let mine: Fingerprint[] | undefined;
   let keys: Set<string> | undefined;
   // Only a copy settled before the subject can make it a duplicate; keep the first such copy per line.
-  const first = new Map<string, { settlement: SettlementRecord; line: Fingerprint }>();
+  let first: Map<string, { settlement: SettlementRecord; line: Fingerprint }> | undefined;
   for (const other of person.settlements) {
     if (other.id === subject.id || other.institutionId !== subject.institutionId) continue;
-    if (bySettledAt(other, subject) >= 0 || !probe.shares(other)) continue;
+    if (bySettledAt(other, subject) >= 0) continue;
+    probe ??= new LineProbe(facts);
+    if (!probe.shares(other)) continue;
     mine ??= fingerprints(subject);
     keys ??= new Set(mine.map((f) => f[0]));
+    first ??= new Map();
     for (const g of fingerprints(other)) {
       if (!keys.has(g[0])) continue;
       const current = first.get(g[0]);
@@ -119,7 +122,7 @@ function duplicateLine(subject: SettlementRecord, person: PersonView): Finding |
         first.set(g[0], { settlement: other, line: g });
     }
   }
-  if (first.size === 0 || !mine) return undefined;
+  if (!first || first.size === 0 || !mine) return undefined;
   const lines: Record<string, unknown>[] = [];
   const related: string[] = [];
   let amount = 0;
@@ -172,16 +175,19 @@ export const duplicateBilling = defineDetector({
   },
   affected(changed, person) {
     const probe = new LineProbe(lineFacts(changed));
-    return person.settlements.filter(
-      (s) =>
-        s.id !== changed.id &&
-        ((s.institutionId === changed.institutionId && probe.shares(s)) ||
-          (isStay(changed) &&
-            isStay(s) &&
-            s.institutionId !== changed.institutionId &&
-            overlaps(s, changed)) ||
-          (isStay(changed) && isVisit(s) && during(s, changed))),
-    );
+    const stay = isStay(changed);
+    const out: SettlementRecord[] = [];
+    for (const s of person.settlements) {
+      if (s.id === changed.id) continue;
+      if (
+        s.institutionId === changed.institutionId
+          ? probe.shares(s)
+          : stay && isStay(s) && overlaps(s, changed)
+      )
+        out.push(s);
+      else if (stay && isVisit(s) && during(s, changed)) out.push(s);
+    }
+    return out;
   },
   evaluate(subject, person): Finding[] {
     const findings: Finding[] = [];
@@ -209,8 +215,15 @@ export const duplicateBilling = defineDetector({
     }
 
     if (isVisit(subject)) {
-      const stays = person.settlements.filter((t) => isStay(t) && during(subject, t)).sort(byAdmission);
-      if (stays.length > 0) {
+      // Visits are most settlements and seldom fall in a stay: no array unless one does.
+      let stays: SettlementRecord[] | undefined;
+      for (const t of person.settlements) {
+        if (!isStay(t) || !during(subject, t)) continue;
+        stays ??= [];
+        stays.push(t);
+      }
+      if (stays) {
+        stays.sort(byAdmission);
         findings.push({
           rule: "outpatient_during_stay",
           related: stays.map((t) => t.id),

@@ -1,15 +1,11 @@
 import { z } from "zod";
-import { cstDate } from "./dates.ts";
-import { bySettledAt, defineDetector, type Finding, type PersonView, type SettlementRecord } from "./sdk.ts";
+import { cstYear } from "./dates.ts";
+import { bySettledAt, defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
 
 /** The calendar year (CST) of settlement, kept per settlement so windows need no date maths. */
 type Year = number;
 const year = (s: SettlementRecord) => s.facts.high_out_of_pocket as Year;
 const outOfPocket = (s: SettlementRecord) => s.totalFen - s.fundPaidFen;
-const sameYear = (person: PersonView, s: SettlementRecord) => {
-  const y = year(s);
-  return person.settlements.filter((t) => year(t) === y);
-};
 
 export const highOutOfPocket = defineDetector({
   id: "high_out_of_pocket",
@@ -27,16 +23,26 @@ export const highOutOfPocket = defineDetector({
     thresholdsYuan: z.array(z.number().positive()).min(1).default([15_000, 30_000]),
   }),
   extract(s): Year {
-    return Number(cstDate(Date.parse(s.settled_at)).slice(0, 4));
+    return cstYear(Date.parse(s.settled_at));
   },
+  // Loops rather than filters: these run for every settlement, and most find nothing.
   affected(changed, person) {
-    return sameYear(person, changed).filter((s) => bySettledAt(changed, s) < 0);
+    const y = year(changed);
+    const later: SettlementRecord[] = [];
+    for (const s of person.settlements) if (year(s) === y && bySettledAt(changed, s) < 0) later.push(s);
+    return later;
   },
   evaluate(subject, person, { config }): Finding[] {
+    const y = year(subject);
     let before = 0;
-    for (const s of sameYear(person, subject)) if (bySettledAt(s, subject) < 0) before += outOfPocket(s);
+    for (const s of person.settlements)
+      if (year(s) === y && bySettledAt(s, subject) < 0) before += outOfPocket(s);
     const after = before + outOfPocket(subject);
-    const reached = config.thresholdsYuan.map((y) => y * 100).filter((t) => before < t && after >= t);
+    const reached: number[] = [];
+    for (const yuan of config.thresholdsYuan) {
+      const t = yuan * 100;
+      if (before < t && after >= t) reached.push(t);
+    }
     if (reached.length === 0) return [];
     return [
       {

@@ -52,7 +52,8 @@ export const pediatricDrug = defineDetector({
     return lines.length > 0 ? lines : undefined;
   },
   evaluate(subject, _person, { config }): Finding[] {
-    const candidates = (subject.facts.pediatric_drug as PediatricLine[] | undefined) ?? [];
+    const candidates = subject.facts.pediatric_drug as PediatricLine[] | undefined;
+    if (!candidates) return [];
     const offending = candidates
       .map((l) => ({ ...l, age_limit: l.catalog_age_limit ?? config.defaultAgeLimit }))
       .filter((l) => l.age_at_service >= l.age_limit);

@@ -24,7 +24,7 @@ export interface SettlementRecord {
   readonly settledAtMs: number;
   readonly totalFen: number;
   readonly fundPaidFen: number;
-  /** Keyed by detector id; absent when the detector kept nothing about this settlement. */
+  /** Keyed by detector id; undefined (or absent) when the detector kept nothing about this settlement. */
   readonly facts: Readonly<Record<string, unknown>>;
 }
 

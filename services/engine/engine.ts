@@ -98,6 +98,8 @@ export class Engine {
   private readonly dirty = new Map<string, unknown>();
   private readonly changelog: boolean;
   private takenWatermarkMs = Number.NEGATIVE_INFINITY;
+  /** detected_at of the event being processed, once read (see now()). */
+  private nowIso: string | undefined;
   readonly stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
 
   constructor(opts: EngineOptions) {
@@ -187,11 +189,10 @@ export class Engine {
       return [];
     }
     this.stats.settlements++;
+    // Every detector's key, even when it kept nothing: all records' facts then share one shape, so the
+    // detectors' reads of them stay monomorphic (undefined values are not written to the changelog).
     const facts: Record<string, unknown> = {};
-    for (const { detector, ctx } of this.detectors) {
-      const f = detector.extract?.(s, ctx);
-      if (f !== undefined) facts[detector.id] = f;
-    }
+    for (const { detector, ctx } of this.detectors) facts[detector.id] = detector.extract?.(s, ctx);
     const record: SettlementRecord = {
       id: s.settlement_id,
       personId: s.person_id,
@@ -211,7 +212,16 @@ export class Engine {
       facts,
     };
     person.add(record);
-    return this.reevaluate(person, this.affectedBy(person, record, true));
+    // Evaluation changes findings only, never the evidence `affected` reads, so each detector's
+    // subjects are found and judged in turn, without collecting pairs first.
+    const changes: Change[] = [];
+    this.nowIso = undefined;
+    for (const a of this.detectors) {
+      this.judge(person, a, record, changes);
+      if (a.detector.affected)
+        for (const s of a.detector.affected(record, person, a.ctx)) this.judge(person, a, s, changes);
+    }
+    return changes;
   }
 
   private onReversal(person: PersonState, r: Settlement, atMs: number): Change[] {
@@ -225,7 +235,7 @@ export class Engine {
     const record = person.get(original);
     // A reversal of a settlement not seen yet cancels it on arrival.
     if (!record) return [];
-    const affected = this.affectedBy(person, record, false);
+    const affected = this.affectedBy(person, record);
     person.remove(original);
     const changes: Change[] = (person.findings.get(original) ?? []).map((suspect) => ({
       op: "retract",
@@ -250,11 +260,10 @@ export class Engine {
     return this.reevaluate(person, pairs);
   }
 
-  /** (detector, subject) pairs to re-evaluate when `record` enters or leaves the evidence. */
-  private affectedBy(person: PersonState, record: SettlementRecord, includeSelf: boolean): Pair[] {
+  /** (detector, subject) pairs to re-evaluate when `record` leaves the evidence, found before it goes. */
+  private affectedBy(person: PersonState, record: SettlementRecord): Pair[] {
     const pairs: Pair[] = [];
     for (const a of this.detectors) {
-      if (includeSelf) pairs.push([a, record]);
       if (a.detector.affected) for (const s of a.detector.affected(record, person, a.ctx)) pairs.push([a, s]);
     }
     return pairs;
@@ -262,52 +271,67 @@ export class Engine {
 
   private reevaluate(person: PersonState, pairs: Pair[]): Change[] {
     const changes: Change[] = [];
-    const now = this.clock().toISOString();
-    for (const [active, subject] of pairs) {
-      const { detector, ctx } = active;
-      if (person.get(subject.id) !== subject) continue;
-      const previous = person.findings.get(subject.id) ?? [];
-      const mine = previous.filter((f) => f.detector === detector.id);
-      const next: Suspect[] = [];
-      for (const finding of detector.evaluate(subject, person, ctx)) {
-        const rule = detector.rules[finding.rule];
-        if (!rule) throw new Error(`detector ${detector.id} returned unknown rule ${finding.rule}`);
-        const id = suspectId(detector.id, finding.rule, subject.id);
-        const old = mine.find((f) => f.suspect_id === id);
-        const { related } = finding;
-        const evidence = boundEvidence(finding.evidence);
-        const suspect: Suspect = {
-          suspect_id: id,
-          detector: detector.id,
-          rule: finding.rule,
-          severity: rule.severity,
-          person_id: subject.personId,
-          settlement_ids: [subject.id, ...related.slice(0, MAX_LISTED)],
-          institution_id: subject.institutionId,
-          region_code: subject.regionCode,
-          amount_at_risk_fen: finding.amountAtRiskFen,
-          event_time: subject.settledAt,
-          detected_at: old?.detected_at ?? now,
-          detector_version: detector.version,
-          evidence:
-            related.length > MAX_LISTED
-              ? { ...evidence, related_more: related.length - MAX_LISTED }
-              : evidence,
-        };
-        if (old && sameFinding(old, suspect)) next.push(old);
-        else {
-          next.push(suspect);
-          changes.push({ op: "upsert", suspect, configHash: active.configHash });
-        }
-      }
-      for (const old of mine) {
-        if (!next.some((n) => n.suspect_id === old.suspect_id))
-          changes.push({ op: "retract", suspect: old, configHash: active.configHash });
-      }
-      const kept = previous.filter((f) => f.detector !== detector.id).concat(next);
-      if (kept.length > 0 || previous.length > 0) person.setFindings(subject.id, kept);
-    }
+    this.nowIso = undefined;
+    for (const [active, subject] of pairs) this.judge(person, active, subject, changes);
     return changes;
+  }
+
+  /** Re-evaluates one detector on one subject, appending what changed to `changes`. */
+  private judge(
+    person: PersonState,
+    active: ActiveDetector,
+    subject: SettlementRecord,
+    changes: Change[],
+  ): void {
+    const { detector, ctx } = active;
+    if (person.get(subject.id) !== subject) return;
+    const found = detector.evaluate(subject, person, ctx);
+    const previous = person.findings.get(subject.id);
+    // Most settlements: nothing found now, nothing before.
+    if (previous === undefined && found.length === 0) return;
+    const mine = previous === undefined ? [] : previous.filter((f) => f.detector === detector.id);
+    const next: Suspect[] = [];
+    for (const finding of found) {
+      const rule = detector.rules[finding.rule];
+      if (!rule) throw new Error(`detector ${detector.id} returned unknown rule ${finding.rule}`);
+      const id = suspectId(detector.id, finding.rule, subject.id);
+      const old = mine.find((f) => f.suspect_id === id);
+      const { related } = finding;
+      const evidence = boundEvidence(finding.evidence);
+      const suspect: Suspect = {
+        suspect_id: id,
+        detector: detector.id,
+        rule: finding.rule,
+        severity: rule.severity,
+        person_id: subject.personId,
+        settlement_ids: [subject.id, ...related.slice(0, MAX_LISTED)],
+        institution_id: subject.institutionId,
+        region_code: subject.regionCode,
+        amount_at_risk_fen: finding.amountAtRiskFen,
+        event_time: subject.settledAt,
+        detected_at: old?.detected_at ?? this.now(),
+        detector_version: detector.version,
+        evidence:
+          related.length > MAX_LISTED ? { ...evidence, related_more: related.length - MAX_LISTED } : evidence,
+      };
+      if (old && sameFinding(old, suspect)) next.push(old);
+      else {
+        next.push(suspect);
+        changes.push({ op: "upsert", suspect, configHash: active.configHash });
+      }
+    }
+    for (const old of mine) {
+      if (!next.some((n) => n.suspect_id === old.suspect_id))
+        changes.push({ op: "retract", suspect: old, configHash: active.configHash });
+    }
+    const kept = (previous ?? []).filter((f) => f.detector !== detector.id).concat(next);
+    if (kept.length > 0 || previous !== undefined) person.setFindings(subject.id, kept);
+  }
+
+  /** The event's detection time: read from the clock once per event, and only when a finding is new. */
+  private now(): string {
+    this.nowIso ??= this.clock().toISOString();
+    return this.nowIso;
   }
 
   private sweep(): void {

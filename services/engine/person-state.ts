@@ -34,9 +34,10 @@ export class PersonState implements PersonView {
    */
   private oldestMs = Number.POSITIVE_INFINITY;
 
+  /** Entries are built only for a listener: without one (no changelog) an event allocates none. */
   constructor(
     readonly personId: string,
-    private readonly onChange: OnChange = () => undefined,
+    private readonly onChange?: OnChange,
   ) {}
 
   get death(): DeathRecord | undefined {
@@ -59,7 +60,7 @@ export class PersonState implements PersonView {
     this.byId.set(s.id, s);
     this.settlements.push(s);
     this.oldestMs = Math.min(this.oldestMs, s.settledAtMs);
-    this.onChange(this.personId, { kind: "s", id: s.id, value: s });
+    this.onChange?.(this.personId, { kind: "s", id: s.id, value: s });
   }
 
   remove(id: string): void {
@@ -68,24 +69,24 @@ export class PersonState implements PersonView {
       this.settlements.findIndex((s) => s.id === id),
       1,
     );
-    this.onChange(this.personId, { kind: "s", id, value: null });
+    this.onChange?.(this.personId, { kind: "s", id, value: null });
   }
 
   cancel(original: string, c: Cancellation): void {
     this.cancellations.set(original, c);
     this.oldestMs = Math.min(this.oldestMs, c.atMs);
-    this.onChange(this.personId, { kind: "c", id: original, value: c });
+    this.onChange?.(this.personId, { kind: "c", id: original, value: c });
   }
 
   setDeath(d: DeathRecord): void {
     this.deathRecord = d;
-    this.onChange(this.personId, { kind: "d", id: "", value: d });
+    this.onChange?.(this.personId, { kind: "d", id: "", value: d });
   }
 
   setFindings(subject: string, list: Suspect[]): void {
     if (list.length > 0) this.active.set(subject, list);
     else if (!this.active.delete(subject)) return;
-    this.onChange(this.personId, { kind: "f", id: subject, value: list.length > 0 ? list : null });
+    this.onChange?.(this.personId, { kind: "f", id: subject, value: list.length > 0 ? list : null });
   }
 
   /** Drops evidence older than the horizon; returns whether anything is left. */
@@ -100,7 +101,7 @@ export class PersonState implements PersonView {
     for (const [id, c] of this.cancellations) {
       if (c.atMs < horizonMs && !this.byId.has(id)) {
         this.cancellations.delete(id);
-        this.onChange(this.personId, { kind: "c", id, value: null });
+        this.onChange?.(this.personId, { kind: "c", id, value: null });
       }
     }
     this.oldestMs = Number.POSITIVE_INFINITY;
