@@ -36,6 +36,9 @@ function truncated(path: string, c: Cursor): AvroBoundsError {
   return new AvroBoundsError(`${path}: truncated at byte ${c.pos} of ${c.buf.length}`);
 }
 
+/** avsc's bound for a long read as a number (its isSafeLong). */
+const MAX_EXACT_LONG = 9007199254740990;
+
 /** A zig-zag varint, as Avro writes int and long; precision past 2^53 is irrelevant to a bound. */
 function readLong(c: Cursor, path: string): number {
   let n = 0;
@@ -145,9 +148,17 @@ function compile(
     case "boolean":
       return skip(1, path);
     case "int":
-    case "long":
       return (c) => {
         readLong(c, path);
+      };
+    case "long":
+      return (c) => {
+        // avsc refuses what a double cannot hold exactly: say so here, with the field's path.
+        const v = readLong(c, path);
+        if (Math.abs(v) > MAX_EXACT_LONG)
+          throw new AvroBoundsError(
+            `${path}: long beyond ±${MAX_EXACT_LONG}, more than a JavaScript number holds exactly`,
+          );
       };
     case "float":
       return skip(4, path);

@@ -160,6 +160,14 @@ describe("Avro bounds", () => {
     expect(refusal(nest(1_000), check)?.message).toMatch(/nested deeper than 64 levels/);
   });
 
+  it("refuse a long beyond what a JavaScript number holds exactly, as avsc would", () => {
+    const check = avroBounds(avro.Type.forSchema("long"), limits);
+    // 2^54 as a zig-zag varint (2^53 once decoded): the counterexample fast-check found.
+    const big = Uint8Array.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
+    expect(refusal(Buffer.from(big), check)?.message).toMatch(/long beyond/);
+    expect(refusal(Buffer.from(big.with(7, 0x1f)), check)).toBeUndefined();
+  });
+
   it("let avsc read within the body whatever they pass (random bodies)", () => {
     const resolver = type.createResolver(type);
     fc.assert(
