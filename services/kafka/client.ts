@@ -7,7 +7,6 @@ import {
   type ProducerRecord,
   type TopicMessages,
 } from "kafkajs";
-import { DEFAULT_TIMING } from "./connection.ts";
 
 /**
  * An idempotent producer partitioning like Java clients (murmur2 of the key), so topics
@@ -23,9 +22,6 @@ export function idempotentProducer(kafka: Kafka, retries = Number.MAX_SAFE_INTEG
     retry: { retries, maxRetryTime: 30_000 },
   });
 }
-
-/** How long a fetch waits on the broker for new data (see ConsumerTiming). */
-export const FETCH_WAIT_MS = DEFAULT_TIMING.fetchWaitMs;
 
 /** Per-partition bytes in one request, under the broker's default 1 MiB record-batch limit. */
 export const DEFAULT_BATCH_BYTES = 768 * 1024;

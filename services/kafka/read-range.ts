@@ -9,8 +9,6 @@ import type { Logger } from "../log.ts";
 import { type ConsumerTiming, DEFAULT_TIMING } from "./connection.ts";
 import { tpKey } from "./transport.ts";
 
-export { tpKey };
-
 export interface RangeRecord {
   topic: string;
   partition: number;

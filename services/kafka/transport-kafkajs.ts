@@ -9,8 +9,8 @@ import {
   Partitioners,
   type PartitionMetadata,
 } from "kafkajs";
-import { FETCH_WAIT_MS, idempotentProducer } from "./client.ts";
-import { consumerTiming, createKafka } from "./connection.ts";
+import { idempotentProducer } from "./client.ts";
+import { consumerTiming, createKafka, DEFAULT_TIMING } from "./connection.ts";
 import { endOffsets as topicEndOffsets } from "./progress.ts";
 import { partitionCount } from "./topics.ts";
 import {
@@ -144,7 +144,7 @@ function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
     groupId: o.group,
     sessionTimeout: o.sessionTimeoutMs,
     heartbeatInterval: consumerTiming(o.sessionTimeoutMs).heartbeatMs,
-    maxWaitTimeInMs: FETCH_WAIT_MS,
+    maxWaitTimeInMs: DEFAULT_TIMING.fetchWaitMs,
     maxBytesPerPartition: o.maxBytesPerPartition,
     maxBytes: Math.max(o.maxBytesPerPartition * 4, 10 << 20),
     // kafkajs restarts a consumer after a retriable crash; this seam reports it and stops instead.
@@ -237,7 +237,7 @@ async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncI
   const groupId = `fundguard-range-${randomUUID()}`;
   const consumer = kafka.consumer({
     groupId,
-    maxWaitTimeInMs: FETCH_WAIT_MS,
+    maxWaitTimeInMs: DEFAULT_TIMING.fetchWaitMs,
     maxBytesPerPartition: 16 << 20,
     maxBytes: 64 << 20,
   });

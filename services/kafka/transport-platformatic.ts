@@ -12,8 +12,7 @@ import {
   kGetConnection,
   Producer,
 } from "@platformatic/kafka";
-import { FETCH_WAIT_MS } from "./client.ts";
-import { consumerTiming } from "./connection.ts";
+import { consumerTiming, DEFAULT_TIMING } from "./connection.ts";
 import {
   assignmentDiff,
   type Compression,
@@ -187,7 +186,7 @@ async function fetchOnce(
     [...byLeader].map(([node, topics]) =>
       consumer.fetch({
         node,
-        maxWaitTime: FETCH_WAIT_MS,
+        maxWaitTime: DEFAULT_TIMING.fetchWaitMs,
         minBytes: 1,
         maxBytes: Math.max(maxBytesPerPartition * 4, 10 << 20),
         topics: [...topics].map(([topicId, ws]) => ({
@@ -273,7 +272,7 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
     heartbeatInterval: consumerTiming(o.sessionTimeoutMs).heartbeatMs,
     ...(o.instanceId ? { groupInstanceId: o.instanceId } : {}),
     autocommit: false,
-    maxWaitTime: FETCH_WAIT_MS,
+    maxWaitTime: DEFAULT_TIMING.fetchWaitMs,
     maxBytesPerPartition: o.maxBytesPerPartition,
   });
   const a = new Admin(base(conn));
@@ -288,7 +287,7 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
   const idle = () =>
     new Promise<void>((resolve) => {
       wake = resolve;
-      setTimeout(resolve, FETCH_WAIT_MS);
+      setTimeout(resolve, DEFAULT_TIMING.fetchWaitMs);
     });
 
   const heartbeat = async () => {

@@ -6,8 +6,9 @@
 import type { Kafka } from "kafkajs";
 import type { Suspect } from "../../schemas/index.ts";
 import type { ActiveDetector, Change, Engine } from "../engine/engine.ts";
-import { readRange, tpKey } from "../kafka/read-range.ts";
+import { readRange } from "../kafka/read-range.ts";
 import { decodeSuspectChange } from "../kafka/serde.ts";
+import { tpKey } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import { FINAL_SETTINGS } from "../store/final.ts";
 import type { Store } from "../store/index.ts";
@@ -102,20 +103,23 @@ export async function repairsAfter(
   },
 ): Promise<Repair[]> {
   const out: Repair[] = [];
+  const hashOf = new Map(o.detectors.map((a) => [a.detector.id, a.configHash]));
   let active: Map<string, Change> | undefined;
   for await (const w of written) {
     o.observe(w.version);
     if (w.version <= o.floor(w.partition)) continue;
-    active ??= restoredActive(o.engines, o.detectors);
-    const change = repairChange(w, active, o.detectors);
+    active ??= restoredActive(o.engines, hashOf);
+    const change = repairChange(w, active, hashOf);
     if (change) out.push({ change, partition: w.partition });
   }
   return out;
 }
 
 /** The restored engines' active suspects, as the upserts a repair writes. */
-export function restoredActive(engines: Iterable<Engine>, detectors: ActiveDetector[]): Map<string, Change> {
-  const hashOf = new Map(detectors.map((a) => [a.detector.id, a.configHash]));
+function restoredActive(
+  engines: Iterable<Engine>,
+  hashOf: Map<string, string | undefined>,
+): Map<string, Change> {
   const active = new Map<string, Change>();
   for (const e of engines) {
     for (const s of e.activeSuspects()) {
@@ -129,14 +133,13 @@ export function restoredActive(engines: Iterable<Engine>, detectors: ActiveDetec
  * What makes a written suspect agree with the restored state: its restored copy when the state
  * holds it active, a retraction when only the store does, nothing when both say retracted.
  */
-export function repairChange(
+function repairChange(
   written: WrittenSuspect,
   active: ReadonlyMap<string, Change>,
-  detectors: ActiveDetector[],
+  hashOf: Map<string, string | undefined>,
 ): Change | undefined {
   const restored = active.get(written.suspect.suspect_id);
   if (restored) return restored;
   if (written.status !== "active") return undefined;
-  const configHash = detectors.find((a) => a.detector.id === written.suspect.detector)?.configHash;
-  return { op: "retract", suspect: written.suspect, configHash };
+  return { op: "retract", suspect: written.suspect, configHash: hashOf.get(written.suspect.detector) };
 }

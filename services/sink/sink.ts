@@ -7,7 +7,7 @@ import type { EachBatchPayload, Kafka } from "kafkajs";
 import type { Limits } from "../../schemas/index.ts";
 import type { EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
-import { FETCH_WAIT_MS } from "../kafka/client.ts";
+import { DEFAULT_TIMING } from "../kafka/connection.ts";
 import { endOffsets, isCaughtUp } from "../kafka/progress.ts";
 import {
   AvroSerde,
@@ -56,7 +56,7 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
   const consumer = o.kafka.consumer({
     groupId: o.group,
     maxBytesPerPartition: 8 << 20,
-    maxWaitTimeInMs: FETCH_WAIT_MS,
+    maxWaitTimeInMs: DEFAULT_TIMING.fetchWaitMs,
   });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
