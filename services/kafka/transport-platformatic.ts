@@ -278,7 +278,10 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
   const a = new Admin(base(conn));
   let assigned: TP[] = [];
   let generation = -1;
-  let joined: { generation: number; all: TP[] } | undefined;
+  /** Bumped by every join: a fetch or batch begun before it belongs to the old assignment. */
+  let epoch = 0;
+  /** Joins are handed to onAssign in order, as they happen; fetches wait for the last one. */
+  let assigning: Promise<void> = Promise.resolve();
   const next = new Map<string, bigint>();
   const paused = new Set<string>();
   let running = false;
@@ -307,21 +310,32 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
     // A real Heartbeat request: the broker answers ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID or REBALANCE_IN_PROGRESS.
     await heartbeatV4.api.async(connection, o.group, generation, consumer.memberId, consumer.groupInstanceId);
   };
+  // The client heartbeats in the background, so a batch handler waiting out an outage keeps the
+  // membership without ticking; a rebalance meanwhile reaches onAssign, not the handler.
+  const keepAlive = () => Promise.resolve();
+
+  const onJoin = (h: GroupHandlers, gen: number, all: TP[]) => {
+    epoch++;
+    assigning = assigning.then(async () => {
+      const diff = assignmentDiff(assigned, all);
+      assigned = all;
+      generation = gen;
+      for (const t of diff.revoked) next.delete(tpKey(t.topic, t.partition));
+      if (diff.added.length > 0)
+        for (const [k, v] of await startOffsets(a, o.group, diff.added)) next.set(k, v);
+      await h.onAssign(diff);
+    });
+    assigning.catch((e) => {
+      if (running) h.onError(e as Error);
+    });
+    wake?.();
+  };
 
   const fetchLoop = async (h: GroupHandlers) => {
     while (running) {
-      if (joined) {
-        const j = joined;
-        joined = undefined;
-        const diff = assignmentDiff(assigned, j.all);
-        assigned = j.all;
-        generation = j.generation;
-        for (const t of diff.revoked) next.delete(tpKey(t.topic, t.partition));
-        if (diff.added.length > 0)
-          for (const [k, v] of await startOffsets(a, o.group, diff.added)) next.set(k, v);
-        await h.onAssign(diff);
-        continue;
-      }
+      const seen = epoch;
+      await assigning;
+      if (seen !== epoch) continue;
       const wants = assigned
         .map((t) => ({ ...t, offset: next.get(tpKey(t.topic, t.partition)) as bigint }))
         .filter((w) => w.offset !== undefined && !paused.has(tpKey(w.topic, w.partition)));
@@ -331,16 +345,18 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
       }
       const fetched = await fetchOnce(consumer, wants, o.maxBytesPerPartition);
       // A rebalance during the fetch: its records may belong to another member now; fetch again after it.
-      if (joined || !running) continue;
+      if (seen !== epoch || !running) continue;
       for (const b of fetched.batches) {
         const k = tpKey(b.topic, b.partition);
-        if (joined) break;
+        if (seen !== epoch || !running) break;
         if (paused.has(k)) continue;
-        await h.onBatch(b, heartbeat);
-        next.set(k, fetched.next.get(k) as bigint);
+        const from = next.get(k);
+        await h.onBatch(b, keepAlive);
+        // Unless a join meanwhile moved it (revoked, or restarted from the group's commit).
+        if (next.get(k) === from) next.set(k, fetched.next.get(k) as bigint);
       }
       // Partitions the fetch found nothing new on (control batches only) move on too.
-      if (!joined)
+      if (seen === epoch)
         for (const [k, v] of fetched.next) if (!paused.has(k) && v > (next.get(k) ?? v)) next.set(k, v);
     }
   };
@@ -348,15 +364,15 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
   return {
     async run(h) {
       running = true;
-      consumer.on("consumer:group:join", (payload) => {
-        joined = {
-          generation: payload.generationId ?? consumer.generationId,
-          all: (payload.assignments ?? []).flatMap((x) =>
+      consumer.on("consumer:group:join", (payload) =>
+        onJoin(
+          h,
+          payload.generationId ?? consumer.generationId,
+          (payload.assignments ?? []).flatMap((x) =>
             x.partitions.map((partition) => ({ topic: x.topic, partition })),
           ),
-        };
-        wake?.();
-      });
+        ),
+      );
       for (const t of o.topics) consumer.topics.track(t);
       await consumer.joinGroup({});
       loop = fetchLoop(h).catch((e) => {

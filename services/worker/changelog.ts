@@ -1,10 +1,9 @@
 // The engine's per-person state in a compacted changelog topic, as Kafka Streams keeps its stores:
 // restoring a partition reads only the latest value of each state entry, never the input history.
 
-import type { Kafka, Message } from "kafkajs";
+import type { Message } from "kafkajs";
 import { personOfStateKey } from "../engine/engine.ts";
-import { readRange } from "../kafka/read-range.ts";
-import { CHANGELOG_MAX_MESSAGE_BYTES } from "../kafka/topics.ts";
+import type { KafkaTransport } from "../kafka/transport.ts";
 
 /**
  * A partition's changed state entries as changelog messages, each person's adjacent (see
@@ -48,22 +47,18 @@ export const changelogGroup = (m: Message): string => `${m.partition}:${personOf
 
 /** Reads `partitions` of the changelog from the start to the end offsets seen now; the number of entries. */
 export async function restoreFromChangelog(
-  kafka: Kafka,
+  transport: KafkaTransport,
   topic: string,
   partitions: number[],
   apply: (partition: number, key: string, value: unknown) => void,
 ): Promise<number> {
   let restored = 0;
-  await readRange(kafka, {
-    topics: [topic],
-    partitions,
-    groupPrefix: "fundguard-restore-",
-    maxBytesPerPartition: CHANGELOG_MAX_MESSAGE_BYTES,
-    maxBytes: 4 * CHANGELOG_MAX_MESSAGE_BYTES,
-    onRecord: ({ partition, message: m }) => {
-      apply(partition, m.key?.toString() ?? "", m.value ? JSON.parse(m.value.toString()) : null);
+  const ranges = new Map(partitions.map((p) => [p, { from: 0n, to: "end" as const }]));
+  for await (const b of transport.readRange({ topic, ranges })) {
+    for (const r of b.records) {
+      apply(b.partition, r.key?.toString() ?? "", r.value ? JSON.parse(r.value.toString()) : null);
       restored++;
-    },
-  });
+    }
+  }
   return restored;
 }

@@ -5,20 +5,14 @@
 // re-derive the same findings under the same ids and higher versions: exactly-once results.
 // An unavailable store, registry or broker is waited out (backoff, still in the group, fetching
 // stopped) and the flush or message that hit it is retried as it was, so nothing is lost or doubled.
-import {
-  CompressionTypes,
-  type EachBatchPayload,
-  type Kafka,
-  type Message,
-  type ProducerRecord,
-} from "kafkajs";
+import { CompressionTypes, type Kafka, type Message, type ProducerRecord } from "kafkajs";
 import type { Limits } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
 import { produceRequests } from "../kafka/client.ts";
-import { consumerTiming, DEFAULT_TIMING } from "../kafka/connection.ts";
+import { DEFAULT_TIMING } from "../kafka/connection.ts";
 import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import {
@@ -38,7 +32,7 @@ import {
   partitionCount,
   type Topics,
 } from "../kafka/topics.ts";
-import type { Compression, KafkaTransport, TransportProducer } from "../kafka/transport.ts";
+import type { Compression, FetchedBatch, KafkaTransport, TP, TransportProducer } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
@@ -56,7 +50,7 @@ import {
 
 export interface WorkerOptions {
   kafka: Kafka;
-  /** What the worker's sends (state, dead letters, suspects for the sink) go through. */
+  /** What the worker consumes, restores and sends (state, dead letters, suspects for the sink) through. */
   transport: KafkaTransport;
   registryUrl: string;
   /** The contract's input limits (default: schemas/limits.ts's). */
@@ -132,17 +126,13 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const targets: Offsets | undefined = o.untilCaughtUp ? await endOffsets(admin, inputs) : undefined;
 
   const producer = o.transport.producer({ retries: SEND_RETRIES });
-  const timing = consumerTiming(o.sessionTimeoutMs ?? DEFAULT_TIMING.sessionTimeoutMs);
-  const consumer = o.kafka.consumer({
-    groupId: o.group,
-    maxWaitTimeInMs: timing.fetchWaitMs,
+  const consumer = o.transport.groupConsumer({
+    group: o.group,
+    topics: inputs,
     // A crashed worker's partitions move after this long; frequent heartbeats keep a live one.
-    sessionTimeout: timing.sessionTimeoutMs,
-    heartbeatInterval: timing.heartbeatMs,
+    sessionTimeoutMs: o.sessionTimeoutMs ?? DEFAULT_TIMING.sessionTimeoutMs,
     maxBytesPerPartition: 4 << 20,
   });
-  await consumer.connect();
-  await consumer.subscribe({ topics: inputs, fromBeginning: true });
 
   const stats: WorkerStats = {
     events: 0,
@@ -161,7 +151,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const suspectsEnd = new Map<number, string>();
   let archive: ArchiveRecord[] = [];
   let deadbox: Message[] = [];
-  const pendingOffsets = new Map<string, { topic: string; partition: number; offset: string }>();
+  const pendingOffsets = new Map<string, TP & { offset: bigint }>();
   let lastFlush = Date.now();
   const commitEvery = o.commitIntervalMs ?? 1_000;
 
@@ -197,9 +187,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     );
   }
 
-  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    const next = new Set<number>();
-    for (const t of inputs) for (const p of payload.memberAssignment[t] ?? []) next.add(p);
+  let assignedTps: TP[] = [];
+  const onAssign = async (all: TP[]) => {
+    assignedTps = all;
+    const next = new Set(all.map((t) => t.partition));
     // Partitions kept across a rebalance were not consumed by anyone else meanwhile; the rest must be restored.
     // For a lost partition, unflushed state and offsets are dropped together: its new owner resumes from
     // the last flush, where state and offsets agree, and re-derives the same findings.
@@ -208,8 +199,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     assigned = next;
     log.info({ partitions: [...next].sort((a, b) => a - b) }, "assigned");
     // Restore now rather than on the first batch, so a partition is ready before its data arrives.
+    // Not awaited: a batch under way may hold the lock, and it restores what it needs itself.
     locked(restoreMissing).catch((e) => log.error({ err: e }, "state restore failed"));
-  });
+  };
 
   const restoreMissing = async () => {
     const missing = [...assigned].filter((p) => !engines.has(p));
@@ -220,7 +212,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const markers = new Map<number, StateMarker>();
     const logged = new Set<number>();
     const t0 = Date.now();
-    const n = await restoreFromChangelog(o.kafka, changelogTopic, missing, (p, key, value) => {
+    const n = await restoreFromChangelog(o.transport, changelogTopic, missing, (p, key, value) => {
       if (key === MARKER_KEY) markers.set(p, value as StateMarker);
       else {
         fresh.get(p)?.restoreEntry(key, value);
@@ -432,7 +424,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
           "broker",
           async () => {
             const mine = owned(offsets);
-            if (mine.length > 0) await consumer.commitOffsets(mine);
+            if (mine.length > 0) await consumer.commit(mine);
           },
           { signal },
         );
@@ -455,8 +447,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
 
   const hasPending = () => changes.length > 0 || deadbox.length > 0 || pendingOffsets.size > 0;
 
-  const eachBatch = (payload: EachBatchPayload) => locked(() => processBatch(payload));
-  const processBatch = async ({ batch, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+  const onBatch = (batch: FetchedBatch, heartbeat: () => Promise<void>) =>
+    locked(() => processBatch(batch, heartbeat));
+  const processBatch = async (batch: FetchedBatch, heartbeat: () => Promise<void>) => {
     if (failure) return;
     if (!engines.has(batch.partition)) await restoreMissing();
     const engine = engines.get(batch.partition);
@@ -465,8 +458,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const timer = o.metrics?.batchSeconds.startTimer();
     const tooLateBefore = engine.stats.tooLate;
     const waitInGroup = tickingWait(heartbeat);
-    for (const m of batch.messages) {
-      if (!isRunning() || isStale()) break;
+    for (const m of batch.records) {
+      // Revoked meanwhile or stopping: the rest is the next owner's, or redone after a restart.
+      if (!assigned.has(batch.partition) || stopping.signal.aborted) break;
       let decoded: Awaited<ReturnType<typeof serde.decode>>;
       try {
         // The registry unreachable, or an id it does not know yet: the partition waits here.
@@ -494,7 +488,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
             {
               topic: batch.topic,
               partition: batch.partition,
-              offset: m.offset,
+              offset: String(m.offset),
               key: m.key,
               value: m.value,
               reason: decoded.reason,
@@ -509,14 +503,17 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       pendingOffsets.set(`${batch.topic}:${batch.partition}`, {
         topic: batch.topic,
         partition: batch.partition,
-        offset: (BigInt(m.offset) + 1n).toString(),
+        offset: m.offset + 1n,
       });
     }
     if (o.metrics) {
       timer?.();
-      o.metrics.eventsConsumed.inc({ topic: batch.topic }, batch.messages.length);
+      o.metrics.eventsConsumed.inc({ topic: batch.topic }, batch.records.length);
       o.metrics.tooLate.inc(engine.stats.tooLate - tooLateBefore);
-      o.metrics.lag.set({ topic: batch.topic, partition: batch.partition }, Number(batch.offsetLag()));
+      if (batch.highWatermark !== undefined) {
+        const lag = batch.highWatermark - batch.lastOffset - 1n;
+        o.metrics.lag.set({ topic: batch.topic, partition: batch.partition }, Number(lag > 0n ? lag : 0n));
+      }
       let persons = 0;
       for (const e of engines.values()) persons += e.personCount;
       o.metrics.statePersons.set(persons);
@@ -543,10 +540,13 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   }, 250);
 
   await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: true,
-    partitionsConsumedConcurrently: 1,
-    eachBatch,
+    onAssign: (a) => onAssign(a.all),
+    onBatch,
+    onError: (e) => {
+      failure ??= e;
+      log.error({ err: e }, "consumer failed: stopping; a restart resumes from the last flush");
+      finish();
+    },
   });
   try {
     await done;
@@ -555,14 +555,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     try {
       // Stop fetching, let the batch under way finish, write and commit what it produced: kafkajs
       // can commit offsets only while the consumer runs, so pause rather than stop first.
-      consumer.pause(inputs.map((topic) => ({ topic })));
+      consumer.pause(assignedTps);
       await configFollower?.stop();
       if (!failure) {
         await locked(flush);
         await inFlight.catch(() => undefined);
       }
     } finally {
-      await consumer.disconnect();
+      await consumer.close();
       await producer.close();
       await admin.disconnect();
     }
