@@ -8,20 +8,46 @@ import type { KafkaTransport } from "../kafka/transport.ts";
 /**
  * A partition's changed state entries as changelog messages, each person's adjacent (see
  * changelogGroup): a restore sees a person as of one flush or the next, never a settlement
- * without the findings decided with it.
+ * without the findings decided with it. Keys and values are encoded into one buffer: a Buffer per
+ * string costs a new 8 KiB pool every few entries, which the worker's profile showed as 13% of
+ * its CPU.
  */
+/** A changelog message that knows its produce group, so cutting requests decodes no key. */
+type ChangelogMessage = Message & { group: string };
+
 export function changelogMessages(partition: number, dirty: { key: string; value: unknown }[]): Message[] {
-  const byPerson = new Map<string, Message[]>();
+  const byPerson = new Map<string, { key: string; value: string | null }[]>();
+  let bytes = 0;
   for (const { key, value } of dirty) {
     const person = personOfStateKey(key);
-    let messages = byPerson.get(person);
-    if (!messages) {
-      messages = [];
-      byPerson.set(person, messages);
+    let entries = byPerson.get(person);
+    if (!entries) {
+      entries = [];
+      byPerson.set(person, entries);
     }
-    messages.push({ key, partition, value: value === null ? null : JSON.stringify(value) });
+    const json = value === null ? null : JSON.stringify(value);
+    bytes += Buffer.byteLength(key) + (json === null ? 0 : Buffer.byteLength(json));
+    entries.push({ key, value: json });
   }
-  return [...byPerson.values()].flat();
+  const arena = Buffer.allocUnsafeSlow(bytes);
+  let at = 0;
+  const encode = (s: string) => {
+    const start = at;
+    at += arena.write(s, at);
+    return arena.subarray(start, at);
+  };
+  const messages: ChangelogMessage[] = [];
+  for (const [person, entries] of byPerson) {
+    const group = `${partition}:${person}`;
+    for (const e of entries)
+      messages.push({
+        key: encode(e.key),
+        partition,
+        value: e.value === null ? null : encode(e.value),
+        group,
+      });
+  }
+  return messages;
 }
 
 /**
@@ -43,7 +69,8 @@ export function markerMessage(partition: number, marker: StateMarker): Message {
 }
 
 /** The produce group of a changelog message: its partition and person (see produceRequests). */
-export const changelogGroup = (m: Message): string => `${m.partition}:${personOfStateKey(String(m.key))}`;
+export const changelogGroup = (m: Message): string =>
+  (m as Partial<ChangelogMessage>).group ?? `${m.partition}:${personOfStateKey(String(m.key))}`;
 
 /** Reads `partitions` of the changelog from the start to the end offsets seen now; the number of entries. */
 export async function restoreFromChangelog(

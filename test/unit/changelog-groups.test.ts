@@ -32,7 +32,7 @@ describe("changelog messages", () => {
       entry("P1", "c", "x"),
     ];
     const messages = changelogMessages(3, dirty);
-    expect(messages.map((m) => m.key)).toEqual([
+    expect(messages.map((m) => m.key?.toString())).toEqual([
       dirty[0]?.key,
       dirty[2]?.key,
       dirty[5]?.key,
@@ -42,6 +42,37 @@ describe("changelog messages", () => {
     ]);
     expect(new Set(messages.map(changelogGroup))).toEqual(new Set(["3:P1", "3:P2", "3:"]));
     expect(messages.every((m) => m.partition === 3)).toBe(true);
+  });
+
+  it("carry each key and value as its exact UTF-8 bytes, deletions as null", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            person: fc.constantFrom("P1", "参保人-二", "P3"),
+            id: fc.string({ unit: "grapheme", maxLength: 12 }),
+            value: fc.option(fc.jsonValue(), { nil: null }),
+          }),
+          { maxLength: 40 },
+        ),
+        (entries) => {
+          const dirty = entries.map((e) => ({ key: `${e.person}${SEP}s${SEP}${e.id}`, value: e.value }));
+          const byKey = new Map(dirty.map((d) => [d.key, d.value]));
+          const messages = changelogMessages(
+            1,
+            [...byKey].map(([key, value]) => ({ key, value })),
+          );
+          expect(messages.length).toBe(byKey.size);
+          for (const m of messages) {
+            const key = (m.key as Buffer).toString("utf8");
+            expect(byKey.has(key), key).toBe(true);
+            const value = byKey.get(key);
+            if (value === null) expect(m.value).toBeNull();
+            else expect((m.value as Buffer).toString("utf8")).toBe(JSON.stringify(value));
+          }
+        },
+      ),
+    );
   });
 
   it("go to the log with no person split across two produce requests", () => {
