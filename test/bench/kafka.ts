@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { benchLatency } from "./latency.ts";
 import { mainThreadProfile, summarizeProfile } from "./profile.ts";
+import { cliArgs } from "./shebang.ts";
 
 export function envFile(root: string): Record<string, string> {
   return Object.fromEntries(
@@ -25,7 +26,7 @@ export function run(
 ): Promise<{ seconds: number; stderr: string }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeFlags, join(root, "bin/fundguard.js"), ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, ...cliArgs(root), ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -1,7 +1,6 @@
 // Produce → queryable latency: settlements produced at a steady rate through the real broker
 // and one worker, timed from the producer's ack to the row's insert time in ClickHouse.
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import type { Settlement } from "../../schemas/index.ts";
 import { readLineBatches } from "../../services/ingest/lines.ts";
@@ -11,6 +10,7 @@ import { endOffsets, isCaughtUp } from "../../services/kafka/progress.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
+import { cliArgs } from "./shebang.ts";
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -46,7 +46,7 @@ export async function benchLatency(o: {
   const topics = topicNames(env.FUNDGUARD_TOPIC_PREFIX);
   const kafka = new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING });
   const start = (args: string[]) =>
-    spawn(process.execPath, [join(root, "bin/fundguard.js"), ...args], {
+    spawn(process.execPath, [...cliArgs(root), ...args], {
       env: { ...process.env, ...env },
       stdio: "ignore",
     });
