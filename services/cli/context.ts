@@ -1,4 +1,5 @@
 // What every distributed command needs, built once from validated environment variables.
+
 import type { Kafka } from "kafkajs";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Limits } from "../../schemas/limits.ts";
@@ -6,6 +7,7 @@ import { type Env, limitsOf, loadEnv, requireKafka } from "../config/env.ts";
 import { type ActiveDetector, activate } from "../engine/engine.ts";
 import { createKafka, type KafkaConnection, kafkaConnection } from "../kafka/connection.ts";
 import { type Topics, topicNames } from "../kafka/topics.ts";
+import type { KafkaTransport } from "../kafka/transport.ts";
 import { createLogger, type Logger } from "../log.ts";
 
 export interface KafkaContext {
@@ -32,6 +34,16 @@ export function kafkaContext(service: string): KafkaContext {
     registryUrl,
     limits: limitsOf(env),
   };
+}
+
+/** The Kafka transport of FUNDGUARD_KAFKA_CLIENT, connected as the context is. */
+export async function contextTransport(ctx: KafkaContext): Promise<KafkaTransport> {
+  const { openTransport } = await import("../kafka/transport.ts");
+  return openTransport(ctx.env.FUNDGUARD_KAFKA_CLIENT, {
+    brokers: ctx.connection.brokers,
+    clientId: ctx.connection.clientId,
+    log: ctx.log,
+  });
 }
 
 export function activeDetectors(env: Env, referenceDir?: string): ActiveDetector[] {

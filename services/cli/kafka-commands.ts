@@ -8,7 +8,7 @@ import { produceFiles } from "../replay/produce-files.ts";
 import { backoffUpTo } from "../retry.ts";
 import { openStore, type Store, StoreLockedError } from "../store/index.ts";
 import { runWorker } from "../worker/worker.ts";
-import { activeDetectors, kafkaContext, shutdownSignal } from "./context.ts";
+import { activeDetectors, contextTransport, kafkaContext, shutdownSignal } from "./context.ts";
 import { bytesProgressBar } from "./progress-bar.ts";
 
 async function createTopics(service: string): Promise<ReturnType<typeof kafkaContext>> {
@@ -95,7 +95,7 @@ export function registerKafkaCommands(program: Command): void {
       const bar = bytesProgressBar("replay");
       const t0 = performance.now();
       const summary = await produceFiles({
-        kafka: ctx.kafka,
+        transport: await contextTransport(ctx),
         serde,
         topics: ctx.topics,
         settlements: o.settlements,
@@ -144,12 +144,7 @@ export function registerKafkaCommands(program: Command): void {
           ? await metrics.listen(ctx.env.FUNDGUARD_METRICS_PORT, undefined, () => health.report())
           : undefined;
         if (server) ctx.log.info({ address: server.address() }, "metrics at /metrics, health at /healthz");
-        const { openTransport } = await import("../kafka/transport.ts");
-        const transport = await openTransport(ctx.env.FUNDGUARD_KAFKA_CLIENT, {
-          brokers: ctx.connection.brokers,
-          clientId: ctx.connection.clientId,
-          log: ctx.log,
-        });
+        const transport = await contextTransport(ctx);
         try {
           await runWorker({
             transport,

@@ -1,5 +1,5 @@
 import {
-  type CompressionTypes,
+  CompressionTypes,
   type Kafka,
   type Message,
   Partitioners,
@@ -7,6 +7,7 @@ import {
   type ProducerRecord,
   type TopicMessages,
 } from "kafkajs";
+import type { Compression, TransportProducer } from "./transport.ts";
 
 /**
  * An idempotent producer partitioning like Java clients (murmur2 of the key), so topics
@@ -98,6 +99,24 @@ export function produceRequests(outgoing: Outgoing[]): ProducerRecord[] {
     cut();
   }
   return requests;
+}
+
+const CODECS = new Map<CompressionTypes | undefined, Compression>([
+  [CompressionTypes.GZIP, "gzip"],
+  [CompressionTypes.LZ4, "lz4"],
+]);
+
+/** A request of produceRequests as one send of the transport: one record batch per partition. */
+export function sendRequest(producer: TransportProducer, r: ProducerRecord): Promise<Map<string, bigint>> {
+  const records = r.messages.map((m) => ({
+    topic: r.topic,
+    // Dead letters of unkeyed records still need a home: the dead-letter topic's first partition.
+    partition: m.partition ?? (m.key ? undefined : 0),
+    key: m.key ?? null,
+    value: m.value,
+    headers: m.headers as Record<string, string> | undefined,
+  }));
+  return producer.send(records, { compression: CODECS.get(r.compression) ?? "none" });
 }
 
 /** Sends all messages (see produceRequests), one request at a time. */

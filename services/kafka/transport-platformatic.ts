@@ -13,6 +13,7 @@ import {
   Producer,
 } from "@platformatic/kafka";
 import { consumerTiming, DEFAULT_TIMING } from "./connection.ts";
+import { keyPartition } from "./partition.ts";
 import {
   assignmentDiff,
   type Compression,
@@ -115,7 +116,7 @@ function producer(conn: TransportConnection, retries?: number): TransportProduce
       if (n === 0) throw new Error(`${topic}: no such topic`);
       counts.set(topic, n);
     }
-    return compatibilityPartitioner({ topic, key }, key) % n;
+    return keyPartition(key, n);
   };
   return {
     async send(records, o) {

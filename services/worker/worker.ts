@@ -11,7 +11,7 @@ import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
 import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
-import { produceRequests } from "../kafka/client.ts";
+import { produceRequests, sendRequest } from "../kafka/client.ts";
 import { DEFAULT_TIMING } from "../kafka/connection.ts";
 import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
@@ -32,7 +32,7 @@ import {
   partitionCount,
   type Topics,
 } from "../kafka/topics.ts";
-import type { Compression, FetchedBatch, KafkaTransport, TP, TransportProducer } from "../kafka/transport.ts";
+import type { FetchedBatch, KafkaTransport, TP } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
@@ -599,22 +599,4 @@ async function writeToStore(
   }
   if (changes.length > 0)
     await store.writeChanges(changes, { versionOf: (c) => (c as SuspectChange).version });
-}
-
-const CODECS = new Map<CompressionTypes | undefined, Compression>([
-  [CompressionTypes.GZIP, "gzip"],
-  [CompressionTypes.LZ4, "lz4"],
-]);
-
-/** A request of produceRequests as one send of the transport: one record batch per partition. */
-function sendRequest(producer: TransportProducer, r: ProducerRecord): Promise<Map<string, bigint>> {
-  const records = r.messages.map((m) => ({
-    topic: r.topic,
-    // Dead letters of unkeyed records still need a home: the dead-letter topic's first partition.
-    partition: m.partition ?? (m.key ? undefined : 0),
-    key: m.key ?? null,
-    value: m.value,
-    headers: m.headers as Record<string, string> | undefined,
-  }));
-  return producer.send(records, { compression: CODECS.get(r.compression) ?? "none" });
 }
