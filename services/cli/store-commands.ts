@@ -10,7 +10,7 @@ import { backoffUpTo } from "../retry.ts";
 import { runSink } from "../sink/sink.ts";
 import { LIVE_RUN, openStore } from "../store/index.ts";
 import { auditCli } from "./audit.ts";
-import { kafkaContext, shutdownSignal } from "./context.ts";
+import { contextTransport, kafkaContext, shutdownSignal } from "./context.ts";
 
 export function registerStoreCommands(program: Command): void {
   program
@@ -43,6 +43,8 @@ export function registerStoreCommands(program: Command): void {
           health: new Health({ log: ctx.log, policy: backoffUpTo(ctx.env.FUNDGUARD_BACKOFF_MAX_MS) }),
           schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,
           kafka: ctx.kafka,
+          transport: await contextTransport(ctx),
+          sessionTimeoutMs: ctx.connection.sessionTimeoutMs,
           registryUrl: ctx.registryUrl,
           limits: ctx.limits,
           topics: ctx.topics,

@@ -174,7 +174,7 @@ export function encodeSuspectChange(schemaId: number, c: SuspectChange): Message
 }
 
 /** Suspect changes are written by our own workers with our own schema, so no resolution is needed. */
-export function decodeSuspectChange(m: KafkaMessage): SuspectChange {
+export function decodeSuspectChange(m: Pick<KafkaMessage, "value" | "headers">): SuspectChange {
   if (m.value?.[0] !== 0) throw new Error("suspect change is not in Confluent wire format");
   const raw = suspectType.fromBuffer(m.value.subarray(5)) as Omit<Suspect, "evidence"> & { evidence: string };
   const op = m.headers?.[SUSPECT_HEADERS.op]?.toString();

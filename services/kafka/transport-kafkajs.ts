@@ -5,6 +5,7 @@ import {
   CompressionTypes,
   type Consumer,
   type Kafka,
+  type KafkaMessage,
   type Message,
   Partitioners,
   type PartitionMetadata,
@@ -17,6 +18,7 @@ import {
   assignmentDiff,
   type Compression,
   type FetchedBatch,
+  type FetchedRecord,
   type GroupConsumer,
   type GroupHandlers,
   type GroupOptions,
@@ -179,11 +181,7 @@ function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
           await assigning;
           lastHeartbeat = heartbeat;
           if (batch.messages.length === 0) return;
-          const records = batch.messages.map((m) => ({
-            offset: BigInt(m.offset),
-            key: m.key,
-            value: m.value,
-          }));
+          const records = batch.messages.map(fetchedRecord);
           await h.onBatch(
             {
               topic: batch.topic,
@@ -216,6 +214,19 @@ function groupConsumer(kafka: Kafka, o: GroupOptions): GroupConsumer {
       await consumer.disconnect();
     },
   };
+}
+
+function fetchedRecord(m: KafkaMessage): FetchedRecord {
+  const record: FetchedRecord = { offset: BigInt(m.offset), key: m.key, value: m.value };
+  const headers = m.headers && Object.entries(m.headers);
+  if (headers && headers.length > 0) {
+    record.headers = {};
+    for (const [k, v] of headers) {
+      const first = Array.isArray(v) ? v[0] : v;
+      if (first !== undefined) record.headers[k] = Buffer.isBuffer(first) ? first : Buffer.from(first);
+    }
+  }
+  return record;
 }
 
 function byTopic(tps: TP[]): { topic: string; partitions: number[] }[] {
@@ -254,7 +265,7 @@ async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncI
         for (const m of batch.messages) {
           const offset = BigInt(m.offset);
           if (offset >= range.to) break;
-          if (offset >= range.from) records.push({ offset, key: m.key, value: m.value });
+          if (offset >= range.from) records.push(fetchedRecord(m));
         }
         const last = BigInt(batch.lastOffset());
         const done = last + 1n >= range.to;

@@ -30,6 +30,12 @@ import {
   tpKey,
 } from "./transport.ts";
 
+function headersOf(pairs: [Buffer | null, Buffer | null][]): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [k, v] of pairs) if (k && v) out[k.toString()] = v;
+  return out;
+}
+
 /** Record-batch attribute bit of transaction markers, which carry no records for the reader. */
 const IS_CONTROL = 1 << 5;
 
@@ -218,7 +224,12 @@ async function fetchOnce(
           if (batch.attributes & IS_CONTROL) continue;
           for (const r of batch.records) {
             const offset = batch.firstOffset + BigInt(r.offsetDelta);
-            if (offset >= start) records.push({ offset, key: r.key, value: r.value });
+            if (offset < start) continue;
+            records.push(
+              r.headers.length === 0
+                ? { offset, key: r.key, value: r.value }
+                : { offset, key: r.key, value: r.value, headers: headersOf(r.headers) },
+            );
           }
         }
         next.set(k, after);

@@ -53,6 +53,8 @@ export interface FetchedRecord {
   offset: bigint;
   key: Buffer | null;
   value: Buffer | null;
+  /** Only on records that carry headers (suspect changes, dead letters). */
+  headers?: Record<string, Buffer>;
 }
 
 /** One partition's records in offset order. */

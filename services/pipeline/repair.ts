@@ -3,13 +3,10 @@
 // input topics differently and never produce them again. Every row written after the commit is
 // rewritten to the restored state's verdict, above all versions, so store and state agree and
 // continuing gives what one uninterrupted pass gives.
-import type { Kafka } from "kafkajs";
 import type { Suspect } from "../../schemas/index.ts";
 import type { ActiveDetector, Change, Engine } from "../engine/engine.ts";
-import { readRange } from "../kafka/read-range.ts";
 import { decodeSuspectChange } from "../kafka/serde.ts";
-import { tpKey } from "../kafka/transport.ts";
-import type { Logger } from "../log.ts";
+import type { KafkaTransport } from "../kafka/transport.ts";
 import { FINAL_SETTINGS } from "../store/final.ts";
 import type { Store } from "../store/index.ts";
 import { SUSPECT_COLUMNS, type SuspectReadRow, suspectFromRow } from "../store/rows.ts";
@@ -61,25 +58,26 @@ export async function* writtenAfter(store: Store, q: WrittenAfterQuery): AsyncIt
 
 /** The latest change of each suspect in a suspects topic's partitions, from the given offsets to the end. */
 export async function* writtenToTopic(
-  kafka: Kafka,
-  o: { topic: string; from: Map<number, string>; signal?: AbortSignal; log?: Logger },
+  transport: KafkaTransport,
+  o: { topic: string; from: Map<number, string>; signal?: AbortSignal },
 ): AsyncIterable<WrittenSuspect> {
   const latest = new Map<string, WrittenSuspect>();
-  await readRange(kafka, {
-    topics: [o.topic],
-    partitions: [...o.from.keys()],
-    from: Object.fromEntries([...o.from].map(([p, offset]) => [tpKey(o.topic, p), offset])),
-    groupPrefix: "fundguard-repair-",
-    signal: o.signal,
-    log: o.log,
-    onRecord: ({ partition, message }) => {
-      const c = decodeSuspectChange(message);
+  const ranges = new Map([...o.from].map(([p, offset]) => [p, { from: BigInt(offset), to: "end" as const }]));
+  for await (const b of transport.readRange({ topic: o.topic, ranges })) {
+    o.signal?.throwIfAborted();
+    for (const r of b.records) {
+      const c = decodeSuspectChange(r);
       const seen = latest.get(c.suspect.suspect_id);
-      if (seen && seen.version >= c.version) return;
+      if (seen && seen.version >= c.version) continue;
       const status = c.op === "upsert" ? "active" : "retracted";
-      latest.set(c.suspect.suspect_id, { suspect: c.suspect, status, version: c.version, partition });
-    },
-  });
+      latest.set(c.suspect.suspect_id, {
+        suspect: c.suspect,
+        status,
+        version: c.version,
+        partition: b.partition,
+      });
+    }
+  }
   yield* latest.values();
 }
 

@@ -3,7 +3,7 @@
 // version), and offsets are committed only after the insert returns. An unavailable store,
 // registry or broker is waited out inside the batch (backoff, heartbeats), then the batch goes on.
 
-import type { EachBatchPayload, Kafka } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import type { Limits } from "../../schemas/index.ts";
 import type { EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
@@ -16,12 +16,16 @@ import {
   type SuspectChange,
 } from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
+import type { FetchedBatch, KafkaTransport } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import { DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import type { ArchiveRecord, Store } from "../store/index.ts";
 
 export interface SinkOptions {
   kafka: Kafka;
+  /** What the sink consumes through (FUNDGUARD_KAFKA_CLIENT). */
+  transport: KafkaTransport;
+  sessionTimeoutMs?: number;
   registryUrl: string;
   /** The workers' input limits, so the archive keeps exactly what they accepted. */
   limits?: Limits;
@@ -53,21 +57,20 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
   const admin = o.kafka.admin();
   await admin.connect();
   const targets = o.untilCaughtUp ? await endOffsets(admin, topics) : undefined;
-  const consumer = o.kafka.consumer({
-    groupId: o.group,
+  const consumer = o.transport.groupConsumer({
+    group: o.group,
+    topics,
+    sessionTimeoutMs: o.sessionTimeoutMs ?? DEFAULT_TIMING.sessionTimeoutMs,
     maxBytesPerPartition: 8 << 20,
-    maxWaitTimeInMs: DEFAULT_TIMING.fetchWaitMs,
   });
-  await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: true });
   const stats: SinkStats = { settlements: 0, deaths: 0, changes: 0, skipped: 0 };
 
-  const eachBatch = async ({ batch, heartbeat }: EachBatchPayload) => {
-    if (batch.messages.length === 0) return;
+  const onBatch = async (batch: FetchedBatch, heartbeat: () => Promise<void>) => {
+    if (batch.records.length === 0) return;
     // Waits stay in the group; a stop ends them and leaves the batch uncommitted, to be redone.
     const patiently = { wait: tickingWait(heartbeat), signal: o.signal };
     if (batch.topic === o.topics.suspects) {
-      const changes: SuspectChange[] = batch.messages.map(decodeSuspectChange);
+      const changes: SuspectChange[] = batch.records.map(decodeSuspectChange);
       await health.retry(
         "store",
         () =>
@@ -78,7 +81,7 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
     } else {
       const kind = batch.topic === o.topics.settlements ? "settlement" : "death";
       const valid: ArchiveRecord[] = [];
-      for (const m of batch.messages) {
+      for (const m of batch.records) {
         const d = await health.retry("registry", () => serde.decode(kind, m.value), {
           ...patiently,
           retryable: (e) => e instanceof RegistryUnavailableError,
@@ -102,15 +105,12 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
       if (kind === "settlement") stats.settlements += valid.length;
       else stats.deaths += valid.length;
     }
-    const last = batch.messages[batch.messages.length - 1];
-    if (last) {
-      const offset = (BigInt(last.offset) + 1n).toString();
-      await health.retry(
-        "broker",
-        () => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]),
-        patiently,
-      );
-    }
+    const offset = batch.lastOffset + 1n;
+    await health.retry(
+      "broker",
+      () => consumer.commit([{ topic: batch.topic, partition: batch.partition, offset }]),
+      patiently,
+    );
     await heartbeat();
   };
 
@@ -127,14 +127,24 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
           .catch((e) => log.warn({ err: e }, "progress check failed"));
       }, 250)
     : undefined;
-  await consumer.run({ autoCommit: false, eachBatch });
+  let failure: Error | undefined;
+  await consumer.run({
+    onAssign: async () => undefined,
+    onBatch,
+    onError: (e) => {
+      failure = e;
+      log.error({ err: e }, "consumer failed: stopping; a restart resumes from the last commit");
+      finish();
+    },
+  });
   try {
     await done;
   } finally {
     if (poll) clearInterval(poll);
-    await consumer.disconnect();
+    await consumer.close();
     await admin.disconnect();
   }
+  if (failure) throw failure;
   log.info(stats, "sink stopped");
   return stats;
 }

@@ -264,11 +264,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
             after: Math.min(...ids.map(floor)),
             partitions: { count: partitions, ids },
           })
-        : writtenToTopic(o.kafka, {
+        : writtenToTopic(o.transport, {
             topic: o.topics.suspects,
             from: new Map(ids.map((p) => [p, markers.get(p)?.suspects ?? "0"])),
             signal: stopping.signal,
-            log,
           });
     const repairs = await health.retry(
       o.output.kind === "store" ? "store" : "broker",

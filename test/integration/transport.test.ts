@@ -152,6 +152,30 @@ describe.each(KAFKA_CLIENTS)("transport on %s", (client) => {
     expect(await readAll(t, topic, new Map([[0, { from: 10n, to: "end" }]]))).toEqual([]);
   });
 
+  it("hands back each record's headers as bytes, and none on records sent without", async () => {
+    const topic = `${id}.headers`;
+    await admin.createTopics([{ topic, partitions: 1 }]);
+    const producer = t.producer();
+    try {
+      await producer.send([
+        { topic, partition: 0, key: "a", value: "with", headers: { "fundguard-op": "upsert", 版本: "7" } },
+        { topic, partition: 0, key: "b", value: "without" },
+      ]);
+    } finally {
+      await producer.close();
+    }
+    const [batch] = await readAll(t, topic, new Map([[0, { from: 0n, to: "end" }]]));
+    const [withHeaders, without] = batch?.records ?? [];
+    expect(
+      Object.fromEntries(Object.entries(withHeaders?.headers ?? {}).map(([k, v]) => [k, v.toString()])),
+    ).toEqual({
+      "fundguard-op": "upsert",
+      版本: "7",
+    });
+    expect(Buffer.isBuffer(withHeaders?.headers?.["fundguard-op"])).toBe(true);
+    expect(without?.headers).toBeUndefined();
+  });
+
   it("assigns a group its partitions, delivers what was produced, and resumes a new member at the commit", async () => {
     const topic = `${id}.group`;
     const group = `${id}-group`;
