@@ -103,6 +103,13 @@ export function registerIngestRoutes<L extends FastifyBaseLogger>(
   ] as const) {
     app.post(path, { bodyLimit: o.maxBodyBytes }, async (req) => {
       o.authorize(req);
+      const type = String(req.headers["content-type"] ?? "");
+      if (!Buffer.isBuffer(req.body) && !/^application\/json\b/i.test(type))
+        throw o.fail(
+          415,
+          "unsupported_media_type",
+          `send ${NDJSON_TYPE} or a JSON array as application/json`,
+        );
       const parsed = Buffer.isBuffer(req.body)
         ? parseNdjsonBody(kind, req.body, o.limits)
         : parseArrayBody(kind, req.body, o.limits);
