@@ -254,6 +254,18 @@ describe("POST /api/v1/check", () => {
     expect((await checked(p)).decision).toBe("PASS");
   });
 
+  it("answers concurrent checks of different people each from their own evidence", async () => {
+    const proposals = [
+      stay("2025-03-16", "2025-03-17", { person_id: "P-READ" }),
+      settlement({ person_id: "P-CLEAN", admission_date: "2025-03-10" }),
+      settlement({ person_id: "P-DEAD", admission_date: "2025-05-01" }),
+      settlement({ person_id: "P-NOBODY", admission_date: "2025-05-01" }),
+    ];
+    const answers = await Promise.all(proposals.map((s) => checked(s)));
+    expect(answers.map((a) => a.decision)).toEqual(["WARN", "PASS", "BLOCK", "PASS"]);
+    expect(answers[3]?.state_as_of).toBeNull();
+  });
+
   it("answers 400 with the issues of an invalid settlement", async () => {
     const r = await check({ settlement: { ...settlement(), gender: "X", birth_date: "1980-13-01" } });
     expect(r.statusCode).toBe(400);
