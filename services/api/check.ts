@@ -83,8 +83,8 @@ export class ArchiveEvidence {
     ]);
     const out = new Map<string, { settlements: Settlement[]; deaths: DeathRecord[] }>();
     const of = (p: string) => {
-      let e = out.get(p);
-      if (!e) out.set(p, (e = { settlements: [], deaths: [] }));
+      const e = out.get(p) ?? { settlements: [], deaths: [] };
+      out.set(p, e);
       return e;
     };
     for (const r of settlements) of(r.person_id).settlements.push(settlementFromRow(r));
