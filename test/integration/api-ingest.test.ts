@@ -5,12 +5,17 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashToken } from "../../services/api/index.ts";
+import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import type { Suspect } from "../../schemas/index.ts";
+import { buildServer, hashToken, usersFromList } from "../../services/api/index.ts";
+import type { CheckAnswer } from "../../services/engine/check.ts";
+import { activate } from "../../services/engine/engine.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { openTransport } from "../../services/kafka/transport.ts";
 import { createLogger } from "../../services/log.ts";
-import { death, line, settlement } from "../fixtures/events.ts";
+import { chdbConfig, openStore } from "../../services/store/index.ts";
+import { death, line, settlement, stay } from "../fixtures/events.ts";
 import {
   cli,
   freePort,
@@ -187,5 +192,71 @@ describe("role his", () => {
     });
     expect(suspects.status).toBe(403);
     expect((await post("/api/v1/ingest/settlements", "[]", "application/json", token)).status).toBe(403);
+  });
+});
+
+describe("the distributed path", () => {
+  it("a check over the worker's archive gets the finding that ingesting over HTTP, through Kafka and the worker, produces", async () => {
+    // The worker writes a ClickHouse of its own (one chdb per process); the check reads it in between.
+    const workerEnv = { ...env, FUNDGUARD_DATA_DIR: join(tempDir("api-ingest-worker"), "data") };
+    const ndjson = (...xs: object[]) => xs.map((x) => JSON.stringify(x)).join("\n");
+    const first = stay("2025-09-01", "2025-09-04", { person_id: "P-KAFKA" });
+    const again = stay("2025-09-10", "2025-09-12", { person_id: "P-KAFKA" });
+    expect(
+      await (await post("/api/v1/ingest/settlements", ndjson(first), "application/x-ndjson")).json(),
+    ).toEqual({
+      accepted: 1,
+      rejected: [],
+    });
+    await cli(["worker", "--until-caught-up"], workerEnv);
+
+    const store = await openStore(chdbConfig(workerEnv.FUNDGUARD_DATA_DIR));
+    const suspects = async () => {
+      const out: Suspect[] = [];
+      for await (const x of store.exportSuspects()) if (x.person_id === "P-KAFKA") out.push(x);
+      return out;
+    };
+    let answer: CheckAnswer;
+    try {
+      const app = await buildServer({
+        store,
+        users: usersFromList([{ name: "his", role: "his", token: "fg_his_distributed_test_token_1" }]),
+        log: createLogger("api-ingest-test", "silent"),
+        active: activate(DETECTORS, loadCatalogs()),
+      });
+      const r = await app.inject({
+        method: "POST",
+        url: "/api/v1/check",
+        headers: { authorization: "Bearer fg_his_distributed_test_token_1" },
+        payload: { settlement: again },
+      });
+      answer = r.json() as CheckAnswer;
+      await app.close();
+      expect(await suspects()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+    expect(answer.decision).toBe("WARN");
+    expect(answer.state_as_of).toBe(new Date(first.settled_at).toISOString());
+
+    await post("/api/v1/ingest/settlements", ndjson(again), "application/x-ndjson");
+    await cli(["worker", "--until-caught-up"], workerEnv);
+    const after = await openStore(chdbConfig(workerEnv.FUNDGUARD_DATA_DIR));
+    try {
+      const produced = [];
+      for await (const x of after.exportSuspects()) if (x.person_id === "P-KAFKA") produced.push(x);
+      expect(
+        produced.map((x) => ({
+          detector: x.detector,
+          rule: x.rule,
+          severity: x.severity,
+          settlement_ids: x.settlement_ids,
+          amount_at_risk_fen: x.amount_at_risk_fen,
+          evidence: x.evidence,
+        })),
+      ).toEqual(answer.findings.map(({ title, title_zh, ...f }) => f));
+    } finally {
+      await after.close();
+    }
   });
 });
