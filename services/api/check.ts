@@ -156,7 +156,10 @@ export function registerCheckRoute<L extends FastifyBaseLogger>(
       const p = proposedSettlement(req.body, o.limits);
       if ("issues" in p) throw o.fail(400, "bad_request", "invalid settlement", { issues: p.issues });
       const s = p.settlement;
-      const evidence = await archive.of(s.person_id);
+      const evidence = await archive.of(s.person_id).catch((err: unknown) => {
+        req.log.error({ err }, "check: the archive cannot be read");
+        throw o.fail(503, "store_unavailable", "the person's evidence cannot be read now; retry later");
+      });
       const answer = checkSettlement(s, evidence, { detectors: o.detectors, retentionDays: o.retentionDays });
       o.audited(
         req,
