@@ -9,9 +9,24 @@ import { z } from "zod";
 import { ACCESS_DEFAULTS } from "../config/env.ts";
 import { ensurePrivateDir, writePrivateFile } from "../config/private-fs.ts";
 
-/** `metrics` reads /metrics only (a scraper's token); every /api route is a 403 for it. */
-export const ROLES = ["admin", "investigator", "auditor", "metrics"] as const;
+/**
+ * People: admin, investigator, auditor. Machines: `metrics` reads /metrics only (a scraper's
+ * token), `his` (a hospital information system) calls /check only, `ingest` /ingest only.
+ */
+export const ROLES = ["admin", "investigator", "auditor", "metrics", "his", "ingest"] as const;
 export type Role = (typeof ROLES)[number];
+
+/** The API routes ("METHOD pattern") a machine role may call; people's roles are checked per route. */
+const MACHINE_ROUTES: Partial<Record<Role, readonly string[]>> = {
+  metrics: [],
+  his: ["POST /api/v1/check"],
+  ingest: ["POST /api/v1/ingest/settlements", "POST /api/v1/ingest/deaths"],
+};
+
+export function mayCall(role: Role, route: string): boolean {
+  const only = MACHINE_ROUTES[role];
+  return only === undefined || only.includes(route);
+}
 
 /** An authenticated caller, as the routes see it. */
 export interface User {
@@ -93,7 +108,7 @@ export function userOf(e: UserEntry): User {
   const regions =
     e.role === "admin"
       ? null
-      : e.role === "investigator" || e.role === "metrics"
+      : e.role === "investigator" || e.role in MACHINE_ROUTES
         ? [...(e.regions ?? [])]
         : (e.regions ?? null);
   return { name: e.name, role: e.role, regions, unmask: e.role === "admin" || e.unmask === true };

@@ -2,8 +2,10 @@
 // every change and listing audited).
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { auditCli } from "../cli/audit.ts";
-import { accessLimits, loadEnv } from "../config/env.ts";
-import { createLogger } from "../log.ts";
+import { activeDetectors } from "../cli/context.ts";
+import { accessLimits, type Env, limitsOf, loadEnv } from "../config/env.ts";
+import type { ActiveDetector } from "../engine/engine.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { describeStore, openStore, storeConfigFromEnv } from "../store/index.ts";
 import {
@@ -33,6 +35,44 @@ function positiveDays(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 3650) throw new InvalidArgumentError("expected 1 to 3650 days");
   return n;
+}
+
+/**
+ * With Kafka configured, `serve` is the distributed mode's front door: /ingest produces to the
+ * input topics as `replay` does, and /check follows detector-config.v1 as the workers do.
+ */
+async function distributedInputs(env: Env, log: Logger, active: ActiveDetector[]) {
+  if (!env.KAFKA_BROKERS) return { stop: async () => undefined };
+  const { kafkaContext } = await import("../cli/context.ts");
+  const { AvroSerde } = await import("../kafka/serde.ts");
+  const { ensureTopics, inputTopicConfigs } = await import("../kafka/topics.ts");
+  const { openTransport } = await import("../kafka/transport.ts");
+  const { applyConfigRecord } = await import("../dynamic-config/apply.ts");
+  const { configTopicFor, followConfigTopic } = await import("../dynamic-config/topic.ts");
+  const { KafkaIngest } = await import("./kafka-ingest.ts");
+  const ctx = kafkaContext("serve");
+  const admin = ctx.kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, inputTopicConfigs(ctx.topics, env.FUNDGUARD_PARTITIONS));
+  } finally {
+    await admin.disconnect();
+  }
+  const serde = new AvroSerde(ctx.registryUrl, ctx.topics, { limits: ctx.limits });
+  await serde.register();
+  const transport = await openTransport(env.FUNDGUARD_KAFKA_CLIENT, {
+    brokers: ctx.connection.brokers,
+    clientId: ctx.connection.clientId,
+    log,
+  });
+  const follower = await followConfigTopic(
+    ctx.kafka,
+    configTopicFor(ctx.topics),
+    (r) => void applyConfigRecord(active, r, log),
+    { groupPrefix: `fundguard-config.serve.${env.FUNDGUARD_GROUP}` },
+  );
+  await follower.caughtUp;
+  return { ingest: new KafkaIngest(transport, serde, ctx.topics), stop: () => follower.stop() };
 }
 
 /** "host:port" of a listening server, IPv6 in brackets. */
@@ -74,6 +114,8 @@ export function registerServeCommand(program: Command): void {
       const config = storeConfigFromEnv();
       const store = await openStore(config);
       const { buildServer } = await import("./server.ts");
+      const active = activeDetectors(env);
+      const inputs = await distributedInputs(env, log, active);
       const app = await buildServer({
         store,
         users,
@@ -81,6 +123,11 @@ export function registerServeCommand(program: Command): void {
         metrics: new Metrics("serve"),
         limits: accessLimits(env),
         trustProxy: env.FUNDGUARD_TRUST_PROXY,
+        active,
+        retentionDays: env.FUNDGUARD_RETENTION_DAYS,
+        ...(inputs.ingest ? { ingest: inputs.ingest } : {}),
+        inputLimits: limitsOf(env),
+        maxIngestBytes: env.FUNDGUARD_MAX_INGEST_BYTES,
       });
       await app.listen({ port: o.port ?? env.PORT, host: o.host ?? env.HOST });
       log.info(
@@ -91,6 +138,7 @@ export function registerServeCommand(program: Command): void {
         for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve());
       });
       log.info("shutting down");
+      await inputs.stop();
       await app.close();
       await store.close();
     });

@@ -7,14 +7,16 @@ import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import { z } from "zod";
-import { type AnyDetector, DETECTORS } from "../../detectors/index.ts";
-import { SEVERITIES } from "../../schemas/index.ts";
-import { type AccessLimits, DEFAULT_ACCESS_LIMITS } from "../config/env.ts";
+import { type AnyDetector, DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import { DEFAULT_LIMITS, type Limits, SEVERITIES } from "../../schemas/index.ts";
+import { type AccessLimits, DEFAULT_ACCESS_LIMITS, DEFAULT_MAX_INGEST_BYTES } from "../config/env.ts";
+import { type ActiveDetector, activate } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
 import { AuditWriter, auditScope, maskAuditFilters } from "./audit.ts";
-import { hashToken, type User, type UserDirectory } from "./auth.ts";
+import { hashToken, mayCall, type User, type UserDirectory } from "./auth.ts";
+import { registerCheckRoute } from "./check.ts";
 import { BOM, type CsvColumn, csvHeader, csvRow } from "./csv.ts";
 import {
   aggregateQuery,
@@ -30,6 +32,7 @@ import {
   statusBody,
   suspectIdParam,
 } from "./filters.ts";
+import { type IngestDestination, registerIngestRoutes } from "./ingest.ts";
 import { ExportSlots, rateLimiters } from "./limits.ts";
 import { Masker, maskKeyFromEnv } from "./mask.ts";
 import { canonicalUrl, isApiUrl } from "./paths.ts";
@@ -50,6 +53,19 @@ export interface BuildServerOptions {
   limits?: Partial<AccessLimits>;
   /** fastify's trustProxy: whose X-Forwarded-For names the source address (default: nobody's). */
   trustProxy?: boolean | string[];
+  /**
+   * The stream's detectors with their config, for /check (default: `detectors` with the bundled
+   * catalogs and default config). A caller following detector-config.v1 passes the objects it updates.
+   */
+  active?: ActiveDetector[];
+  /** The stream's state retention in days, for /check (default 400). */
+  retentionDays?: number;
+  /** Where /ingest puts accepted records; without one, /ingest answers 503. Closed with the server. */
+  ingest?: IngestDestination;
+  /** The contract's input limits for /check and /ingest records (default DEFAULT_LIMITS). */
+  inputLimits?: Limits;
+  /** Largest /ingest body in bytes (default FUNDGUARD_MAX_INGEST_BYTES's default). */
+  maxIngestBytes?: number;
 }
 
 interface RequestContext {
@@ -76,6 +92,8 @@ class HttpError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    /** More fields of the error body (the issues of an invalid settlement). */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -210,11 +228,13 @@ export async function buildServer(o: BuildServerOptions) {
     const byToken = await limiter.token(req);
     if (byToken.limited) return tooMany(reply, byToken.retryAfterSeconds);
     // A scraper's token reads /metrics and nothing else; of the people, only admins read metrics.
-    const allowed = scrape ? user.role === "admin" || user.role === "metrics" : user.role !== "metrics";
+    // Machine roles (metrics, his, ingest) reach their own routes only.
+    const route = `${req.method} ${req.routeOptions?.url ?? "(unknown route)"}`;
+    const allowed = scrape ? user.role === "admin" || user.role === "metrics" : mayCall(user.role, route);
     if (!allowed) {
       const message = scrape
         ? `role ${user.role} may not read metrics`
-        : "a metrics token reads /metrics only";
+        : `role ${user.role} may not call ${route}`;
       return reply.code(403).send({ error: "forbidden", message });
     }
     if (hasQueryToken(req.url)) {
@@ -279,7 +299,7 @@ export async function buildServer(o: BuildServerOptions) {
       });
     }
     if (err instanceof HttpError)
-      return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+      return reply.code(err.statusCode).send({ error: err.code, message: err.message, ...err.extra });
     const e = err as { statusCode?: number; code?: string; message?: string };
     if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
       return reply.code(e.statusCode).send({ error: "bad_request", message: e.message ?? "bad request" });
@@ -660,7 +680,33 @@ export async function buildServer(o: BuildServerOptions) {
     return { total: result.total, limit: a.limit, offset: a.offset, items };
   });
 
+  const inputLimits = o.inputLimits ?? DEFAULT_LIMITS;
+  const fail = (status: number, code: string, message: string, extra?: Record<string, unknown>) =>
+    new HttpError(status, code, message, extra);
+  const audited = (req: FastifyRequest, filters: Record<string, unknown>, rows: number) => {
+    req.fg.filters = filters;
+    req.fg.rows = rows;
+  };
+  registerCheckRoute(app, {
+    store: o.store,
+    detectors: o.active ?? activate(detectors, loadCatalogs()),
+    retentionDays: o.retentionDays ?? 400,
+    limits: inputLimits,
+    authorize: (req) => requireRole(userOf(req), ["admin", "investigator", "his"], "check a settlement"),
+    audited,
+    fail,
+  });
+  registerIngestRoutes(app, {
+    destination: o.ingest,
+    limits: inputLimits,
+    maxBodyBytes: o.maxIngestBytes ?? DEFAULT_MAX_INGEST_BYTES,
+    authorize: (req) => requireRole(userOf(req), ["admin", "ingest"], "ingest records"),
+    audited,
+    fail,
+  });
+
   app.addHook("onClose", async () => {
+    await o.ingest?.close();
     await audit.flush();
   });
 

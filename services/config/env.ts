@@ -18,6 +18,9 @@ export const ACCESS_DEFAULTS = {
   maxExports: 2,
 };
 
+/** Largest body of one /api/v1/ingest request (FUNDGUARD_MAX_INGEST_BYTES). */
+export const DEFAULT_MAX_INGEST_BYTES = 64 << 20;
+
 export interface AccessLimits {
   /** Requests per minute from one source address. */
   perAddress: number;
@@ -78,6 +81,7 @@ const schema = z.object({
   FUNDGUARD_TOKEN_TTL_DAYS: z.coerce.number().int().min(1).max(3650).default(ACCESS_DEFAULTS.tokenTtlDays),
   FUNDGUARD_RATE_LIMIT_TOKEN: z.coerce.number().int().min(1).default(ACCESS_DEFAULTS.perToken),
   FUNDGUARD_RATE_LIMIT_ADDRESS: z.coerce.number().int().min(1).default(ACCESS_DEFAULTS.perAddress),
+  FUNDGUARD_MAX_INGEST_BYTES: z.coerce.number().int().min(1).default(DEFAULT_MAX_INGEST_BYTES),
   FUNDGUARD_MAX_EXPORTS: z.coerce.number().int().min(1).max(100).default(ACCESS_DEFAULTS.maxExports),
   /** Who the audit log names for CLI actions (default: the OS user). */
   FUNDGUARD_USER: z

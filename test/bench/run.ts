@@ -1,5 +1,5 @@
 // `npm run bench`: the performance figures of the README, measured in one run, written as JSON.
-//   npm run bench -- [--settlements N] [--only detect,kafka,api,startup] [--profile] [--out FILE]
+//   npm run bench -- [--settlements N] [--only detect,kafka,api,startup,transport,check] [--profile] [--out FILE]
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -19,7 +19,7 @@ const opts = new Command()
   .option("--settlements <n>", "settlement events in the generated stream", (v) => Number(v), 1_000_000)
   .option(
     "--only <sections>",
-    "comma-separated: detect,kafka (with latency and batch SQL),api,startup,transport",
+    "comma-separated: detect,kafka (with latency and batch SQL),api,startup,transport,check",
     "detect,kafka,api",
   )
   .option("--out <file>", "JSON report", join(ROOT, "test/bench/report.json"))
@@ -71,7 +71,9 @@ const report: Record<string, unknown> = {
 
 // The big stream only for the sections that read it (generating it takes minutes the first time).
 const streamSize =
-  sections.has("detect") || sections.has("kafka") || sections.has("transport") ? opts.settlements : 100;
+  sections.has("detect") || sections.has("kafka") || sections.has("transport") || sections.has("check")
+    ? opts.settlements
+    : 100;
 const files = await dataset(streamSize);
 report.dataset = { settlements: streamSize, seed: 1, bytes: readFileSync(files.settlements).length };
 
@@ -147,6 +149,18 @@ if (sections.has("api")) {
   const dir = join(ROOT, ".cache/bench/api");
   mkdirSync(dir, { recursive: true });
   report.api = await benchApi({ suspects: 1_000_000, dir });
+}
+
+if (sections.has("check")) {
+  process.stderr.write("bench: the hospitals' check and ingest over HTTP\n");
+  const { benchCheck } = await import("./check.ts");
+  const dir = join(ROOT, ".cache/bench/check");
+  mkdirSync(dir, { recursive: true });
+  report.check = await benchCheck({
+    files,
+    dir,
+    rate: Number(process.env.FUNDGUARD_BENCH_CHECK_RATE ?? 200),
+  });
 }
 
 if (sections.has("transport")) {

@@ -1,0 +1,154 @@
+// The hospitals' endpoints over a real HTTP listener: POST /api/v1/check latency at a fixed
+// open-loop rate (default 200 checks/s) against embedded chdb filled by the embedded pipeline
+// from the generated stream, each check a settlement of a person with history; and
+// POST /api/v1/ingest/settlements throughput into the real broker (NDJSON bodies of 5 000,
+// one request after another), when KAFKA_BROKERS and SCHEMA_REGISTRY_URL are set.
+// Targets (issue 11): check p99 ≤ 50 ms embedded, ingest ≥ 5k settlements/s.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import type { Settlement } from "../../schemas/index.ts";
+import { buildServer, usersFromList } from "../../services/api/index.ts";
+import type { IngestDestination } from "../../services/api/ingest.ts";
+import { KafkaIngest } from "../../services/api/kafka-ingest.ts";
+import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
+import { activate } from "../../services/engine/engine.ts";
+import { mergedEvents } from "../../services/ingest/ndjson-source.ts";
+import { AvroSerde } from "../../services/kafka/serde.ts";
+import { ensureTopics, inputTopicConfigs, topicNames } from "../../services/kafka/topics.ts";
+import { openTransport } from "../../services/kafka/transport.ts";
+import { createLogger } from "../../services/log.ts";
+import { chdbConfig, openStore } from "../../services/store/index.ts";
+
+const TOKEN = "fg_bench_check_admin_token_0123";
+
+export interface BenchCheckOptions {
+  files: { settlements: string; deaths: string };
+  dir: string;
+  rate?: number;
+  seconds?: number;
+  ingestBodies?: number;
+}
+
+const pct = (sorted: number[], p: number) =>
+  Number((sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0).toFixed(2));
+
+async function kafkaIngest(): Promise<IngestDestination | undefined> {
+  const brokers = process.env.KAFKA_BROKERS;
+  const registry = process.env.SCHEMA_REGISTRY_URL;
+  if (!brokers || !registry) return undefined;
+  const topics = topicNames(`bench-ingest-${Date.now().toString(36)}.`);
+  const admin = new Kafka({ brokers: brokers.split(","), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await ensureTopics(admin, inputTopicConfigs(topics, 6));
+  await admin.disconnect();
+  const serde = new AvroSerde(registry, topics);
+  await serde.register();
+  const log = createLogger("bench-check", "silent");
+  const transport = await openTransport("platformatic", {
+    brokers: brokers.split(","),
+    clientId: "bench",
+    log,
+  });
+  return new KafkaIngest(transport, serde, topics);
+}
+
+export async function benchCheck(o: BenchCheckOptions) {
+  const log = createLogger("bench-check", "silent");
+  const store = await openStore(chdbConfig(join(o.dir, `data-${Date.now().toString(36)}`)));
+  const active = activate(DETECTORS, loadCatalogs());
+  try {
+    const t0 = performance.now();
+    const pipeline = new EmbeddedPipeline(store, active);
+    for await (const { event, text } of mergedEvents(o.files.settlements, o.files.deaths, () => undefined))
+      pipeline.publish(event, text);
+    await pipeline.drain();
+    const fillSeconds = (performance.now() - t0) / 1000;
+
+    const ingest = await kafkaIngest();
+    const app = await buildServer({
+      store,
+      log,
+      users: usersFromList([{ name: "admin", role: "admin", token: TOKEN }]),
+      active,
+      ...(ingest ? { ingest } : {}),
+      limits: { perToken: 1_000_000, perAddress: 1_000_000 },
+    });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = app.server.address() as { port: number };
+    const post = (path: string, body: string, type: string) =>
+      fetch(`http://127.0.0.1:${port}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
+        body,
+      });
+
+    // Settlements of people with history: their evidence is what a check reads and replays.
+    const lines = readFileSync(o.files.settlements, "utf8").split("\n").filter(Boolean);
+    const proposed = lines
+      .map((l) => JSON.parse(l) as Settlement)
+      .filter((s) => s.event_type === "SETTLE")
+      .slice(-5_000);
+    const rate = o.rate ?? 200;
+    const total = rate * (o.seconds ?? 10);
+    const ms: number[] = [];
+    const decisions: Record<string, number> = {};
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: total }, async (_, i) => {
+        // Open loop: request i leaves at its slot whatever the earlier ones are doing.
+        await new Promise((r) => setTimeout(r, started + (i * 1000) / rate - performance.now()));
+        const s = proposed[i % proposed.length] as Settlement;
+        const t = performance.now();
+        const res = await post(
+          "/api/v1/check",
+          // A re-check of an archived settlement: it replaces itself in the evidence.
+          JSON.stringify({ settlement: s }),
+          "application/json",
+        );
+        const body = (await res.json()) as { decision: string };
+        ms.push(performance.now() - t);
+        if (res.status !== 200) throw new Error(`check: HTTP ${res.status} ${JSON.stringify(body)}`);
+        decisions[body.decision] = (decisions[body.decision] ?? 0) + 1;
+      }),
+    );
+    ms.sort((a, b) => a - b);
+    const check = {
+      checks: total,
+      rate_per_s: rate,
+      achieved_per_s: Math.round(total / ((performance.now() - started) / 1000)),
+      p50_ms: pct(ms, 50),
+      p99_ms: pct(ms, 99),
+      max_ms: pct(ms, 100),
+      decisions,
+    };
+
+    let ingestFigures: Record<string, number> | undefined;
+    if (ingest) {
+      const bodies = o.ingestBodies ?? 10;
+      const per = 5_000;
+      let n = 0;
+      const t = performance.now();
+      for (let b = 0; b < bodies; b++) {
+        const body = Array.from({ length: per }, (_, i) =>
+          JSON.stringify({ ...proposed[(b * per + i) % proposed.length], settlement_id: `ing-${b}-${i}` }),
+        ).join("\n");
+        const res = await post("/api/v1/ingest/settlements", body, "application/x-ndjson");
+        const a = (await res.json()) as { accepted: number };
+        if (res.status !== 200) throw new Error(`ingest: HTTP ${res.status} ${JSON.stringify(a)}`);
+        n += a.accepted;
+      }
+      const seconds = (performance.now() - t) / 1000;
+      ingestFigures = { settlements: n, seconds: Number(seconds.toFixed(2)), per_s: Math.round(n / seconds) };
+    }
+    await app.close();
+    return {
+      fill: { settlements: lines.length, seconds: Number(fillSeconds.toFixed(1)) },
+      check,
+      ingest: ingestFigures,
+    };
+  } finally {
+    await store.close();
+  }
+}
