@@ -1,14 +1,13 @@
 // The distributed mode's ingest destination: the input topics, as `fundguard replay` writes them
 // (Avro in the Confluent wire format with the registry's ids, keyed by person_id so a person's
 // events share a partition), through the transport's idempotent, acks=all producer.
+import type { Message } from "kafkajs";
 import type { EngineEvent } from "../engine/engine.ts";
+import { produceRequests, sendRequest } from "../kafka/client.ts";
 import type { AvroSerde } from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
-import type { KafkaTransport, OutRecord, TransportProducer } from "../kafka/transport.ts";
+import type { KafkaTransport, TransportProducer } from "../kafka/transport.ts";
 import type { IngestDestination } from "./ingest.ts";
-
-/** Records per produce request: a large body goes in several, each acknowledged before the next. */
-const SEND_RECORDS = 5_000;
 
 export class KafkaIngest implements IngestDestination {
   private readonly producer: TransportProducer;
@@ -31,19 +30,23 @@ export class KafkaIngest implements IngestDestination {
   }
 
   private async send(events: readonly EngineEvent[]): Promise<void> {
-    for (let i = 0; i < events.length; i += SEND_RECORDS) {
-      const records = events.slice(i, i + SEND_RECORDS).map(
-        (e): OutRecord => ({
-          topic: e.kind === "settlement" ? this.topics.settlements : this.topics.deaths,
-          key: e.value.person_id,
-          value:
-            e.kind === "settlement"
-              ? this.serde.encode("settlement", e.value)
-              : this.serde.encode("death", e.value),
-        }),
-      );
-      await this.producer.send(records);
+    const byTopic = new Map<string, Message[]>();
+    for (const e of events) {
+      const topic = e.kind === "settlement" ? this.topics.settlements : this.topics.deaths;
+      const value =
+        e.kind === "settlement"
+          ? this.serde.encode("settlement", e.value)
+          : this.serde.encode("death", e.value);
+      let messages = byTopic.get(topic);
+      if (!messages) {
+        messages = [];
+        byTopic.set(topic, messages);
+      }
+      messages.push({ key: e.value.person_id, value });
     }
+    // Cut so that no partition's record batch exceeds the broker's limit, whatever the keys hash to.
+    const requests = produceRequests([...byTopic].map(([topic, messages]) => ({ topic, messages })));
+    for (const r of requests) await sendRequest(this.producer, r);
   }
 
   async close(): Promise<void> {
