@@ -32,7 +32,7 @@ import {
   partitionCount,
   type Topics,
 } from "../kafka/topics.ts";
-import type { FetchedBatch, KafkaTransport, TP } from "../kafka/transport.ts";
+import { type FetchedBatch, type KafkaTransport, type TP, tpKey } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
@@ -457,20 +457,27 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     const timer = o.metrics?.batchSeconds.startTimer();
     const tooLateBefore = engine.stats.tooLate;
     const waitInGroup = tickingWait(heartbeat);
+    /** The offset after the last record processed: what the next flush commits. */
+    let next: bigint | undefined;
     for (const m of batch.records) {
       // Revoked meanwhile or stopping: the rest is the next owner's, or redone after a restart.
       if (!assigned.has(batch.partition) || stopping.signal.aborted) break;
       let decoded: Awaited<ReturnType<typeof serde.decode>>;
       try {
-        // The registry unreachable, or an id it does not know yet: the partition waits here.
-        decoded = await health.retry("registry", () => serde.decode(kind, m.value), {
-          retryable: (e) => e instanceof RegistryUnavailableError,
-          wait: waitInGroup,
-          signal: stopping.signal,
-        });
-      } catch (e) {
-        if (stopping.signal.aborted) break; // this message and the rest are redone after a restart
-        throw e;
+        decoded = await serde.decode(kind, m.value);
+      } catch (first) {
+        if (!(first instanceof RegistryUnavailableError)) throw first;
+        try {
+          // The registry unreachable, or an id it does not know yet: the partition waits here.
+          decoded = await health.retry("registry", () => serde.decode(kind, m.value), {
+            retryable: (e) => e instanceof RegistryUnavailableError,
+            wait: waitInGroup,
+            signal: stopping.signal,
+          });
+        } catch (e) {
+          if (stopping.signal.aborted) break; // this message and the rest are redone after a restart
+          throw e;
+        }
       }
       if (decoded.ok) {
         const event = { kind, value: decoded.value } as EngineEvent;
@@ -499,12 +506,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
         o.metrics?.deadLetters.inc({ topic: batch.topic });
       }
       stats.events++;
-      pendingOffsets.set(`${batch.topic}:${batch.partition}`, {
+      next = m.offset + 1n;
+    }
+    if (next !== undefined)
+      pendingOffsets.set(tpKey(batch.topic, batch.partition), {
         topic: batch.topic,
         partition: batch.partition,
-        offset: m.offset + 1n,
+        offset: next,
       });
-    }
     if (o.metrics) {
       timer?.();
       o.metrics.eventsConsumed.inc({ topic: batch.topic }, batch.records.length);
