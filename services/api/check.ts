@@ -103,9 +103,9 @@ export interface Issue {
  * (a prescription still being written): the total is then the sum of the lines, all of it paid by
  * the fund, so the person's out-of-pocket spending is not raised by a figure nobody knows yet.
  */
-export function proposedSettlement(
+function proposedSettlement(
   body: unknown,
-  limits: Limits,
+  validator: ReturnType<typeof settlementValidatorFor>,
 ): { settlement: Settlement } | { issues: Issue[] } {
   const raw = (body as { settlement?: unknown } | null)?.settlement;
   if (raw === null || typeof raw !== "object" || Array.isArray(raw))
@@ -119,7 +119,7 @@ export function proposedSettlement(
       0,
     );
   if (s.fund_paid_fen === undefined) s.fund_paid_fen = s.total_fen;
-  const r = settlementValidatorFor(fieldLimits("settlement", limits)).safeParse(s);
+  const r = validator.safeParse(s);
   if (!r.success)
     return {
       issues: r.error.issues
@@ -147,13 +147,15 @@ export function registerCheckRoute<L extends FastifyBaseLogger>(
   o: CheckRouteOptions,
 ): void {
   const archive = new ArchiveEvidence(o.store);
+  // Built once: a zod schema costs more to build than to run.
+  const validator = settlementValidatorFor(fieldLimits("settlement", o.limits));
   // Room for one settlement at the message limit, and the object around it.
   app.post(
     "/api/v1/check",
     { bodyLimit: o.limits.maxMessageBytes + 1024 },
     async (req): Promise<CheckAnswer> => {
       o.authorize(req);
-      const p = proposedSettlement(req.body, o.limits);
+      const p = proposedSettlement(req.body, validator);
       if ("issues" in p) throw o.fail(400, "bad_request", "invalid settlement", { issues: p.issues });
       const s = p.settlement;
       const evidence = await archive.of(s.person_id).catch((err: unknown) => {
