@@ -17,4 +17,5 @@ export const DETECTORS: readonly AnyDetector[] = [
 ];
 
 export { type Catalogs, loadCatalogs } from "./catalog.ts";
+export type * from "./scheme-kit.ts";
 export * from "./sdk.ts";

@@ -39,7 +39,9 @@ export function activate(
 ): ActiveDetector[] {
   return detectors.map((detector) => {
     const config = detector.config.parse(configs[detector.id] ?? {});
-    return { detector, ctx: { catalogs, config }, configHash: configHash(config) };
+    const id = detector.id;
+    const facts = (s: SettlementRecord) => s.facts[id];
+    return { detector, ctx: { catalogs, config, facts }, configHash: configHash(config) };
   });
 }
 
