@@ -64,6 +64,8 @@ export interface Finding {
   readonly related: readonly string[];
   readonly amountAtRiskFen: number;
   readonly evidence: Record<string, unknown>;
+  /** Overrides the rule's severity (a rule-table row carries its own). */
+  readonly severity?: Severity;
 }
 
 export interface RuleInfo {

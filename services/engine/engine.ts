@@ -304,7 +304,7 @@ export class Engine {
         suspect_id: id,
         detector: detector.id,
         rule: finding.rule,
-        severity: rule.severity,
+        severity: finding.severity ?? rule.severity,
         person_id: subject.personId,
         settlement_ids: [subject.id, ...related.slice(0, MAX_LISTED)],
         institution_id: subject.institutionId,
