@@ -4,56 +4,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { z } from "zod";
+import { PrefixIndex } from "./prefix-index.ts";
+import { loadRuleTables, type RuleTables } from "./rule-table.ts";
 
-interface TrieNode<V> {
-  children: Map<number, TrieNode<V>>;
-  value: V | undefined;
-}
-
-/**
- * Longest-prefix lookup: a walk down a character trie, at most one step per character of the
- * code and no allocation, never a scan over all prefixes.
- */
-export class PrefixIndex<V> {
-  private readonly root: TrieNode<V> = { children: new Map(), value: undefined };
-  private count = 0;
-
-  get(prefix: string): V | undefined {
-    let node: TrieNode<V> | undefined = this.root;
-    for (let i = 0; i < prefix.length && node; i++) node = node.children.get(prefix.charCodeAt(i));
-    return node?.value;
-  }
-
-  add(prefix: string, value: V): void {
-    let node = this.root;
-    for (let i = 0; i < prefix.length; i++) {
-      const c = prefix.charCodeAt(i);
-      let next = node.children.get(c);
-      if (!next) {
-        next = { children: new Map(), value: undefined };
-        node.children.set(c, next);
-      }
-      node = next;
-    }
-    if (node.value === undefined) this.count++;
-    node.value = value;
-  }
-
-  longest(code: string): V | undefined {
-    let found: V | undefined;
-    let node: TrieNode<V> | undefined = this.root;
-    for (let i = 0; i < code.length; i++) {
-      node = node.children.get(code.charCodeAt(i));
-      if (!node) break;
-      if (node.value !== undefined) found = node.value;
-    }
-    return found;
-  }
-
-  get size(): number {
-    return this.count;
-  }
-}
+export { PrefixIndex };
 
 const pediatricRow = z.object({
   code_prefix: z.string().min(1),
@@ -80,6 +34,8 @@ export interface Catalogs {
   readonly pediatricDrugs: PrefixIndex<PediatricEntry>;
   readonly sexDiagnoses: PrefixIndex<SexRestriction>;
   readonly sexItems: PrefixIndex<SexRestriction>;
+  /** The rule tables of `<dir>/rules/`, every version (rule-table.ts). */
+  readonly ruleTables: RuleTables;
   /** Where the catalogs came from, for evidence and the run record. */
   readonly source: string;
 }
@@ -142,5 +98,5 @@ export function loadCatalogs(dir: string = BUNDLED_REFERENCE_DIR): Catalogs {
       sexFile,
     );
   }
-  return { pediatricDrugs, sexDiagnoses, sexItems, source: dir };
+  return { pediatricDrugs, sexDiagnoses, sexItems, ruleTables: loadRuleTables(dir), source: dir };
 }

@@ -16,6 +16,14 @@ export const deceasedActivity = defineDetector({
       titleZh: "死亡人员医保结算",
     },
   },
+  labels: {
+    death_date: { zh: "死亡日期", en: "Death date" },
+    death_source: { zh: "死亡信息来源", en: "Death source" },
+    death_reported_at: { zh: "死亡信息上报时间", en: "Reported at" },
+    last_service_date: { zh: "最后服务日期", en: "Last service date" },
+    fields_after_death: { zh: "死亡后发生的字段", en: "Fields after death" },
+    days_after_death: { zh: "死亡后天数", en: "Days after death" },
+  },
   config: z.object({}),
   usesDeath: true,
   extract(s): LastServiceDate | undefined {
@@ -23,11 +31,11 @@ export const deceasedActivity = defineDetector({
     for (const i of s.items) if (last === undefined || i.service_date > last) last = i.service_date;
     return last;
   },
-  evaluate(subject, person): Finding[] {
+  evaluate(subject, person, { facts }): Finding[] {
     const death = person.death;
     if (!death) return [];
     const d = death.death_date;
-    const lastLine = subject.facts.deceased_activity as LastServiceDate | undefined;
+    const lastLine = facts(subject);
     // Settling after the death for services before it, or a stay ending in death on that day, is legitimate.
     const after: string[] = [];
     if (subject.admission > d) after.push("admission_date");

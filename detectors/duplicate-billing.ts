@@ -6,6 +6,7 @@ import {
   isStay,
   type PersonView,
   type SettlementRecord,
+  STAY_LABELS,
   stayEvidence,
 } from "./sdk.ts";
 
@@ -153,6 +154,14 @@ export const duplicateBilling = defineDetector({
       title: "Outpatient or pharmacy claim during a stay",
       titleZh: "住院期间门诊/购药",
     },
+  },
+  labels: {
+    ...STAY_LABELS,
+    lines: { zh: "费用明细", en: "Lines" },
+    first_settlement_id: { zh: "首次结算ID", en: "First settlement" },
+    first_settled_at: { zh: "首次结算时间", en: "First settled at" },
+    first_line_no: { zh: "首次结算行号", en: "First line" },
+    overlapping_stays: { zh: "重叠住院", en: "Overlapping stays" },
   },
   config: z.object({}),
   extract(s): LineFacts | undefined {

@@ -1,6 +1,13 @@
 import { z } from "zod";
 import { daysBetween } from "./dates.ts";
-import { defineDetector, type Finding, isStay, type SettlementRecord, stayEvidence } from "./sdk.ts";
+import {
+  defineDetector,
+  type Finding,
+  isStay,
+  type SettlementRecord,
+  STAY_LABELS,
+  stayEvidence,
+} from "./sdk.ts";
 
 /** The rule's order of stays: (admission_date, discharge_date, settled_at, settlement_id). */
 function byStayOrder(a: SettlementRecord, b: SettlementRecord): number {
@@ -24,6 +31,15 @@ export const frequentAdmission = defineDetector({
       title: "Unusually frequent inpatient stays",
       titleZh: "高频次住院",
     },
+  },
+  labels: {
+    ...STAY_LABELS,
+    previous_stay: { zh: "上次住院", en: "Previous stay" },
+    days_since_previous_discharge: { zh: "距上次出院天数", en: "Days since discharge" },
+    max_days: { zh: "间隔上限(天)", en: "Max days" },
+    window_days: { zh: "统计窗口(天)", en: "Window days" },
+    stays_in_window: { zh: "窗口内住院次数", en: "Stays in window" },
+    threshold: { zh: "阈值", en: "Threshold" },
   },
   config: z.object({
     readmissionMaxDays: z.number().int().min(0).default(15),

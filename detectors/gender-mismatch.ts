@@ -32,6 +32,13 @@ export const genderMismatch = defineDetector({
       titleZh: "男病女治/女病男治",
     },
   },
+  labels: {
+    offending: { zh: "违规项", en: "Offending codes" },
+    kind: { zh: "类型", en: "Kind" },
+    allowed_sex: { zh: "限定性别", en: "Allowed sex" },
+    catalog_prefix: { zh: "目录编码", en: "Catalog prefix" },
+    description: { zh: "说明", en: "Description" },
+  },
   config: z.object({}),
   extract(s, { catalogs }): Offence[] | undefined {
     const found: Offence[] = [];
@@ -56,8 +63,8 @@ export const genderMismatch = defineDetector({
     }
     return found.length > 0 ? found : undefined;
   },
-  evaluate(subject): Finding[] {
-    const found = subject.facts.gender_mismatch as Offence[] | undefined;
+  evaluate(subject, _person, { facts }): Finding[] {
+    const found = facts(subject);
     if (!found) return [];
     // A wrong-sex diagnosis puts the whole fund payment in doubt; a wrong-sex item only its own lines.
     const amount = found.some((o) => o.kind === "DIAGNOSIS")

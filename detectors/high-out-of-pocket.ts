@@ -19,6 +19,13 @@ export const highOutOfPocket = defineDetector({
       titleZh: "个人自付费用过高 (防返贫监测)",
     },
   },
+  labels: {
+    year: { zh: "年度", en: "Year" },
+    out_of_pocket_fen: { zh: "个人自付", en: "Out of pocket" },
+    cumulative_before_fen: { zh: "此前累计", en: "Cumulative before" },
+    cumulative_after_fen: { zh: "累计", en: "Cumulative after" },
+    thresholds_reached_fen: { zh: "达到阈值", en: "Thresholds reached" },
+  },
   config: z.object({
     thresholdsYuan: z.array(z.number().positive()).min(1).default([15_000, 30_000]),
   }),

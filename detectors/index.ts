@@ -1,6 +1,7 @@
 // The detector registry: adding a detector is one file and one line here.
 import { deceasedActivity } from "./deceased-activity.ts";
 import { duplicateBilling } from "./duplicate-billing.ts";
+import { excessiveDispensing } from "./excessive-dispensing.ts";
 import { frequentAdmission } from "./frequent-admission.ts";
 import { genderMismatch } from "./gender-mismatch.ts";
 import { highOutOfPocket } from "./high-out-of-pocket.ts";
@@ -14,7 +15,9 @@ export const DETECTORS: readonly AnyDetector[] = [
   duplicateBilling,
   deceasedActivity,
   highOutOfPocket,
+  excessiveDispensing,
 ];
 
 export { type Catalogs, loadCatalogs } from "./catalog.ts";
+export type * from "./scheme-kit.ts";
 export * from "./sdk.ts";

@@ -26,6 +26,14 @@ export const pediatricDrug = defineDetector({
       titleZh: "限儿童药品超龄使用",
     },
   },
+  labels: {
+    lines: { zh: "费用明细", en: "Lines" },
+    generic_name: { zh: "通用名", en: "Generic name" },
+    catalog_prefix: { zh: "目录编码", en: "Catalog prefix" },
+    catalog_age_limit: { zh: "目录年龄上限", en: "Catalog age limit" },
+    age_limit: { zh: "年龄上限", en: "Age limit" },
+    age_at_service: { zh: "就诊时年龄", en: "Age at service" },
+  },
   config: z.object({
     /** Age (completed years) at which a catalog row with an empty age_limit starts to bite. */
     defaultAgeLimit: z.number().int().min(1).max(150).default(18),
@@ -51,8 +59,8 @@ export const pediatricDrug = defineDetector({
     }
     return lines.length > 0 ? lines : undefined;
   },
-  evaluate(subject, _person, { config }): Finding[] {
-    const candidates = subject.facts.pediatric_drug as PediatricLine[] | undefined;
+  evaluate(subject, _person, { config, facts }): Finding[] {
+    const candidates = facts(subject);
     if (!candidates) return [];
     const offending = candidates
       .map((l) => ({ ...l, age_limit: l.catalog_age_limit ?? config.defaultAgeLimit }))

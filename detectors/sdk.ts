@@ -2,6 +2,7 @@
 import type { z } from "zod";
 import type { DeathRecord, Settlement, Severity } from "../schemas/index.ts";
 import type { Catalogs } from "./catalog.ts";
+import type { DetectorScheme } from "./scheme-kit.ts";
 
 /**
  * What the engine retains about one effective settlement: the fields every rule reads,
@@ -35,9 +36,25 @@ export interface PersonView {
   readonly death: DeathRecord | undefined;
 }
 
-export interface DetectorContext<C> {
+export interface DetectorContext<C, F = unknown> {
   readonly config: C;
   readonly catalogs: Catalogs;
+  /** What this detector's `extract` kept about `s`, typed as `extract` returns it. */
+  facts(s: SettlementRecord): F | undefined;
+}
+
+/** The name of an evidence field for investigators; the UI shows "中文 English". */
+export interface FieldLabel {
+  readonly zh: string;
+  readonly en: string;
+}
+
+/** A line item the order-independence property test's small world may bill, with the quantities it draws. */
+export interface TestWorldItem {
+  readonly item_code: string;
+  readonly item_name: string;
+  readonly category: Settlement["items"][number]["category"];
+  readonly quantities: readonly number[];
 }
 
 /** A finding about one suspect settlement; the engine turns it into a suspect record. */
@@ -47,6 +64,8 @@ export interface Finding {
   readonly related: readonly string[];
   readonly amountAtRiskFen: number;
   readonly evidence: Record<string, unknown>;
+  /** Overrides the rule's severity (a rule-table row carries its own). */
+  readonly severity?: Severity;
 }
 
 export interface RuleInfo {
@@ -63,8 +82,14 @@ export interface Detector<C = unknown, F = unknown> {
   readonly rules: Readonly<Record<string, RuleInfo>>;
   /** Parameters with defaults; `config.parse({})` gives the defaults. */
   readonly config: z.ZodType<C>;
+  /** Labels of the fields this detector's evidence holds (settlement and line fields are the UI's own). */
+  readonly labels: Readonly<Record<string, FieldLabel>>;
+  /** Injects labelled cases of this detector's rules into `generate`'s stream (see scheme-kit.ts). */
+  readonly scheme?: DetectorScheme;
+  /** Codes the property test's small world must bill for this detector's rules to fire there. */
+  readonly testWorld?: { readonly items: readonly TestWorldItem[] };
   /** Facts to retain about a SETTLE event; undefined retains nothing. */
-  extract?(settlement: Settlement, ctx: DetectorContext<C>): F | undefined;
+  extract?(settlement: Settlement, ctx: DetectorContext<C, F>): F | undefined;
   /**
    * Other settlements whose findings may change when `changed` enters or leaves the
    * person's evidence. Omit when a finding depends on its own settlement only.
@@ -72,12 +97,12 @@ export interface Detector<C = unknown, F = unknown> {
   affected?(
     changed: SettlementRecord,
     person: PersonView,
-    ctx: DetectorContext<C>,
+    ctx: DetectorContext<C, F>,
   ): Iterable<SettlementRecord>;
   /** True when findings depend on the death record, so a new record re-evaluates the person. */
   readonly usesDeath?: boolean;
   /** Findings whose suspect is `subject`, judged on the person's current evidence. Must be pure. */
-  evaluate(subject: SettlementRecord, person: PersonView, ctx: DetectorContext<C>): Finding[];
+  evaluate(subject: SettlementRecord, person: PersonView, ctx: DetectorContext<C, F>): Finding[];
 }
 
 /**
@@ -125,20 +150,21 @@ export function defineDetector<C, F>(detector: Detector<C, F>): Detector<C, F> {
   return detector;
 }
 
-/** The facts `detector` extracted for `s`. */
-export function factsOf<F>(
-  detector: Detector<unknown, F> | { id: string },
-  s: SettlementRecord,
-): F | undefined {
-  return s.facts[detector.id] as F | undefined;
-}
-
 /** Total order of settlements used wherever a rule says "first" or "earlier": settled_at, then id. */
 export function bySettledAt(a: SettlementRecord, b: SettlementRecord): number {
   return a.settledAtMs - b.settledAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 export const isStay = (s: SettlementRecord): boolean => s.visitType === "INPATIENT";
+
+/** Labels of stayEvidence's fields, for detectors that show stays. */
+export const STAY_LABELS: Readonly<Record<string, FieldLabel>> = {
+  stay: { zh: "本次住院", en: "This stay" },
+  stays: { zh: "住院记录", en: "Stays" },
+  admission_date: { zh: "入院日期", en: "Admission" },
+  discharge_date: { zh: "出院日期", en: "Discharge" },
+  discharge_reason: { zh: "离院方式", en: "Discharge reason" },
+};
 
 /** How rules show a stay in evidence. */
 export function stayEvidence(s: SettlementRecord) {

@@ -409,6 +409,7 @@ export async function buildServer(o: BuildServerOptions) {
         version: d.version,
         description: d.description,
         rules: d.rules,
+        labels: d.labels,
       })),
       regions,
       severities: SEVERITIES,

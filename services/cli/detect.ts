@@ -3,14 +3,18 @@
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
+import { DETECTORS } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
 import { limitsOf, loadEnv } from "../config/env.ts";
 import { detectSharded, type ShardedOptions } from "../detect/sharded.ts";
+import { effectiveConfigs, readConfigFile } from "../dynamic-config/validate.ts";
 import type { EngineStats } from "../engine/engine.ts";
 import type { BadLine } from "../ingest/ndjson-source.ts";
 
 export interface DetectOptions extends ShardedOptions {
   out?: string;
+  /** `--config FILE.json`: detector id → config, checked as `replay --run --config` checks it. */
+  configFile?: string;
 }
 
 export interface DetectSummary {
@@ -46,8 +50,13 @@ export async function runDetect(
   const events = result.events;
   const suspects = sortSuspects(result.suspects);
   const seconds = (performance.now() - started) / 1000;
+  // Every detector and rule, zeros included: a detector that found nothing is shown as such.
   const byDetector: Record<string, number> = {};
   const byRule: Record<string, number> = {};
+  for (const d of DETECTORS) {
+    byDetector[d.id] = 0;
+    for (const rule of Object.keys(d.rules)) byRule[`${d.id}/${rule}`] = 0;
+  }
   for (const s of suspects) {
     byDetector[s.detector] = (byDetector[s.detector] ?? 0) + 1;
     byRule[`${s.detector}/${s.rule}`] = (byRule[`${s.detector}/${s.rule}`] ?? 0) + 1;
@@ -88,7 +97,8 @@ export function formatSummary(s: DetectSummary): string {
 }
 
 export async function detectCommand(opts: DetectOptions): Promise<void> {
-  const { suspects, summary } = await runDetect({ limits: limitsOf(loadEnv()), ...opts }, (b) =>
+  const configs = opts.configFile ? effectiveConfigs(readConfigFile(opts.configFile)) : {};
+  const { suspects, summary } = await runDetect({ limits: limitsOf(loadEnv()), configs, ...opts }, (b) =>
     process.stderr.write(`${b.file}:${b.line}: skipped: ${b.reason}\n`),
   );
   const out = opts.out ? createWriteStream(opts.out) : process.stdout;

@@ -21,6 +21,7 @@ program
   .option("--out <file>", "write suspects here instead of stdout")
   .option("--reference <dir>", "folder with pediatric-drugs.csv and sex-restricted-codes.csv")
   .option("--retention-days <n>", "event-time span of retained state", positiveInt, 400)
+  .option("--config <file>", 'JSON file {"detector_id": {config}, ...}; other detectors keep their defaults')
   .option(
     "--shards <n>",
     "worker threads, each running the engine for a share of the persons (default: one per core, at most 8)",
@@ -35,6 +36,7 @@ program
       reference: o.reference,
       retentionDays: o.retentionDays,
       shards: o.shards,
+      configFile: o.config,
     });
   });
 

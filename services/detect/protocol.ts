@@ -9,6 +9,7 @@ export interface ShardSetup {
   files: { settlement: string; death: string };
   reference?: string;
   retentionDays?: number;
+  configs?: Record<string, unknown>;
   limits: Limits;
 }
 

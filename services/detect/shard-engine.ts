@@ -14,7 +14,7 @@ export class ShardEngine {
 
   constructor(private readonly setup: ShardSetup) {
     this.engine = new Engine({
-      detectors: activate(DETECTORS, loadCatalogs(setup.reference)),
+      detectors: activate(DETECTORS, loadCatalogs(setup.reference), setup.configs),
       retentionDays: setup.retentionDays,
     });
     this.validate = validators(setup.limits);

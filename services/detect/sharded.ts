@@ -21,6 +21,8 @@ export interface ShardedOptions {
   deaths?: string;
   reference?: string;
   retentionDays?: number;
+  /** Detector id → config, already checked (checkDetectorConfig); absent ids run on their defaults. */
+  configs?: Record<string, unknown>;
   /**
    * Worker threads (default: the machine's available parallelism, at most 8; for an input under
    * INLINE_BYTES, one engine on the main thread, since starting threads would cost more than it saves).
@@ -261,6 +263,7 @@ export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => vo
     files: { settlement: o.settlements, death: o.deaths ?? "" },
     reference: o.reference,
     retentionDays: o.retentionDays,
+    configs: o.configs,
     limits,
   };
   // Loaded only here: the threaded path keeps the detectors off the reading thread.

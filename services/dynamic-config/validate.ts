@@ -1,5 +1,6 @@
 // A detector's configuration checked against its own zod schema: the one rule for `config set`,
 // `replay --run --config` and the workers that follow detector-config.v1.
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { type AnyDetector, DETECTORS } from "../../detectors/index.ts";
 import { configHash } from "../engine/engine.ts";
@@ -39,4 +40,29 @@ export function checkDetectorConfig(detector: AnyDetector, raw: unknown): Config
 export function defaultConfig(detector: AnyDetector): { config: unknown; hash: string } {
   const config = detector.config.parse({});
   return { config, hash: configHash(config) };
+}
+
+/** `--config FILE.json`: `{ "detector_id": { ...config }, ... }`. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`--config ${path}: ${(e as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new Error(`--config ${path}: expected a JSON object of detector id → config`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Each config checked against its detector (unknown ids and invalid values are errors), defaults filled in. */
+export function effectiveConfigs(configs: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [id, raw] of Object.entries(configs)) {
+    const check = checkDetectorConfig(requireDetector(id), raw);
+    if (!check.ok) throw new Error(check.reason);
+    out[id] = check.config;
+  }
+  return out;
 }

@@ -39,7 +39,9 @@ export function activate(
 ): ActiveDetector[] {
   return detectors.map((detector) => {
     const config = detector.config.parse(configs[detector.id] ?? {});
-    return { detector, ctx: { catalogs, config }, configHash: configHash(config) };
+    const id = detector.id;
+    const facts = (s: SettlementRecord) => s.facts[id];
+    return { detector, ctx: { catalogs, config, facts }, configHash: configHash(config) };
   });
 }
 
@@ -302,7 +304,7 @@ export class Engine {
         suspect_id: id,
         detector: detector.id,
         rule: finding.rule,
-        severity: rule.severity,
+        severity: finding.severity ?? rule.severity,
         person_id: subject.personId,
         settlement_ids: [subject.id, ...related.slice(0, MAX_LISTED)],
         institution_id: subject.institutionId,

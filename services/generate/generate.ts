@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BUNDLED_REFERENCE_DIR, loadCatalogs } from "../../detectors/catalog.ts";
 import { DAY_MS, dateOf, isoCst, msOf, parseDay } from "./calendar.ts";
+import { DETECTOR_SCHEMES } from "./detector-schemes.ts";
 import { CallbackOutput, type LineOutput, NdjsonWriter, WriteQueue } from "./output.ts";
 import { buildPools } from "./pools.ts";
 import { Rng } from "./prng.ts";
@@ -173,15 +174,18 @@ export async function generate(options: GenerateOptions): Promise<GenerateSummar
     },
   });
 
-  // Population, with scheme persons shaped and planned as they are drawn.
+  // Population, with scheme persons shaped and planned as they are drawn; detectors' own schemes
+  // follow the built-in cycle once each.
+  const planners = { ...SCHEMES, ...DETECTOR_SCHEMES };
+  const kinds = [...SCHEME_CYCLE, ...Object.keys(DETECTOR_SCHEMES)];
   const schemes: Record<string, number> = {};
   let cycle = 0;
   for (let p = 0; p < o.persons; p++) {
     world.randomPerson(p);
     if (o.schemeRate > 0 && rng.chance(o.schemeRate)) {
-      for (let tries = 0; tries < SCHEME_CYCLE.length; tries++) {
-        const kind = SCHEME_CYCLE[cycle++ % SCHEME_CYCLE.length] as string;
-        if ((SCHEMES[kind] as (w: World, p: number) => boolean)(world, p)) {
+      for (let tries = 0; tries < kinds.length; tries++) {
+        const kind = kinds[cycle++ % kinds.length] as string;
+        if ((planners[kind] as (w: World, p: number) => boolean)(world, p)) {
           schemes[kind] = (schemes[kind] ?? 0) + 1;
           break;
         }

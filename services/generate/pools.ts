@@ -56,6 +56,8 @@ export interface Pools {
   sexItems: Record<Sex, Item[]>;
   /** Self-pay oncology drugs for the out-of-pocket scheme. */
   selfPay: Item[];
+  /** Covered drugs restricted to neither sex: what detector schemes bill. */
+  drugs: Item[];
 }
 
 const SELF_PAY: readonly ItemSeed[] = [
@@ -222,5 +224,6 @@ export function buildPools(catalogs: Catalogs, referenceDir: string = BUNDLED_RE
     sexDiagnoses,
     sexItems,
     selfPay: SELF_PAY.map((s) => items.get(s.key)).filter((x): x is Item => x !== undefined),
+    drugs: DRUGS.map((d) => items.get(d.key)).filter((x): x is Item => x !== undefined && !x.sex),
   };
 }

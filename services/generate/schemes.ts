@@ -16,7 +16,7 @@ import {
   World,
 } from "./world.ts";
 
-type Planner = (w: World, p: number) => boolean;
+export type Planner = (w: World, p: number) => boolean;
 
 const H = 3600;
 const label = (detector: string, rule: string, related: string[] = []): LabelSpec => ({
@@ -25,13 +25,20 @@ const label = (detector: string, rule: string, related: string[] = []): LabelSpe
   related,
 });
 
-function fate(w: World): Fate {
+export function fate(w: World): Fate {
   const u = w.rng.float();
   return u < 0.1 ? "reverse" : u < 0.2 ? "resubmit" : "keep";
 }
 
 /** Resets `p` to a plain scheme person of the given sex and age (in years at the start). */
-function shape(w: World, p: number, sex: Sex | undefined, minAge: number, maxAge: number, flags = 0): void {
+export function shape(
+  w: World,
+  p: number,
+  sex: Sex | undefined,
+  minAge: number,
+  maxAge: number,
+  flags = 0,
+): void {
   const s = sex ?? (w.rng.chance(0.5) ? "M" : "F");
   const age = w.rng.int(minAge, maxAge);
   w.setBasics(p, s, w.day0 - age * 365 - w.rng.int(0, 364));
@@ -45,7 +52,7 @@ function role(ctx: SchemeCtx, name: string, labels: LabelSpec[] = [], f: Fate = 
   return { ctx, role: name, labels, fate: f };
 }
 
-const opDiagFor = (w: World, p: number, day: number): Diag => {
+export const opDiagFor = (w: World, p: number, day: number): Diag => {
   const age = w.ageAt(p, day);
   const sex = w.sexOf(p);
   const options = ["J06.900", "K29.700", "M54.500", "A09.900", "L30.900", "J02.900"]

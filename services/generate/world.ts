@@ -26,6 +26,8 @@ export const F_NO_BG_STAYS = 1;
 export const F_NO_CAP = 2;
 export const F_NO_REVERSE = 4;
 export const F_SCHEME = 8;
+/** No background settlements at all: a detector scheme's person has only what the scheme plans. */
+export const F_NO_BACKGROUND = 16;
 
 type VisitType = Settlement["visit_type"];
 type Reason = NonNullable<Settlement["discharge_reason"]>;
@@ -652,6 +654,7 @@ export class World {
   background(p: number, day: number, ms: number): boolean {
     const rng = this.rng;
     if (day > (this.death[p] as number) || ms <= (this.lastMs[p] as number)) return false;
+    if (this.hasFlag(p, F_NO_BACKGROUND)) return false;
     const age = this.ageAt(p, day);
     const chronic = this.chronic[p] !== -1;
     const elderly = age >= 60;

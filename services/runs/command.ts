@@ -2,7 +2,7 @@
 // into ClickHouse under run_id = NAME, with a `runs` row, checkpoints and --resume.
 import { loadCatalogs } from "../../detectors/index.ts";
 import { limitsOf, loadEnv } from "../config/env.ts";
-import { requireDetector } from "../dynamic-config/validate.ts";
+import { readConfigFile, requireDetector } from "../dynamic-config/validate.ts";
 import { activate } from "../engine/engine.ts";
 import { createKafka, kafkaConnection } from "../kafka/connection.ts";
 import { AvroSerde } from "../kafka/serde.ts";
@@ -21,14 +21,7 @@ import {
 } from "./files.ts";
 import { eventsProgressBar } from "./progress.ts";
 import { RunSession } from "./session.ts";
-import {
-  type ChosenDetector,
-  checkRunName,
-  chooseDetectors,
-  configsOf,
-  readConfigFile,
-  runConfigHash,
-} from "./spec.ts";
+import { type ChosenDetector, checkRunName, chooseDetectors, configsOf, runConfigHash } from "./spec.ts";
 import { getRun, type RunRecord, type RunSource, type RunStatus, writeRun } from "./table.ts";
 import { runTopics, type TopicPosition, topicSource } from "./topics.ts";
 

@@ -1,5 +1,4 @@
 // What a run executes: its name, the chosen detectors (with versions) and their effective configs.
-import { readFileSync } from "node:fs";
 import { DETECTORS } from "../../detectors/index.ts";
 import { checkDetectorConfig, requireDetector } from "../dynamic-config/validate.ts";
 import { configHash } from "../engine/engine.ts";
@@ -60,20 +59,6 @@ export function chooseDetectors(
     }
   }
   return chosen;
-}
-
-/** `--config FILE.json`: `{ "detector_id": { ...config }, ... }`. */
-export function readConfigFile(path: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new Error(`--config ${path}: ${(e as Error).message}`);
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new Error(`--config ${path}: expected a JSON object of detector id → config`);
-  }
-  return parsed as Record<string, unknown>;
 }
 
 /** One hash for the whole run: detector ids, versions and effective configs. */

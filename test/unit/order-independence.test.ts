@@ -1,16 +1,19 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { addDays } from "../../detectors/dates.ts";
+import { DETECTORS, type TestWorldItem } from "../../detectors/index.ts";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { line, reversal, settlement } from "../fixtures/events.ts";
 import { ALL_RULES, asEvent, canonical, newEngine, run } from "../fixtures/run.ts";
 
 // A tiny world (two people, two institutions, a few codes, two months) so that events collide often.
-const CODES = [
-  { item_code: "ZA06CAE0020010101748", item_name: "儿童咳颗粒", category: "DRUG" as const },
-  { item_code: "XG04BET001A0010999", item_name: "他达拉非片", category: "DRUG" as const },
-  { item_code: "250101001000000", item_name: "血常规", category: "SERVICE" as const },
-  { item_code: "110900001000000", item_name: "床位费", category: "SERVICE" as const },
+// Detectors add the codes (and quantities) their rules need to fire here (Detector.testWorld).
+const CODES: TestWorldItem[] = [
+  { item_code: "ZA06CAE0020010101748", item_name: "儿童咳颗粒", category: "DRUG", quantities: [1, 2] },
+  { item_code: "XG04BET001A0010999", item_name: "他达拉非片", category: "DRUG", quantities: [1, 2] },
+  { item_code: "250101001000000", item_name: "血常规", category: "SERVICE", quantities: [1, 2] },
+  { item_code: "110900001000000", item_name: "床位费", category: "SERVICE", quantities: [1, 2] },
+  ...DETECTORS.flatMap((d) => d.testWorld?.items ?? []),
 ];
 
 const settlementArb = fc
@@ -25,9 +28,9 @@ const settlementArb = fc
     diagnosis: fc.constantFrom("J06.900", "O80.000", "N40.x00"),
     lines: fc.array(
       fc.record({
-        code: fc.integer({ min: 0, max: 3 }),
+        code: fc.integer({ min: 0, max: CODES.length - 1 }),
         offset: fc.integer({ min: 0, max: 3 }),
-        qty: fc.constantFrom(1, 2),
+        qty: fc.nat(),
       }),
       { minLength: 0, maxLength: 3 },
     ),
@@ -39,10 +42,11 @@ const settlementArb = fc
     const discharge = inpatient ? addDays(admission, r.length) : admission;
     const items = r.lines.map((l, i) => {
       const date = inpatient ? addDays(admission, Math.min(l.offset, r.length)) : admission;
+      const { quantities, ...code } = CODES[l.code] as TestWorldItem;
       return line({
         line_no: i + 1,
-        ...CODES[l.code],
-        quantity: l.qty,
+        ...code,
+        quantity: quantities[l.qty % quantities.length] as number,
         unit_price_fen: 100,
         service_date: date,
       });

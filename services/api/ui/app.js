@@ -52,50 +52,22 @@
     detector_version: "检测器版本 Detector version",
     case_status: "处理状态 Case status",
     birth_date: "出生日期 Birth date",
-    lines: "费用明细 Lines",
     line_no: "行号 Line",
     item_code: "项目编码 Item code",
     item_name: "项目名称 Item name",
-    generic_name: "通用名 Generic name",
-    catalog_prefix: "目录编码 Catalog prefix",
-    catalog_age_limit: "目录年龄上限 Catalog age limit",
-    age_limit: "年龄上限 Age limit",
-    age_at_service: "就诊时年龄 Age at service",
     service_date: "服务日期 Service date",
     amount_fen: "金额 Amount",
     gender: "性别 Sex",
-    offending: "违规项 Offending codes",
-    kind: "类型 Kind",
     code: "编码 Code",
     name: "名称 Name",
     primary: "主诊断 Primary",
-    allowed_sex: "限定性别 Allowed sex",
-    stay: "本次住院 This stay",
-    previous_stay: "上次住院 Previous stay",
-    days_since_previous_discharge: "距上次出院天数 Days since discharge",
-    max_days: "间隔上限(天) Max days",
-    window_days: "统计窗口(天) Window days",
-    stays_in_window: "窗口内住院次数 Stays in window",
-    threshold: "阈值 Threshold",
-    stays: "住院记录 Stays",
-    overlapping_stays: "重叠住院 Overlapping stays",
     admission_date: "入院日期 Admission",
     discharge_date: "出院日期 Discharge",
     discharge_reason: "离院方式 Discharge reason",
     visit_type: "就诊类型 Visit type",
     death_date: "死亡日期 Death date",
-    death_source: "死亡信息来源 Death source",
     source: "来源 Source",
-    death_reported_at: "死亡信息上报时间 Reported at",
     reported_at: "上报时间 Reported at",
-    last_service_date: "最后服务日期 Last service date",
-    fields_after_death: "死亡后发生的字段 Fields after death",
-    days_after_death: "死亡后天数 Days after death",
-    year: "年度 Year",
-    out_of_pocket_fen: "个人自付 Out of pocket",
-    cumulative_before_fen: "此前累计 Cumulative before",
-    cumulative_after_fen: "累计 Cumulative after",
-    thresholds_reached_fen: "达到阈值 Thresholds reached",
     quantity: "数量 Quantity",
     unit_price_fen: "单价 Unit price",
     total_fen: "总费用 Total",
@@ -109,7 +81,9 @@
     insurance_type: "险种 Insurance",
     visit_id: "就诊ID Visit",
   };
-  const label = (k) => FIELD[k] || k;
+  // Evidence fields are named by their detectors (GET /api/v1/meta); the fields of the records are named here.
+  let evidenceLabels = {};
+  const label = (k) => FIELD[k] || evidenceLabels[k] || k;
 
   // --- small DOM helpers ---------------------------------------------------------------
   function h(tag, attrs, ...children) {
@@ -232,6 +206,9 @@
       return false;
     }
     state.meta = await api("/api/v1/meta");
+    evidenceLabels = {};
+    for (const d of state.meta.detectors)
+      for (const [k, l] of Object.entries(d.labels || {})) evidenceLabels[k] ??= `${l.zh} ${l.en}`;
     $("login").hidden = true;
     $("nav").hidden = false;
     $("who").hidden = false;

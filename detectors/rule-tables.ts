@@ -1,0 +1,315 @@
+import { z } from "zod";
+import type { Severity } from "../schemas/index.ts";
+import { addDays, ageOn } from "./dates.ts";
+import type { RowOf, RuleKind, RuleRow, RuleTable, RuleTables } from "./rule-table.ts";
+import { bySettledAt, defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
+
+/** A line that some row of some loaded version may judge: [code, date, quantity, unit price, amount, line_no, name]. */
+type Line = [
+  code: string,
+  date: string,
+  quantity: number,
+  unitFen: number,
+  amountFen: number,
+  lineNo: number,
+  name: string,
+];
+interface RuleFacts {
+  lines: Line[];
+  /** Every diagnosis code of the settlement (diagnosis_required reads them all). */
+  diagnoses: string[];
+}
+
+const RANK: Record<Severity, number> = { REMIND: 0, WARN: 1, BLOCK: 2 };
+
+/** The table of the configured version; the newest loaded when none is configured. */
+function tableOf(tables: RuleTables, version: string | undefined): RuleTable | undefined {
+  if (version !== undefined) return tables.versions.get(version);
+  return [...tables.versions.values()].at(-1);
+}
+
+/** The longest window of any per-days row of any version: how far a line reaches into later days. */
+function reachDays(tables: RuleTables): number {
+  let days = 1;
+  for (const t of tables.versions.values())
+    for (const r of t.rows)
+      if (r.kind === "quantity_limit" && r.per === "days") days = Math.max(days, r.days);
+  return days;
+}
+
+const lineOf = ([code, date, quantity, unit, amount, lineNo, name]: Line) => ({
+  line_no: lineNo,
+  item_code: code,
+  item_name: name,
+  service_date: date,
+  quantity,
+  unit_price_fen: unit,
+  amount_fen: amount,
+});
+
+const rowOf = (r: RuleRow) => ({
+  row_id: r.id,
+  code_prefix: r.codePrefix,
+  title_zh: r.titleZh,
+  title_en: r.titleEn,
+  source: r.source,
+  source_ref: r.sourceRef,
+});
+
+interface Hit {
+  row: RuleRow;
+  line: Line;
+  /** Kind-specific values compared, for the evidence. */
+  detail: Record<string, unknown>;
+  amountFen: number;
+  related?: SettlementRecord[];
+}
+
+export const ruleTables = defineDetector({
+  id: "rule_table",
+  version: "1.0.0",
+  description:
+    "规则库: bureau-configured rules as rows of a versioned table (quantity limits, exclusive items, diagnosis-restricted payment, price limits, age and sex).",
+  rules: {
+    quantity_limit: { severity: "WARN", title: "Quantity above the table's limit", titleZh: "超数量限制" },
+    exclusive_items: { severity: "WARN", title: "Mutually exclusive items on one day", titleZh: "互斥项目" },
+    diagnosis_required: {
+      severity: "WARN",
+      title: "Item without a diagnosis the table requires",
+      titleZh: "限定支付范围",
+    },
+    price_limit: { severity: "WARN", title: "Unit price above the standard", titleZh: "超标准收费" },
+    age_sex: { severity: "WARN", title: "Item or diagnosis outside its age or sex", titleZh: "限年龄/性别" },
+  },
+  labels: {
+    table_version: { zh: "规则库版本", en: "Table version" },
+    hits: { zh: "命中规则", en: "Rows hit" },
+    row_id: { zh: "规则编号", en: "Row" },
+    code_prefix: { zh: "规则编码前缀", en: "Code prefix" },
+    title_zh: { zh: "规则(中文)", en: "Rule (Chinese)" },
+    title_en: { zh: "规则(英文)", en: "Rule (English)" },
+    source_ref: { zh: "依据条目", en: "Source reference" },
+    max: { zh: "上限", en: "Limit" },
+    per: { zh: "计量单位", en: "Per" },
+    total: { zh: "合计", en: "Total" },
+    window_from: { zh: "窗口起始日期", en: "Window from" },
+    with_prefix: { zh: "互斥项目前缀", en: "Exclusive with" },
+    partner: { zh: "互斥明细", en: "Exclusive line" },
+    required_diagnoses: { zh: "限定诊断", en: "Required diagnoses" },
+    level: { zh: "机构等级", en: "Institution level" },
+    limit_fen: { zh: "标准单价", en: "Standard price" },
+    age: { zh: "年龄", en: "Age" },
+    allowed: { zh: "允许范围", en: "Allowed" },
+    target: { zh: "对象", en: "Target" },
+  },
+  config: z.object({
+    /** The table version to judge by (a file name under rules/, without .csv); absent: the newest loaded. */
+    version: z.string().min(1).optional(),
+  }),
+  // Lines any version's rows may judge are kept, so a version switch applies to retained state.
+  extract(s, { catalogs }): RuleFacts | undefined {
+    const t = catalogs.ruleTables;
+    const lines: Line[] = [];
+    for (const i of s.items) {
+      if (t.relevantItem(i.item_code))
+        lines.push([
+          i.item_code,
+          i.service_date,
+          i.quantity,
+          i.unit_price_fen,
+          i.amount_fen,
+          i.line_no,
+          i.item_name,
+        ]);
+    }
+    if (lines.length === 0 && !s.diagnoses.some((d) => t.relevantDiagnosis(d.code))) return undefined;
+    return { lines, diagnoses: s.diagnoses.map((d) => d.code) };
+  },
+  // Per-days limits and exclusive pairs look at other settlements: those with a line on a day the changed one reaches.
+  affected(changed, person, { catalogs, facts }) {
+    const mine = facts(changed)?.lines ?? [];
+    if (mine.length === 0) return [];
+    const days = reachDays(catalogs.ruleTables);
+    const spans = mine.map(([, e]) => [e, addDays(e, days - 1)] as const);
+    const out: SettlementRecord[] = [];
+    for (const s of person.settlements) {
+      if (s.id === changed.id) continue;
+      if (facts(s)?.lines.some(([, d]) => spans.some(([from, to]) => from <= d && d <= to))) out.push(s);
+    }
+    return out;
+  },
+  evaluate(subject, person, { catalogs, config, facts }): Finding[] {
+    const mine = facts(subject);
+    const table = tableOf(catalogs.ruleTables, config.version);
+    if (!mine || !table) return [];
+    const hits: Hit[] = [];
+    const at = <K extends RuleKind>(kind: K, code: string) =>
+      table.items[kind].longest(code) as RowOf<K> | undefined;
+
+    // quantity_limit: sums per row, per day or stay within the settlement, per N days over the person's.
+    const sums = new Map<string, { row: RowOf<"quantity_limit">; lines: Line[]; total: number }>();
+    for (const l of mine.lines) {
+      const row = at("quantity_limit", l[0]);
+      if (!row || row.per === "days" || (row.per === "stay" && subject.visitType !== "INPATIENT")) continue;
+      const key = `${row.id}\u0001${row.per === "day" ? l[1] : ""}`;
+      const g = sums.get(key) ?? { row, lines: [], total: 0 };
+      g.lines.push(l);
+      g.total += l[2];
+      sums.set(key, g);
+    }
+    for (const g of sums.values()) {
+      if (g.total <= g.row.max) continue;
+      for (const l of g.lines)
+        hits.push({
+          row: g.row,
+          line: l,
+          amountFen: l[4],
+          detail: { max: g.row.max, per: g.row.per, total: g.total },
+        });
+    }
+    for (const l of mine.lines) {
+      const row = at("quantity_limit", l[0]);
+      if (row?.per !== "days") continue;
+      const from = addDays(l[1], 1 - row.days);
+      let total = 0;
+      const related: SettlementRecord[] = [];
+      for (const s of person.settlements) {
+        for (const o of facts(s)?.lines ?? []) {
+          if (o[1] < from || o[1] > l[1] || at("quantity_limit", o[0]) !== row) continue;
+          total += o[2];
+          if (s !== subject && !related.includes(s)) related.push(s);
+        }
+      }
+      if (total > row.max)
+        hits.push({
+          row,
+          line: l,
+          amountFen: l[4],
+          related,
+          detail: { max: row.max, per: `${row.days} days`, total, window_from: from },
+        });
+    }
+
+    // exclusive_items: a line of the row's prefix and one of its `with` prefix, same day, same institution.
+    for (const l of mine.lines) {
+      const row = at("exclusive_items", l[0]);
+      if (!row) continue;
+      const partners: { s: SettlementRecord; line: Line }[] = [];
+      for (const s of person.settlements) {
+        if (s.institutionId !== subject.institutionId) continue;
+        for (const o of facts(s)?.lines ?? [])
+          if (o[1] === l[1] && o[0].startsWith(row.with) && !(s === subject && o[5] === l[5]))
+            partners.push({ s, line: o });
+      }
+      if (partners.length === 0) continue;
+      partners.sort((a, b) => bySettledAt(a.s, b.s) || a.line[5] - b.line[5]);
+      hits.push({
+        row,
+        line: l,
+        amountFen: l[4],
+        related: partners.map((p) => p.s).filter((s) => s !== subject),
+        detail: {
+          with_prefix: row.with,
+          partner: { settlement_id: partners[0]?.s.id, ...lineOf(partners[0]?.line as Line) },
+        },
+      });
+    }
+
+    // diagnosis_required: none of the settlement's diagnoses starts with a listed prefix.
+    for (const l of mine.lines) {
+      const row = at("diagnosis_required", l[0]);
+      if (!row || mine.diagnoses.some((d) => row.diagnoses.some((p) => d.startsWith(p)))) continue;
+      hits.push({
+        row,
+        line: l,
+        amountFen: l[4],
+        detail: { required_diagnoses: row.diagnoses, diagnoses: mine.diagnoses },
+      });
+    }
+
+    // price_limit: unit price above the standard for the institution's level; at risk is the excess.
+    const level = catalogs.ruleTables.levels.longest(subject.institutionId);
+    for (const l of mine.lines) {
+      const row = at("price_limit", l[0]);
+      const limit = row && level !== undefined ? row.limits[level] : undefined;
+      if (!row || limit === undefined || l[3] <= limit) continue;
+      hits.push({
+        row,
+        line: l,
+        amountFen: Math.round((l[3] - limit) * l[2]),
+        detail: { level, limit_fen: limit },
+      });
+    }
+
+    // age_sex: completed years on the line's service date (a diagnosis: on admission), and sex.
+    const outside = (r: RowOf<"age_sex">, age: number) =>
+      (r.sex !== undefined && r.sex !== subject.gender) ||
+      (r.minAge !== undefined && age < r.minAge) ||
+      (r.maxAge !== undefined && age > r.maxAge);
+    const allowed = (r: RowOf<"age_sex">) => ({
+      sex: r.sex ?? null,
+      min_age: r.minAge ?? null,
+      max_age: r.maxAge ?? null,
+    });
+    for (const l of mine.lines) {
+      const row = at("age_sex", l[0]);
+      const age = ageOn(subject.birthDate, l[1]);
+      if (row && outside(row, age))
+        hits.push({
+          row,
+          line: l,
+          amountFen: l[4],
+          detail: { target: "item", age, gender: subject.gender, allowed: allowed(row) },
+        });
+    }
+    const ageIn = ageOn(subject.birthDate, subject.admission);
+    for (const code of mine.diagnoses) {
+      const row = table.diagnoses.longest(code);
+      if (!row || !outside(row, ageIn)) continue;
+      hits.push({
+        row,
+        line: [code, subject.admission, 0, 0, 0, 0, code],
+        amountFen: subject.fundPaidFen,
+        detail: { target: "diagnosis", code, age: ageIn, gender: subject.gender, allowed: allowed(row) },
+      });
+    }
+
+    // One finding per kind: every row hit listed, the severity of the gravest row.
+    const findings: Finding[] = [];
+    for (const kind of [
+      "quantity_limit",
+      "exclusive_items",
+      "diagnosis_required",
+      "price_limit",
+      "age_sex",
+    ] as const) {
+      const mineHits = hits.filter((h) => h.row.kind === kind);
+      if (mineHits.length === 0) continue;
+      const related = new Set<SettlementRecord>();
+      for (const h of mineHits) for (const s of h.related ?? []) related.add(s);
+      const severity = mineHits.reduce<Severity>(
+        (a, h) => (RANK[h.row.severity] > RANK[a] ? h.row.severity : a),
+        "REMIND",
+      );
+      // A diagnosis puts the whole payment in doubt: it is not added to the lines' amounts.
+      const amount = mineHits.some((h) => h.detail.target === "diagnosis")
+        ? subject.fundPaidFen
+        : mineHits.reduce((n, h) => n + h.amountFen, 0);
+      findings.push({
+        rule: kind,
+        severity,
+        related: [...related].sort(bySettledAt).map((s) => s.id),
+        amountAtRiskFen: amount,
+        evidence: {
+          table_version: table.version,
+          hits: mineHits.map((h) => ({
+            ...rowOf(h.row),
+            ...(h.detail.target === "diagnosis" ? {} : lineOf(h.line)),
+            ...h.detail,
+          })),
+        },
+      });
+    }
+    return findings;
+  },
+});
