@@ -45,7 +45,7 @@ describe("check of each registered rule's generated cases", () => {
       if (found.has(rule)) continue;
       const at = position.get(label.settlement_id);
       const proposed = at === undefined ? undefined : settlements[at];
-      if (!proposed || proposed.event_type !== "SETTLE") continue;
+      if (proposed?.event_type !== "SETTLE") continue;
       // What had arrived for the person before the settlement: earlier lines, deaths reported before it.
       const evidence = {
         settlements: settlements.slice(0, at).filter((s) => s.person_id === proposed.person_id),
