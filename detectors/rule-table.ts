@@ -74,7 +74,11 @@ export type InstitutionLevels = PrefixIndex<1 | 2 | 3>;
 export interface RuleTables {
   /** By version, in ascending version order. */
   readonly versions: ReadonlyMap<string, RuleTable>;
+  /** The last version in file-name order, what an unconfigured detector judges by. */
+  readonly newest: RuleTable | undefined;
   readonly levels: InstitutionLevels;
+  /** The longest window of any per-days row of any version (1 without one): how far a line reaches into later days. */
+  readonly reachDays: number;
   /** Whether a line or diagnosis code matters to some row of some version (what extract keeps). */
   relevantItem(code: string): boolean;
   relevantDiagnosis(code: string): boolean;
@@ -272,9 +276,15 @@ export function loadRuleTables(dir: string): RuleTables {
   const tables = [...versions.values()];
   const anyItem = (code: string) =>
     tables.some((t) => t.partners.longest(code) || RULE_KINDS.some((k) => t.items[k].longest(code)));
+  let reachDays = 1;
+  for (const t of tables)
+    for (const r of t.rows)
+      if (r.kind === "quantity_limit" && r.per === "days") reachDays = Math.max(reachDays, r.days);
   return {
     versions,
     levels: loadLevels(join(folder, LEVELS_FILE)),
+    reachDays,
+    newest: tables.at(-1),
     relevantItem: anyItem,
     relevantDiagnosis: (code) => tables.some((t) => t.diagnoses.longest(code) !== undefined),
   };

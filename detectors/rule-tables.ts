@@ -24,17 +24,7 @@ const RANK: Record<Severity, number> = { REMIND: 0, WARN: 1, BLOCK: 2 };
 
 /** The table of the configured version; the newest loaded when none is configured. */
 function tableOf(tables: RuleTables, version: string | undefined): RuleTable | undefined {
-  if (version !== undefined) return tables.versions.get(version);
-  return [...tables.versions.values()].at(-1);
-}
-
-/** The longest window of any per-days row of any version: how far a line reaches into later days. */
-function reachDays(tables: RuleTables): number {
-  let days = 1;
-  for (const t of tables.versions.values())
-    for (const r of t.rows)
-      if (r.kind === "quantity_limit" && r.per === "days") days = Math.max(days, r.days);
-  return days;
+  return version !== undefined ? tables.versions.get(version) : tables.newest;
 }
 
 const lineOf = ([code, date, quantity, unit, amount, lineNo, name]: Line) => ({
@@ -129,7 +119,7 @@ export const ruleTables = defineDetector({
   affected(changed, person, { catalogs, facts }) {
     const mine = facts(changed)?.lines ?? [];
     if (mine.length === 0) return [];
-    const days = reachDays(catalogs.ruleTables);
+    const days = catalogs.ruleTables.reachDays;
     const spans = mine.map(([, e]) => [e, addDays(e, days - 1)] as const);
     const out: SettlementRecord[] = [];
     for (const s of person.settlements) {
