@@ -9,14 +9,15 @@ import { Health, type OutageListener } from "../health.ts";
 import { AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
 import { createLogger } from "../log.ts";
 import { encodeState, forEachEntry } from "../worker/changelog.ts";
-import type {
-  BatchResult,
-  DetectorSetup,
-  LaneRequest,
-  LaneResult,
-  LaneSetup,
-  RecordArena,
-  StateResult,
+import {
+  type BatchResult,
+  type DetectorSetup,
+  type LaneRequest,
+  type LaneResult,
+  type LaneSetup,
+  type RecordArena,
+  type StateResult,
+  unpackValues,
 } from "./lane-protocol.ts";
 
 /** The registry's detectors as a setup says, each with its catalogs and effective config. */
@@ -86,13 +87,13 @@ export class LaneCore {
     const tooLateBefore = engine.stats.tooLate;
     const changes: Change[] = [];
     const bad: BatchResult["bad"] = [];
-    const bytes = Buffer.from(values.arena.buffer, values.arena.byteOffset, values.arena.byteLength);
-    for (let i = 0; i < values.ends.length; i++) {
-      const value = bytes.subarray(i === 0 ? 0 : values.ends[i - 1], values.ends[i]);
+    let i = 0;
+    for (const value of unpackValues(values)) {
       const decoded = await this.decode(kind, value);
       if (decoded.ok) {
         for (const c of engine.process({ kind, value: decoded.value } as EngineEvent)) changes.push(c);
       } else bad.push({ index: i, reason: decoded.reason });
+      i++;
     }
     return { changes, bad, tooLate: engine.stats.tooLate - tooLateBefore, persons: this.persons() };
   }

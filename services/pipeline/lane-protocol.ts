@@ -34,6 +34,26 @@ export interface RecordArena {
   ends: Int32Array;
 }
 
+/** Kafka values copied into one arena, to hand to a lane in one transfer. */
+export function packValues(values: readonly (Buffer | null)[]): RecordArena {
+  let bytes = 0;
+  for (const v of values) bytes += v?.length ?? 0;
+  const arena = Buffer.allocUnsafeSlow(bytes);
+  const ends = new Int32Array(values.length);
+  let at = 0;
+  values.forEach((v, i) => {
+    if (v) at += v.copy(arena, at);
+    ends[i] = at;
+  });
+  return { arena, ends };
+}
+
+/** The values of an arena, in order, as views into it. */
+export function* unpackValues(r: RecordArena): Generator<Buffer> {
+  const bytes = Buffer.from(r.arena.buffer, r.arena.byteOffset, r.arena.byteLength);
+  for (let i = 0; i < r.ends.length; i++) yield bytes.subarray(i === 0 ? 0 : r.ends[i - 1], r.ends[i]);
+}
+
 export type LaneRequest =
   /** Fresh, empty engines for these partitions (replacing any): a restore follows. */
   | { op: "open"; partitions: number[] }

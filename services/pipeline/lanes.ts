@@ -10,14 +10,14 @@ import type { OutageListener } from "../health.ts";
 import type { InputKind } from "../kafka/serde.ts";
 import type { EntryArena } from "../worker/changelog.ts";
 import { LaneCore } from "./lane-core.ts";
-import type {
-  BatchResult,
-  FromLane,
-  LaneRequest,
-  LaneResult,
-  LaneSetup,
-  RecordArena,
-  StateResult,
+import {
+  type BatchResult,
+  type FromLane,
+  type LaneRequest,
+  type LaneResult,
+  type LaneSetup,
+  packValues,
+  type StateResult,
 } from "./lane-protocol.ts";
 
 /** Batches a lane may have unanswered before main waits for it: bounds memory, keeps the lane busy. */
@@ -55,20 +55,6 @@ export function transferablesOf(x: LaneRequest | LaneResult): TransferListItem[]
     } else if (x.op === "restore") arena(x.entries);
   } else if ("states" in x) for (const s of x.states) arena(s);
   return out;
-}
-
-/** Kafka values copied into one arena, to hand to a lane in one transfer. */
-export function packValues(values: readonly (Buffer | null)[]): RecordArena {
-  let bytes = 0;
-  for (const v of values) bytes += v?.length ?? 0;
-  const arena = Buffer.allocUnsafeSlow(bytes);
-  const ends = new Int32Array(values.length);
-  let at = 0;
-  values.forEach((v, i) => {
-    if (v) at += v.copy(arena, at);
-    ends[i] = at;
-  });
-  return { arena, ends };
 }
 
 export class Lane {

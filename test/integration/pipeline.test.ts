@@ -73,9 +73,10 @@ describe("Kafka pipeline", () => {
     const [first, second] = splitStream(files, tempDir("halves"), 2, 1) as [Files, Files];
     const half = await replay(env, first);
     // Two workers cannot share one embedded chdb: they write suspects.v1, and the sink writes ClickHouse.
-    const a = spawnCli(["worker", "--output", "topic"], env);
+    // A runs its engines inline on its main thread, B in three lanes: where they run changes nothing.
+    const a = spawnCli(["worker", "--output", "topic"], { ...env, FUNDGUARD_LANES: "0" });
     await waitFor(async () => (await committed(env)) >= half, "worker A through the first half");
-    const b = spawnCli(["worker", "--output", "topic"], { ...env, LOG_LEVEL: "info" });
+    const b = spawnCli(["worker", "--output", "topic"], { ...env, FUNDGUARD_LANES: "3", LOG_LEVEL: "info" });
     await waitFor(async () => restoresOf(b.stdoutAndErr()).length > 0, "worker B joining the group");
     a.kill("SIGKILL");
     const total = half + (await replay(env, second));
@@ -88,6 +89,7 @@ describe("Kafka pipeline", () => {
     const restores = restoresOf(rb.stderr);
     expect(restores.length).toBeGreaterThanOrEqual(1);
     expect(restores.reduce((n, r) => n + r.records, 0)).toBeGreaterThan(0);
+    expect(rb.stderr).toMatch(/"lanes":3,"threads":true,.*"msg":"lanes started"/);
     expect(await sunk(env)).toEqual(expected);
     await expectArchiveOfFiles(env);
   });
