@@ -69,6 +69,11 @@ function admin(kafka: Kafka): TransportAdmin {
         out.set(Number(k.slice(k.lastIndexOf(":") + 1)), v);
       return out;
     },
+    async offsetsAt(topic, timestampMs) {
+      // kafkajs answers the high watermark for a partition with no record at or after the time.
+      const offsets = await (await ready()).fetchTopicOffsetsByTimestamp(topic, timestampMs);
+      return new Map(offsets.map((p) => [p.partition, BigInt(p.offset)]));
+    },
     async committed(group, topic) {
       const [t] = await (await ready()).fetchOffsets({ groupId: group, topics: [topic] });
       const out = new Map<number, bigint>();

@@ -52,6 +52,16 @@ function admin(conn: TransportConnection): TransportAdmin {
     const meta = await a.metadata({ topics: [topic], forceUpdate: true });
     return meta.topics.get(topic)?.partitionsCount ?? 0;
   };
+  /** Every partition's offset for a ListOffsets timestamp (-1: the end). */
+  const listOffsets = async (topic: string, timestamp: bigint) => {
+    const n = await partitions(topic);
+    const [t] = await a.listOffsets({
+      topics: [
+        { name: topic, partitions: Array.from({ length: n }, (_, i) => ({ partitionIndex: i, timestamp })) },
+      ],
+    });
+    return new Map((t?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
+  };
   return {
     listTopics: () => a.listTopics(),
     async createTopics(specs) {
@@ -78,17 +88,15 @@ function admin(conn: TransportConnection): TransportAdmin {
       }
     },
     partitions,
-    async endOffsets(topic) {
-      const n = await partitions(topic);
-      const [t] = await a.listOffsets({
-        topics: [
-          {
-            name: topic,
-            partitions: Array.from({ length: n }, (_, i) => ({ partitionIndex: i, timestamp: -1n })),
-          },
-        ],
-      });
-      return new Map((t?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
+    endOffsets: (topic) => listOffsets(topic, -1n),
+    async offsetsAt(topic, timestampMs) {
+      const [at, ends] = await Promise.all([
+        listOffsets(topic, BigInt(timestampMs)),
+        listOffsets(topic, -1n),
+      ]);
+      // The broker answers -1 for a partition with no record at or after the time: that is its end.
+      for (const [p, o] of at) if (o < 0n) at.set(p, ends.get(p) ?? 0n);
+      return at;
     },
     async committed(group, topic) {
       const [g] = await a.listConsumerGroupOffsets({ groups: [group] });

@@ -25,6 +25,8 @@ export interface TransportAdmin {
   partitions(topic: string): Promise<number>;
   /** Per partition, the offset the next record will get (the high watermark). */
   endOffsets(topic: string): Promise<Map<number, bigint>>;
+  /** Per partition, the first offset whose record timestamp is at or after `timestampMs`; the end offset where none is. */
+  offsetsAt(topic: string, timestampMs: number): Promise<Map<number, bigint>>;
   /** Per partition, the group's committed offset; partitions it never committed are absent. */
   committed(group: string, topic: string): Promise<Map<number, bigint>>;
   deleteGroup(group: string): Promise<void>;

@@ -152,6 +152,47 @@ describe.each(KAFKA_CLIENTS)("transport on %s", (client) => {
     expect(await readAll(t, topic, new Map([[0, { from: 10n, to: "end" }]]))).toEqual([]);
   });
 
+  it("finds each partition's first offset at or after a time, and its end past the last record", async () => {
+    const topic = `${id}.times`;
+    await admin.createTopics([{ topic, partitions: 2 }]);
+    const producer = t.producer();
+    const round = (n: number) =>
+      producer.send(
+        [0, 1].flatMap((partition) =>
+          [0, 1].map((i) => ({ topic, partition, key: null, value: `${n}/${i}` })),
+        ),
+      );
+    try {
+      const before = Date.now();
+      await round(0);
+      // Record timestamps are the producer's clock in ms: a pause makes the second round's strictly later.
+      await new Promise((r) => setTimeout(r, 50));
+      const between = Date.now();
+      await new Promise((r) => setTimeout(r, 50));
+      await round(1);
+      expect(await admin.offsetsAt(topic, before - 60_000)).toEqual(
+        new Map([
+          [0, 0n],
+          [1, 0n],
+        ]),
+      );
+      expect(await admin.offsetsAt(topic, between)).toEqual(
+        new Map([
+          [0, 2n],
+          [1, 2n],
+        ]),
+      );
+      expect(await admin.offsetsAt(topic, Date.now() + 60_000)).toEqual(
+        new Map([
+          [0, 4n],
+          [1, 4n],
+        ]),
+      );
+    } finally {
+      await producer.close();
+    }
+  });
+
   it("hands back each record's headers as bytes, and none on records sent without", async () => {
     const topic = `${id}.headers`;
     await admin.createTopics([{ topic, partitions: 1 }]);
