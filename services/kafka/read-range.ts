@@ -1,5 +1,5 @@
-// Reading given partitions of topics from given offsets to the end offsets seen at start: the
-// changelog restore, the config follower's catch-up and a run's range. kafkajs has no manual
+// Reading topics from their start to the end offsets seen at start, and on when following: the
+// config follower (its catch-up, then the changes as they come). kafkajs has no manual
 // assignment, so a consumer group of the reader's own stands in for it: it never commits, seeks
 // to the reader's positions whenever it is assigned, and is deleted when the reader stops.
 import { randomUUID } from "node:crypto";
@@ -17,35 +17,15 @@ export interface RangeRecord {
 
 export interface RangeOptions {
   topics: string[];
-  /** The partitions read of every topic; default all. */
-  partitions?: number[];
-  /** "topic:partition" → first offset to read; default the partition's first. */
-  from?: Record<string, string>;
-  /**
-   * "topic:partition" → offset to stop before; default the partition's end offset seen at start.
-   * Given, the partitions it does not name are not read.
-   */
-  to?: Record<string, string>;
   /** Keep reading past the ends (`caughtUp` still tells when they were reached); until stop(). */
   follow?: boolean;
   /** The reader's group is this prefix and a uuid. */
   groupPrefix: string;
-  /**
-   * Groups under the prefix found at start were left by a killed reader of the same range: they are
-   * deleted at stop, once their dead member's session has surely expired.
-   */
-  deleteStale?: boolean;
   timing?: ConsumerTiming;
-  maxBytesPerPartition?: number;
-  maxBytes?: number;
-  /** Ends the read as "interrupted", between records. */
-  signal?: AbortSignal;
   /** Where a group that could not be deleted is reported. */
   log?: Logger;
   /** Every record in range, in offset order per partition; may wait, heartbeating through `heartbeat`. */
   onRecord(r: RangeRecord, heartbeat: () => Promise<void>): void | Promise<void>;
-  /** A partition reached its end. */
-  onPartitionEnd?(topic: string, partition: number): void;
 }
 
 export type RangeOutcome = "done" | "interrupted";
@@ -54,11 +34,11 @@ export interface RangeReader {
   /** Resolves once every partition reached its end. */
   caughtUp: Promise<void>;
   /**
-   * "done" when every partition reached its end (never when following), "interrupted" on abort or
+   * "done" when every partition reached its end (never when following), "interrupted" on
    * stop; rejects when `onRecord` throws or the consumer crashes for good.
    */
   done: Promise<RangeOutcome>;
-  /** Stops reading and deletes the reader's group (and stale ones); idempotent. */
+  /** Stops reading and deletes the reader's group; idempotent. */
   stop(): Promise<void>;
 }
 
@@ -95,11 +75,9 @@ export async function openRange(kafka: Kafka, o: RangeOptions): Promise<RangeRea
   try {
     for (const topic of o.topics) {
       for (const p of await admin.fetchTopicOffsets(topic)) {
-        if (o.partitions && !o.partitions.includes(p.partition)) continue;
         const k = tpKey(topic, p.partition);
-        if (o.to && o.to[k] === undefined) continue;
-        const from = BigInt(o.from?.[k] ?? p.low);
-        const to = BigInt(o.to?.[k] ?? p.high);
+        const from = BigInt(p.low);
+        const to = BigInt(p.high);
         position.set(k, from);
         if (from < to) ends.set(k, to);
       }
@@ -120,26 +98,16 @@ export async function openRange(kafka: Kafka, o: RangeOptions): Promise<RangeRea
   }
 
   const groupId = `${o.groupPrefix}${randomUUID()}`;
-  const stale = o.deleteStale
-    ? (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(o.groupPrefix))
-    : [];
-  const startedAt = Date.now();
   const consumer = kafka.consumer({
     groupId,
     sessionTimeout: timing.sessionTimeoutMs,
     heartbeatInterval: timing.heartbeatMs,
     maxWaitTimeInMs: timing.fetchWaitMs,
-    ...(o.maxBytesPerPartition ? { maxBytesPerPartition: o.maxBytesPerPartition } : {}),
-    ...(o.maxBytes ? { maxBytes: o.maxBytes } : {}),
   });
-  const onAbort = () => settle("interrupted");
-  o.signal?.addEventListener("abort", onAbort, { once: true });
-  if (o.signal?.aborted) onAbort();
 
   const finishPartition = (topic: string, partition: number) => {
     if (!ends.delete(tpKey(topic, partition))) return;
     if (!o.follow) consumer.pause([{ topic, partitions: [partition] }]);
-    o.onPartitionEnd?.(topic, partition);
     reached();
   };
 
@@ -149,7 +117,7 @@ export async function openRange(kafka: Kafka, o: RangeOptions): Promise<RangeRea
     if (settled || (end === undefined && !o.follow)) return;
     try {
       for (const message of batch.messages) {
-        if (settled || o.signal?.aborted || !isRunning() || isStale()) return;
+        if (settled || !isRunning() || isStale()) return;
         const offset = BigInt(message.offset);
         if (offset < (position.get(k) ?? 0n)) continue; // fetched before the seek took effect
         if (end !== undefined && offset >= end && !o.follow) break;
@@ -164,7 +132,7 @@ export async function openRange(kafka: Kafka, o: RangeOptions): Promise<RangeRea
       }
       await heartbeat();
     } catch (e) {
-      settle(o.signal?.aborted ? "interrupted" : (e as Error));
+      settle(e as Error);
     }
   };
 
@@ -187,14 +155,11 @@ export async function openRange(kafka: Kafka, o: RangeOptions): Promise<RangeRea
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
-      o.signal?.removeEventListener("abort", onAbort);
       settle("interrupted");
       // Stop fetching first: a batch under way finishes before the caller goes on.
       await consumer.stop().catch(() => undefined);
       await consumer.disconnect().catch(() => undefined);
       await deleteGroup(admin, groupId, o.log, 5_000);
-      const patience = timing.sessionTimeoutMs + 5_000 - (Date.now() - startedAt);
-      for (const g of stale) await deleteGroup(admin, g, o.log, Math.max(patience, 1_000));
       await admin.disconnect().catch(() => undefined);
     })();
     return stopped;
@@ -208,16 +173,6 @@ export async function openRange(kafka: Kafka, o: RangeOptions): Promise<RangeRea
     throw e;
   }
   return { caughtUp, done, stop };
-}
-
-/** Reads the range to its end (or until the signal aborts) and cleans up. */
-export async function readRange(kafka: Kafka, o: RangeOptions): Promise<RangeOutcome> {
-  const reader = await openRange(kafka, o);
-  try {
-    return await reader.done;
-  } finally {
-    await reader.stop();
-  }
 }
 
 /** Deletes a group, retrying while it still has a member (leaving, or dead until its session expires). */

@@ -82,8 +82,11 @@ export async function maxMessageBytes(admin: Admin, topic: string): Promise<numb
 }
 
 /** Settlements and deaths must be co-partitioned, or a person's events would meet in different workers. */
-export async function checkCoPartitioned(admin: Admin, t: Topics): Promise<number> {
-  const [s, d] = await Promise.all([partitionCount(admin, t.settlements), partitionCount(admin, t.deaths)]);
+export async function checkCoPartitioned(
+  partitionsOf: (topic: string) => Promise<number>,
+  t: Topics,
+): Promise<number> {
+  const [s, d] = await Promise.all([partitionsOf(t.settlements), partitionsOf(t.deaths)]);
   if (s === 0 || d === 0) {
     throw new Error(
       `input topics missing: ${t.settlements} has ${s} partitions, ${t.deaths} has ${d}; run 'fundguard topics create'`,

@@ -4,9 +4,10 @@ import { loadCatalogs } from "../../detectors/index.ts";
 import { limitsOf, loadEnv } from "../config/env.ts";
 import { readConfigFile, requireDetector } from "../dynamic-config/validate.ts";
 import { activate } from "../engine/engine.ts";
-import { createKafka, kafkaConnection } from "../kafka/connection.ts";
+import { kafkaConnection } from "../kafka/connection.ts";
 import { AvroSerde } from "../kafka/serde.ts";
 import { topicNames } from "../kafka/topics.ts";
+import { openTransport } from "../kafka/transport.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { backoffUpTo } from "../retry.ts";
 import { openStore, type Store } from "../store/index.ts";
@@ -74,15 +75,14 @@ function sourceArgs(o: RunCommandOptions): "files" | "topics" | "none" {
   return "none";
 }
 
-function kafkaFor(log: Logger) {
+async function kafkaFor(log: Logger) {
   const env = loadEnv();
   if (!env.KAFKA_BROKERS || !env.SCHEMA_REGISTRY_URL) {
     throw new Error("a run over the topics needs KAFKA_BROKERS and SCHEMA_REGISTRY_URL");
   }
-  const connection = kafkaConnection(env, "run");
+  const { brokers, clientId } = kafkaConnection(env, "run");
   return {
-    kafka: createKafka(connection, log),
-    connection,
+    transport: await openTransport(env.FUNDGUARD_KAFKA_CLIENT, { brokers, clientId, log }),
     topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX),
     registryUrl: env.SCHEMA_REGISTRY_URL,
   };
@@ -191,8 +191,8 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
         kind === "files"
           ? fileSource(o.settlements as string, o.deaths)
           : await (async () => {
-              const k = kafkaFor(log);
-              return topicSource(k.kafka, k.topics, o.from as string, o.to as string);
+              const k = await kafkaFor(log);
+              return topicSource(k.transport, k.topics, o.from as string, o.to as string);
             })();
       meta = {
         name,
@@ -270,21 +270,19 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
           limits: limitsOf(env),
         });
       } else {
-        const k = kafkaFor(log);
+        const k = await kafkaFor(log);
         status = await runTopics(session, meta.source, {
-          kafka: k.kafka,
+          transport: k.transport,
           serde: new AvroSerde(k.registryUrl, k.topics, {
             unknownWaitMs: env.FUNDGUARD_SCHEMA_WAIT_MS,
             limits: limitsOf(env),
           }),
           backoff: backoffUpTo(env.FUNDGUARD_BACKOFF_MAX_MS),
-          run: name,
           from: loaded?.commit?.position as TopicPosition | undefined,
           signal: interrupt.signal,
           rate: o.rate,
           progress,
           log,
-          timing: k.connection,
         });
       }
     } finally {

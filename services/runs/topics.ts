@@ -1,20 +1,16 @@
 // A run over a time range of the live input topics. The range is of record timestamps: the start
 // offsets are the first records at or after --from, the end offsets the first at or after --to
-// (the end of the partition when there is none), looked up once when the run is created. A
-// consumer in a group of its own (`<prefix>fundguard-run.<run>.<uuid>`, deleted afterwards)
-// seeks to the start offsets and stops at the
-// end offsets; it never commits, and the live workers' group is never touched.
+// (the end of the partition when there is none), looked up once when the run is created. The
+// transport reads the ranges by offset, in no consumer group: the run commits nothing, and the live
+// workers' group is never touched. The two topics' batches alternate, as a group consumer's fetches would.
 // Like a worker, the run keeps one engine per partition (persons are co-partitioned).
-import type { Kafka } from "kafkajs";
 import type { EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
-import type { ConsumerTiming } from "../kafka/connection.ts";
-import { type RangeRecord, readRange } from "../kafka/read-range.ts";
 import { type AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
 import { checkCoPartitioned, type Topics } from "../kafka/topics.ts";
-import { tpKey } from "../kafka/transport.ts";
+import { type FetchedBatch, type KafkaTransport, tpKey } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
-import { type BackoffPolicy, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
+import { type BackoffPolicy, DEFAULT_BACKOFF } from "../retry.ts";
 import type { Progress } from "./progress.ts";
 import { RateLimiter, type RunSession, sleep } from "./session.ts";
 import type { RunSourceTopics } from "./table.ts";
@@ -35,7 +31,7 @@ function parseTime(label: string, iso: string): number {
 }
 
 export async function topicSource(
-  kafka: Kafka,
+  transport: KafkaTransport,
   topics: Topics,
   from: string,
   to: string,
@@ -43,18 +39,15 @@ export async function topicSource(
   const fromMs = parseTime("--from", from);
   const toMs = parseTime("--to", to);
   if (toMs <= fromMs) throw new Error("--to must be later than --from");
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = transport.admin();
   try {
-    await checkCoPartitioned(admin, topics);
+    await checkCoPartitioned((topic) => admin.partitions(topic), topics);
     const names = [topics.settlements, topics.deaths];
     const start: Record<string, string> = {};
     const end: Record<string, string> = {};
     for (const topic of names) {
-      for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, fromMs))
-        start[tpKey(topic, p.partition)] = p.offset;
-      for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, toMs))
-        end[tpKey(topic, p.partition)] = p.offset;
+      for (const [p, o] of await admin.offsetsAt(topic, fromMs)) start[tpKey(topic, p)] = o.toString();
+      for (const [p, o] of await admin.offsetsAt(topic, toMs)) end[tpKey(topic, p)] = o.toString();
     }
     return {
       kind: "topics",
@@ -65,14 +58,8 @@ export async function topicSource(
       end,
     };
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
-}
-
-/** `<topic prefix>fundguard-run.<run>.`: the run's consumer groups, one per process (uuid suffix). */
-export function runGroupPrefix(source: RunSourceTopics, run: string): string {
-  const settlements = source.topics[0] ?? "";
-  return `${settlements.slice(0, settlements.length - "settlements.v1".length)}fundguard-run.${run}.`;
 }
 
 /** Events in the range (end − start summed), for the progress bar. */
@@ -86,16 +73,14 @@ export async function runTopics(
   session: RunSession,
   source: RunSourceTopics,
   opts: {
-    kafka: Kafka;
+    transport: KafkaTransport;
     serde: AvroSerde;
-    run: string;
     from?: TopicPosition;
     signal: AbortSignal;
     rate?: number;
     progress: Progress;
     log: Logger;
     backoff?: BackoffPolicy;
-    timing?: ConsumerTiming;
   },
 ): Promise<"done" | "interrupted"> {
   const [settlementsTopic] = source.topics;
@@ -117,51 +102,66 @@ export async function runTopics(
   const limiter = new RateLimiter(opts.rate);
   const health = new Health({ log: opts.log, policy: opts.backoff ?? DEFAULT_BACKOFF });
 
-  const onRecord = async ({ topic, partition, message: m }: RangeRecord, heartbeat: () => Promise<void>) => {
+  const onBatch = async ({ topic, partition, records }: FetchedBatch): Promise<boolean> => {
     const kind: InputKind = topic === settlementsTopic ? "settlement" : "death";
-    // An unreachable registry (or an id it does not know yet) is waited out, as the worker does.
-    const decoded = await health.retry("registry", () => opts.serde.decode(kind, m.value), {
-      retryable: (e) => e instanceof RegistryUnavailableError,
-      wait: tickingWait(heartbeat),
-      signal: opts.signal,
-    });
-    if (decoded.ok) session.process(partition, { kind, value: decoded.value } as EngineEvent);
-    else {
-      session.bad();
-      opts.log.warn({ topic, partition, offset: m.offset, reason: decoded.reason }, "invalid record skipped");
+    for (const r of records) {
+      if (opts.signal.aborted) return false;
+      // An unreachable registry (or an id it does not know yet) is waited out, as the worker does.
+      const decoded = await health.retry("registry", () => opts.serde.decode(kind, r.value), {
+        retryable: (e) => e instanceof RegistryUnavailableError,
+        signal: opts.signal,
+      });
+      if (decoded.ok) session.process(partition, { kind, value: decoded.value } as EngineEvent);
+      else {
+        session.bad();
+        opts.log.warn(
+          { topic, partition, offset: String(r.offset), reason: decoded.reason },
+          "invalid record skipped",
+        );
+      }
+      next[tpKey(topic, partition)] = (r.offset + 1n).toString();
+      processed++;
+      const wait = limiter.delay();
+      if (wait > 0) await sleep(wait);
+      if ((processed & 1023) === 0) opts.progress.update(doneBefore + processed, total);
+      if (session.due) await session.checkpoint(position());
     }
-    next[tpKey(topic, partition)] = (BigInt(m.offset) + 1n).toString();
-    processed++;
-    const wait = limiter.delay();
-    if (wait > 0) {
-      await sleep(wait);
-      await heartbeat();
-    }
-    if ((processed & 1023) === 0) opts.progress.update(doneBefore + processed, total);
-    if (session.due) {
-      await session.checkpoint(position());
-      await heartbeat();
-    }
+    return true;
   };
 
-  const outcome = await readRange(opts.kafka, {
-    topics: source.topics,
-    from: next,
-    to: source.end,
-    groupPrefix: runGroupPrefix(source, opts.run),
-    // A killed run's member leaves its group after the session timeout; then the group can be deleted.
-    deleteStale: true,
-    timing: opts.timing,
-    maxBytesPerPartition: 4 << 20,
-    signal: opts.signal,
-    log: opts.log,
-    onRecord,
-    // Compaction (deaths.v1) leaves offset gaps: the end, not the last record, is where the partition is.
-    onPartitionEnd: (topic, partition) => {
-      const k = tpKey(topic, partition);
-      next[k] = source.end[k] as string;
-    },
+  const readers = source.topics.map((topic) => {
+    const ranges = new Map<number, { from: bigint; to: bigint }>();
+    for (const k of remaining) {
+      if (!k.startsWith(`${topic}:`)) continue;
+      ranges.set(Number(k.slice(topic.length + 1)), {
+        from: BigInt(next[k] as string),
+        to: BigInt(source.end[k] as string),
+      });
+    }
+    return { topic, ranges, batches: opts.transport.readRange({ topic, ranges })[Symbol.asyncIterator]() };
   });
+  let outcome: "done" | "interrupted" = "done";
+  try {
+    let live = readers.filter((r) => r.ranges.size > 0);
+    while (live.length > 0 && outcome === "done") {
+      for (const reader of live) {
+        const step = await reader.batches.next();
+        if (step.done) {
+          // Compaction (deaths.v1) leaves offset gaps: the end, not the last record, is where the partition is.
+          for (const p of reader.ranges.keys())
+            next[tpKey(reader.topic, p)] = source.end[tpKey(reader.topic, p)] as string;
+          reader.ranges.clear();
+        } else if (!(await onBatch(step.value))) {
+          outcome = "interrupted";
+          break;
+        }
+      }
+      live = live.filter((r) => r.ranges.size > 0);
+    }
+  } finally {
+    await Promise.all(readers.map((r) => r.batches.return?.()));
+  }
+  if (opts.signal.aborted) outcome = "interrupted";
   await session.checkpoint(position());
   opts.progress.update(doneBefore + processed, total);
   return outcome;

@@ -113,7 +113,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   await admin.connect();
   // A worker may start before anything was produced: create missing topics, then insist on co-partitioning.
   if (o.createPartitions) await ensureTopics(admin, inputTopicConfigs(o.topics, o.createPartitions));
-  const partitions = await checkCoPartitioned(admin, o.topics);
+  const partitions = await checkCoPartitioned((topic) => partitionCount(admin, topic), o.topics);
   const changelogTopic = o.topics.changelog(o.group);
   const toTopic = o.output.kind === "topic";
   // Suspects go to the partition of their person's input partition, so a restore reads only its own.
