@@ -84,6 +84,19 @@ export interface RuleTables {
   relevantDiagnosis(code: string): boolean;
 }
 
+/**
+ * A catalog whose own detector already judges one reason (pediatric_drug: an age ceiling on drugs;
+ * gender_mismatch: a sex on items or diagnoses). An age_sex row giving that reason for a code the
+ * catalog also covers is a load error: each suspect is found once for one reason, by one detector.
+ */
+export interface RestatedCatalog {
+  readonly file: string;
+  readonly detector: string;
+  readonly index: PrefixIndex<{ readonly code_prefix: string }>;
+  /** Whether the row gives the catalog's reason. */
+  readonly judges: (row: RowOf<"age_sex">) => boolean;
+}
+
 export const RULES_DIR = "rules";
 export const LEVELS_FILE = "institution-levels.csv";
 
@@ -113,7 +126,12 @@ function readCsv(file: string): Record<string, string>[] {
 }
 
 /** Parses one version's rows; every error names the file, the row (as a spreadsheet counts it) and the column. */
-export function parseRuleTable(version: string, file: string, records: Record<string, string>[]): RuleTable {
+export function parseRuleTable(
+  version: string,
+  file: string,
+  records: Record<string, string>[],
+  catalogs: readonly RestatedCatalog[] = [],
+): RuleTable {
   const first = records[0];
   if (first) {
     const missing = RULE_COLUMNS.filter((c) => !(c in first));
@@ -227,6 +245,14 @@ export function parseRuleTable(version: string, file: string, records: Record<st
           minAge,
           maxAge,
         };
+        for (const c of catalogs) {
+          const entry = c.judges(row) ? c.index.overlapping(row.codePrefix) : undefined;
+          if (entry)
+            fail(
+              "code_prefix",
+              `${row.codePrefix} overlaps ${c.file} prefix ${entry.code_prefix}, which ${c.detector} already judges: one reason, one detector (drop the row or the catalog entry)`,
+            );
+        }
         break;
       }
     }
@@ -260,8 +286,11 @@ function loadLevels(file: string): InstitutionLevels {
   return levels;
 }
 
-/** Every `<version>.csv` of `<dir>/rules` (none when the folder is absent), and the institution levels. */
-export function loadRuleTables(dir: string): RuleTables {
+/**
+ * Every `<version>.csv` of `<dir>/rules` (none when the folder is absent), and the institution
+ * levels; rows restating `catalogs` are refused.
+ */
+export function loadRuleTables(dir: string, catalogs: readonly RestatedCatalog[] = []): RuleTables {
   const folder = join(dir, RULES_DIR);
   const versions = new Map<string, RuleTable>();
   const files = existsSync(folder)
@@ -271,7 +300,7 @@ export function loadRuleTables(dir: string): RuleTables {
     : [];
   for (const f of files) {
     const file = join(folder, f);
-    versions.set(f.slice(0, -4), parseRuleTable(f.slice(0, -4), file, readCsv(file)));
+    versions.set(f.slice(0, -4), parseRuleTable(f.slice(0, -4), file, readCsv(file), catalogs));
   }
   const tables = [...versions.values()];
   const anyItem = (code: string) =>

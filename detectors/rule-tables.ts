@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { Severity } from "../schemas/index.ts";
 import { addDays, ageOn } from "./dates.ts";
 import type { RowOf, RuleKind, RuleRow, RuleTable, RuleTables } from "./rule-table.ts";
+import { ruleTableScheme } from "./rule-table-scheme.ts";
 import { bySettledAt, defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
 
 /** A line that some row of some loaded version may judge: [code, date, quantity, unit price, amount, line_no, name]. */
@@ -302,4 +303,5 @@ export const ruleTables = defineDetector({
     }
     return findings;
   },
+  scheme: ruleTableScheme,
 });
