@@ -260,10 +260,10 @@ const PLANS: Record<RuleKind, Plan> = {
   age_sex: ageSex,
 };
 
+/** A case of the kind `generate` asks for (the detector's rules are the kinds). */
 export const ruleTableScheme: DetectorScheme = (kit) => {
   const table = kit.catalogs.ruleTables.newest;
-  if (!table) return undefined;
-  const kind = kit.rng.pick(RULE_KINDS);
-  const variant = PLANS[kind](kit, table);
-  return variant && `${kind}/${variant}`;
+  const kind = RULE_KINDS.find((k) => k === kit.rule);
+  const variant = table && kind && PLANS[kind](kit, table);
+  return variant ? `${kind}/${variant}` : undefined;
 };

@@ -303,5 +303,26 @@ export const ruleTables = defineDetector({
     }
     return findings;
   },
+  // Codes of the bundled sample rows (E0001, D0001, P0001 above every level's standard); the small
+  // world's institutions H1 and H2 have levels 1 and 2, its persons are 17–18 and 64–65.
+  testWorld: {
+    items: [
+      { item_code: "310701022", item_name: "动态心电图", category: "SERVICE", quantities: [1] },
+      { item_code: "310701021", item_name: "常规心电图", category: "SERVICE", quantities: [1] },
+      {
+        item_code: "XA10BJL001B002010100001",
+        item_name: "利拉鲁肽注射液",
+        category: "DRUG",
+        quantities: [1],
+      },
+      {
+        item_code: "311201001",
+        item_name: "普通针刺",
+        category: "SERVICE",
+        quantities: [1],
+        unitPriceFen: 4_500,
+      },
+    ],
+  },
   scheme: ruleTableScheme,
 });

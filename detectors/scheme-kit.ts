@@ -48,6 +48,11 @@ export interface SchemeVisit {
 }
 
 export interface SchemeKit {
+  /**
+   * The rule a case is asked for: `generate` calls a detector's scheme once per rule in each cycle
+   * of its schemes, so a detector of five rules gets five cases where one of one rule gets one.
+   */
+  readonly rule: string;
   /** The generator's seeded randomness: the same seed gives the same scheme. */
   readonly rng: {
     int(min: number, max: number): number;

@@ -16,13 +16,16 @@ const schemeItem = (it: Item): SchemeItem => ({
   priceFen: it.price,
 });
 
-function planner(d: AnyDetector & { scheme: NonNullable<AnyDetector["scheme"]> }): Planner {
+type Scheming = AnyDetector & { scheme: NonNullable<AnyDetector["scheme"]> };
+
+function planner(d: Scheming, rule: string): Planner {
   return (w, p) => {
     if (w.pools.drugs.length === 0) return false;
     const byCode = new Map(w.pools.drugs.map((x) => [x.code, x]));
     const places = new Map<string, number>();
     const visits: SchemeVisit[] = [];
     const kit: SchemeKit = {
+      rule,
       rng: w.rng,
       firstDay: w.day0,
       lastDay: w.lastServiceDay,
@@ -101,9 +104,13 @@ function planner(d: AnyDetector & { scheme: NonNullable<AnyDetector["scheme"]> }
   };
 }
 
-/** A planner per detector that declares a scheme, keyed by detector id. */
+/**
+ * A planner per rule of each detector that declares a scheme, keyed by detector id (`id/rule` for a
+ * detector of several rules), in registry order: `generate` runs each once per cycle.
+ */
 export const DETECTOR_SCHEMES: Readonly<Record<string, Planner>> = Object.fromEntries(
-  DETECTORS.filter((d): d is AnyDetector & { scheme: NonNullable<AnyDetector["scheme"]> } => !!d.scheme).map(
-    (d) => [d.id, planner(d)],
-  ),
+  DETECTORS.filter((d): d is Scheming => !!d.scheme).flatMap((d) => {
+    const rules = Object.keys(d.rules);
+    return rules.map((r) => [rules.length === 1 ? d.id : `${d.id}/${r}`, planner(d, r)] as const);
+  }),
 );
