@@ -303,10 +303,16 @@ export const ruleTables = defineDetector({
     }
     return findings;
   },
-  // Codes of the bundled sample rows (E0001, D0001, P0001 above every level's standard); the small
-  // world's institutions H1 and H2 have levels 1 and 2, its persons are 17–18 and 64–65.
+  // Codes of the bundled sample rows (E0001, D0001, P0001 above every level's standard, A0003 for
+  // the world's person who turns 18 in it); its institutions H1 and H2 have levels 1 and 2.
   testWorld: {
     items: [
+      {
+        item_code: "XJ01MAM088A001010100001",
+        item_name: "盐酸莫西沙星片",
+        category: "DRUG",
+        quantities: [1],
+      },
       { item_code: "310701022", item_name: "动态心电图", category: "SERVICE", quantities: [1] },
       { item_code: "310701021", item_name: "常规心电图", category: "SERVICE", quantities: [1] },
       {
