@@ -64,9 +64,12 @@ export interface RuleTable {
   readonly items: { readonly [K in RuleKind]: PrefixIndex<RowOf<K>> };
   /** age_sex rows on diagnosis codes. */
   readonly diagnoses: PrefixIndex<RowOf<"age_sex">>;
-  /** Every `with` prefix of exclusive_items rows: lines to keep for the other side of a pair. */
-  readonly partners: PrefixIndex<true>;
+  /** The row of each kind a line's code falls under (the longest prefix per kind), in one walk. */
+  lookup(code: string): ItemRows;
 }
+
+/** The item-code rows one code falls under, by kind (age_sex: target item). */
+export type ItemRows = { readonly [K in RuleKind]?: RowOf<K> };
 
 /** Institution id prefix → level (1, 2, 3), for price_limit; `<reference>/rules/institution-levels.csv`. */
 export type InstitutionLevels = PrefixIndex<1 | 2 | 3>;
@@ -98,6 +101,7 @@ export interface RestatedCatalog {
 }
 
 export const RULES_DIR = "rules";
+const LOOKUPS_KEPT = 100_000;
 export const LEVELS_FILE = "institution-levels.csv";
 
 class RowError extends Error {
@@ -142,7 +146,7 @@ export function parseRuleTable(
     [K in RuleKind]: PrefixIndex<RowOf<K>>;
   };
   const diagnoses = new PrefixIndex<RowOf<"age_sex">>();
-  const partners = new PrefixIndex<true>();
+  const merged = new PrefixIndex<{ [K in RuleKind]?: RowOf<K> }>();
   const ids = new Set<string>();
   records.forEach((r, i) => {
     const at = i + 2;
@@ -205,7 +209,6 @@ export function parseRuleTable(
         const w = p.get("with") ?? "";
         if (w === "") fail("params", "with (the other item's code prefix) is required for exclusive_items");
         row = { ...base, kind, with: w };
-        partners.add(w, true);
         break;
       }
       case "diagnosis_required": {
@@ -267,9 +270,27 @@ export function parseRuleTable(
         `${row.codePrefix} already has ${kind} row ${other.id}: one row per prefix and kind`,
       );
     index.add(row.codePrefix, row);
+    if (index !== diagnoses) {
+      const at = merged.get(row.codePrefix) ?? {};
+      (at as Record<RuleKind, RuleRow>)[row.kind] = row;
+      merged.add(row.codePrefix, at);
+    }
     rows.push(row);
   });
-  return { version, file, rows, items, diagnoses, partners };
+  // Remembered per code: the table never changes, so every caller gets the same answer. Bounded,
+  // since codes come from input: past LOOKUPS_KEPT distinct codes it starts again.
+  const seen = new Map<string, ItemRows>();
+  const lookup = (code: string): ItemRows => {
+    let out = seen.get(code);
+    if (out) return out;
+    const found: { [K in RuleKind]?: RowOf<K> } = {};
+    merged.eachPrefix(code, (at) => Object.assign(found, at));
+    if (seen.size >= LOOKUPS_KEPT) seen.clear();
+    out = found;
+    seen.set(code, out);
+    return out;
+  };
+  return { version, file, rows, items, diagnoses, lookup };
 }
 
 function loadLevels(file: string): InstitutionLevels {
@@ -303,8 +324,15 @@ export function loadRuleTables(dir: string, catalogs: readonly RestatedCatalog[]
     versions.set(f.slice(0, -4), parseRuleTable(f.slice(0, -4), file, readCsv(file), catalogs));
   }
   const tables = [...versions.values()];
-  const anyItem = (code: string) =>
-    tables.some((t) => t.partners.longest(code) || RULE_KINDS.some((k) => t.items[k].longest(code)));
+  // One index of every prefix any row of any version judges (and every exclusive partner): a line is
+  // kept after one walk, not one per kind and version.
+  const items = new PrefixIndex<true>();
+  const diagnoses = new PrefixIndex<true>();
+  for (const t of tables)
+    for (const r of t.rows) {
+      (r.kind === "age_sex" && r.target === "diagnosis" ? diagnoses : items).add(r.codePrefix, true);
+      if (r.kind === "exclusive_items") items.add(r.with, true);
+    }
   let reachDays = 1;
   for (const t of tables)
     for (const r of t.rows)
@@ -314,7 +342,7 @@ export function loadRuleTables(dir: string, catalogs: readonly RestatedCatalog[]
     levels: loadLevels(join(folder, LEVELS_FILE)),
     reachDays,
     newest: tables.at(-1),
-    relevantItem: anyItem,
-    relevantDiagnosis: (code) => tables.some((t) => t.diagnoses.longest(code) !== undefined),
+    relevantItem: (code) => items.longest(code) !== undefined,
+    relevantDiagnosis: (code) => diagnoses.longest(code) !== undefined,
   };
 }

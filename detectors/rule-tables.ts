@@ -19,7 +19,14 @@ interface RuleFacts {
   lines: Line[];
   /** Every diagnosis code of the settlement (diagnosis_required reads them all). */
   diagnoses: string[];
+  /** The earliest and latest service date of `lines` ("" when there are none): rules that look at other settlements skip those out of reach. */
+  first: string;
+  last: string;
 }
+
+/** Whether some line of `f` may be dated within [from, to]. */
+const reaches = (f: RuleFacts | undefined, from: string, to: string): f is RuleFacts =>
+  f !== undefined && f.lines.length > 0 && f.first <= to && f.last >= from;
 
 const RANK: Record<Severity, number> = { REMIND: 0, WARN: 1, BLOCK: 2 };
 
@@ -114,18 +121,30 @@ export const ruleTables = defineDetector({
         ]);
     }
     if (lines.length === 0 && !s.diagnoses.some((d) => t.relevantDiagnosis(d.code))) return undefined;
-    return { lines, diagnoses: s.diagnoses.map((d) => d.code) };
+    let first = lines[0]?.[1] ?? "";
+    let last = first;
+    for (const l of lines) {
+      if (l[1] < first) first = l[1];
+      if (l[1] > last) last = l[1];
+    }
+    return { lines, diagnoses: s.diagnoses.map((d) => d.code), first, last };
   },
   // Per-days limits and exclusive pairs look at other settlements: those with a line on a day the changed one reaches.
   affected(changed, person, { catalogs, facts }) {
-    const mine = facts(changed)?.lines ?? [];
-    if (mine.length === 0) return [];
+    const f = facts(changed);
+    if (!f || f.lines.length === 0) return [];
     const days = catalogs.ruleTables.reachDays;
-    const spans = mine.map(([, e]) => [e, addDays(e, days - 1)] as const);
+    const spans = f.lines.map(([, e]) => [e, addDays(e, days - 1)] as const);
+    const to = addDays(f.last, days - 1);
     const out: SettlementRecord[] = [];
     for (const s of person.settlements) {
       if (s.id === changed.id) continue;
-      if (facts(s)?.lines.some(([, d]) => spans.some(([from, to]) => from <= d && d <= to))) out.push(s);
+      const theirs = facts(s);
+      if (
+        reaches(theirs, f.first, to) &&
+        theirs.lines.some(([, d]) => spans.some(([from, to]) => from <= d && d <= to))
+      )
+        out.push(s);
     }
     return out;
   },
@@ -135,7 +154,18 @@ export const ruleTables = defineDetector({
     if (!mine || !table) return [];
     const hits: Hit[] = [];
     const at = <K extends RuleKind>(kind: K, code: string) =>
-      table.items[kind].longest(code) as RowOf<K> | undefined;
+      table.lookup(code)[kind] as RowOf<K> | undefined;
+    // Window starts per date and length: a stay's lines share a few dates.
+    const starts = new Map<string, string>();
+    const windowFrom = (date: string, days: number) => {
+      const key = `${date}\u0001${days}`;
+      let from = starts.get(key);
+      if (from === undefined) {
+        from = addDays(date, 1 - days);
+        starts.set(key, from);
+      }
+      return from;
+    };
 
     // quantity_limit: sums per row, per day or stay within the settlement, per N days over the person's.
     const sums = new Map<string, { row: RowOf<"quantity_limit">; lines: Line[]; total: number }>();
@@ -158,40 +188,94 @@ export const ruleTables = defineDetector({
           detail: { max: g.row.max, per: g.row.per, total: g.total },
         });
     }
+    // The person's lines of each per-days row, gathered once per evaluation and sorted (date,
+    // settlement id, line), so each line's window is found by binary search and summed in one order.
+    type Dated = { s: SettlementRecord; line: Line };
+    let perDays: Map<RowOf<"quantity_limit">, Dated[]> | undefined;
+    const ofRow = (row: RowOf<"quantity_limit">) => {
+      if (!perDays) {
+        perDays = new Map();
+        // Lines of other settlements count in windows that end on this one's dates at the latest.
+        const from = windowFrom(mine.first, catalogs.ruleTables.reachDays);
+        for (const s of person.settlements) {
+          const theirs = facts(s);
+          if (!reaches(theirs, from, mine.last)) continue;
+          for (const o of theirs.lines) {
+            const r = at("quantity_limit", o[0]);
+            if (r?.per !== "days") continue;
+            const list = perDays.get(r) ?? [];
+            list.push({ s, line: o });
+            perDays.set(r, list);
+          }
+        }
+        const order = (a: Dated, b: Dated) =>
+          a.line[1] < b.line[1]
+            ? -1
+            : a.line[1] > b.line[1]
+              ? 1
+              : a.s.id < b.s.id
+                ? -1
+                : a.s.id > b.s.id
+                  ? 1
+                  : a.line[5] - b.line[5];
+        for (const list of perDays.values()) list.sort(order);
+      }
+      return perDays.get(row) ?? [];
+    };
+    /** The first index of `list` whose date is not before `date` (after it, with `after`). */
+    const bound = (list: Dated[], date: string, after: boolean) => {
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        const d = (list[mid] as Dated).line[1];
+        if (d < date || (after && d === date)) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
     for (const l of mine.lines) {
       const row = at("quantity_limit", l[0]);
       if (row?.per !== "days") continue;
-      const from = addDays(l[1], 1 - row.days);
+      const from = windowFrom(l[1], row.days);
+      const list = ofRow(row);
+      const window = list.slice(bound(list, from, false), bound(list, l[1], true));
       let total = 0;
-      const related: SettlementRecord[] = [];
-      for (const s of person.settlements) {
-        for (const o of facts(s)?.lines ?? []) {
-          if (o[1] < from || o[1] > l[1] || at("quantity_limit", o[0]) !== row) continue;
-          total += o[2];
-          if (s !== subject && !related.includes(s)) related.push(s);
-        }
-      }
+      for (const o of window) total += o.line[2];
       if (total > row.max)
         hits.push({
           row,
           line: l,
           amountFen: l[4],
-          related,
+          related: [...new Set(window.map((o) => o.s))].filter((s) => s !== subject),
           detail: { max: row.max, per: `${row.days} days`, total, window_from: from },
         });
     }
 
     // exclusive_items: a line of the row's prefix and one of its `with` prefix, same day, same institution.
+    // The person's lines at the subject's institution by date, gathered once per evaluation.
+    let byDate: Map<string, { s: SettlementRecord; line: Line }[]> | undefined;
+    const onDate = (date: string) => {
+      if (!byDate) {
+        byDate = new Map();
+        for (const s of person.settlements) {
+          const theirs = facts(s);
+          if (s.institutionId !== subject.institutionId || !reaches(theirs, mine.first, mine.last)) continue;
+          for (const o of theirs.lines) {
+            const list = byDate.get(o[1]) ?? [];
+            list.push({ s, line: o });
+            byDate.set(o[1], list);
+          }
+        }
+      }
+      return byDate.get(date) ?? [];
+    };
     for (const l of mine.lines) {
       const row = at("exclusive_items", l[0]);
       if (!row) continue;
-      const partners: { s: SettlementRecord; line: Line }[] = [];
-      for (const s of person.settlements) {
-        if (s.institutionId !== subject.institutionId) continue;
-        for (const o of facts(s)?.lines ?? [])
-          if (o[1] === l[1] && o[0].startsWith(row.with) && !(s === subject && o[5] === l[5]))
-            partners.push({ s, line: o });
-      }
+      const partners = onDate(l[1]).filter(
+        (p) => p.line[0].startsWith(row.with) && !(p.s === subject && p.line[5] === l[5]),
+      );
       if (partners.length === 0) continue;
       partners.sort((a, b) => bySettledAt(a.s, b.s) || a.line[5] - b.line[5]);
       hits.push({
