@@ -98,6 +98,9 @@ export const ruleTables = defineDetector({
     limit_fen: { zh: "标准单价", en: "Standard price" },
     age: { zh: "年龄", en: "Age" },
     allowed: { zh: "允许范围", en: "Allowed" },
+    allowed_sex: { zh: "限定性别", en: "Allowed sex" },
+    min_age: { zh: "最低年龄", en: "Minimum age" },
+    max_age: { zh: "最高年龄", en: "Maximum age" },
     target: { zh: "对象", en: "Target" },
   },
   config: z.object({
@@ -322,7 +325,7 @@ export const ruleTables = defineDetector({
       (r.minAge !== undefined && age < r.minAge) ||
       (r.maxAge !== undefined && age > r.maxAge);
     const allowed = (r: RowOf<"age_sex">) => ({
-      sex: r.sex ?? null,
+      allowed_sex: r.sex ?? null,
       min_age: r.minAge ?? null,
       max_age: r.maxAge ?? null,
     });
