@@ -101,7 +101,21 @@ export interface RestatedCatalog {
 }
 
 export const RULES_DIR = "rules";
-const LOOKUPS_KEPT = 100_000;
+
+/**
+ * A lookup in loaded tables, remembered per code: tables never change once loaded, so every caller
+ * gets the same answer. Bounded, since codes come from input: past 100,000 codes it starts again.
+ */
+function remembered<V>(find: (code: string) => V): (code: string) => V {
+  const seen = new Map<string, V>();
+  return (code) => {
+    if (seen.has(code)) return seen.get(code) as V;
+    const v = find(code);
+    if (seen.size >= 100_000) seen.clear();
+    seen.set(code, v);
+    return v;
+  };
+}
 export const LEVELS_FILE = "institution-levels.csv";
 
 class RowError extends Error {
@@ -277,19 +291,11 @@ export function parseRuleTable(
     }
     rows.push(row);
   });
-  // Remembered per code: the table never changes, so every caller gets the same answer. Bounded,
-  // since codes come from input: past LOOKUPS_KEPT distinct codes it starts again.
-  const seen = new Map<string, ItemRows>();
-  const lookup = (code: string): ItemRows => {
-    let out = seen.get(code);
-    if (out) return out;
+  const lookup = remembered((code: string): ItemRows => {
     const found: { [K in RuleKind]?: RowOf<K> } = {};
     merged.eachPrefix(code, (at) => Object.assign(found, at));
-    if (seen.size >= LOOKUPS_KEPT) seen.clear();
-    out = found;
-    seen.set(code, out);
-    return out;
-  };
+    return found;
+  });
   return { version, file, rows, items, diagnoses, lookup };
 }
 
@@ -342,7 +348,7 @@ export function loadRuleTables(dir: string, catalogs: readonly RestatedCatalog[]
     levels: loadLevels(join(folder, LEVELS_FILE)),
     reachDays,
     newest: tables.at(-1),
-    relevantItem: (code) => items.longest(code) !== undefined,
+    relevantItem: remembered((code) => items.longest(code) !== undefined),
     relevantDiagnosis: (code) => diagnoses.longest(code) !== undefined,
   };
 }

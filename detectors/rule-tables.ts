@@ -137,7 +137,7 @@ export const ruleTables = defineDetector({
     const f = facts(changed);
     if (!f || f.lines.length === 0) return [];
     const days = catalogs.ruleTables.reachDays;
-    const spans = f.lines.map(([, e]) => [e, addDays(e, days - 1)] as const);
+    const spans = [...new Set(f.lines.map(([, e]) => e))].map((e) => [e, addDays(e, days - 1)] as const);
     const to = addDays(f.last, days - 1);
     const out: SettlementRecord[] = [];
     for (const s of person.settlements) {
@@ -158,6 +158,8 @@ export const ruleTables = defineDetector({
     const hits: Hit[] = [];
     const at = <K extends RuleKind>(kind: K, code: string) =>
       table.lookup(code)[kind] as RowOf<K> | undefined;
+    // The rows of each of the settlement's lines, looked up once for every kind.
+    const look = mine.lines.map((l) => table.lookup(l[0]));
     // Window starts per date and length: a stay's lines share a few dates.
     const starts = new Map<string, string>();
     const windowFrom = (date: string, days: number) => {
@@ -172,8 +174,9 @@ export const ruleTables = defineDetector({
 
     // quantity_limit: sums per row, per day or stay within the settlement, per N days over the person's.
     const sums = new Map<string, { row: RowOf<"quantity_limit">; lines: Line[]; total: number }>();
-    for (const l of mine.lines) {
-      const row = at("quantity_limit", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.quantity_limit;
       if (!row || row.per === "days" || (row.per === "stay" && subject.visitType !== "INPATIENT")) continue;
       const key = `${row.id}\u0001${row.per === "day" ? l[1] : ""}`;
       const g = sums.get(key) ?? { row, lines: [], total: 0 };
@@ -198,6 +201,8 @@ export const ruleTables = defineDetector({
     const ofRow = (row: RowOf<"quantity_limit">) => {
       if (!perDays) {
         perDays = new Map();
+        for (const rows of look)
+          if (rows.quantity_limit?.per === "days") perDays.set(rows.quantity_limit, []);
         // Lines of other settlements count in windows that end on this one's dates at the latest.
         const from = windowFrom(mine.first, catalogs.ruleTables.reachDays);
         for (const s of person.settlements) {
@@ -205,10 +210,7 @@ export const ruleTables = defineDetector({
           if (!reaches(theirs, from, mine.last)) continue;
           for (const o of theirs.lines) {
             const r = at("quantity_limit", o[0]);
-            if (r?.per !== "days") continue;
-            const list = perDays.get(r) ?? [];
-            list.push({ s, line: o });
-            perDays.set(r, list);
+            if (r) perDays.get(r)?.push({ s, line: o });
           }
         }
         const order = (a: Dated, b: Dated) =>
@@ -237,8 +239,9 @@ export const ruleTables = defineDetector({
       }
       return lo;
     };
-    for (const l of mine.lines) {
-      const row = at("quantity_limit", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.quantity_limit;
       if (row?.per !== "days") continue;
       const from = windowFrom(l[1], row.days);
       const list = ofRow(row);
@@ -273,8 +276,9 @@ export const ruleTables = defineDetector({
       }
       return byDate.get(date) ?? [];
     };
-    for (const l of mine.lines) {
-      const row = at("exclusive_items", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.exclusive_items;
       if (!row) continue;
       const partners = onDate(l[1]).filter(
         (p) => p.line[0].startsWith(row.with) && !(p.s === subject && p.line[5] === l[5]),
@@ -294,8 +298,9 @@ export const ruleTables = defineDetector({
     }
 
     // diagnosis_required: none of the settlement's diagnoses starts with a listed prefix.
-    for (const l of mine.lines) {
-      const row = at("diagnosis_required", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.diagnosis_required;
       if (!row || mine.diagnoses.some((d) => row.diagnoses.some((p) => d.startsWith(p)))) continue;
       hits.push({
         row,
@@ -307,8 +312,9 @@ export const ruleTables = defineDetector({
 
     // price_limit: unit price above the standard for the institution's level; at risk is the excess.
     const level = catalogs.ruleTables.levels.longest(subject.institutionId);
-    for (const l of mine.lines) {
-      const row = at("price_limit", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.price_limit;
       const limit = row && level !== undefined ? row.limits[level] : undefined;
       if (!row || limit === undefined || l[3] <= limit) continue;
       hits.push({
@@ -329,8 +335,9 @@ export const ruleTables = defineDetector({
       min_age: r.minAge ?? null,
       max_age: r.maxAge ?? null,
     });
-    for (const l of mine.lines) {
-      const row = at("age_sex", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.age_sex;
       const age = ageOn(subject.birthDate, l[1]);
       if (row && outside(row, age))
         hits.push({
