@@ -25,11 +25,12 @@ export function tableCsv(rows: number): string {
     const kind = RULE_KINDS[i % RULE_KINDS.length] as (typeof RULE_KINDS)[number];
     const real = rng.chance(0.02);
     const code = real ? (rng.pick(codes) as string) : rng.chance(0.5) ? `X${digits(12)}` : digits(15);
-    const prefix = code.slice(0, rng.int(6, code.length));
+    // On the generator's codes rows hold, as a bureau's mostly do, but for one in a hundred, written
+    // for its one code (so it binds that code only, as the longest prefix).
+    const strict = !real || rng.chance(0.01);
+    const prefix = real && strict ? code : code.slice(0, rng.int(6, code.length));
     const mine = used.get(kind) as Set<string>;
     if (mine.has(prefix)) continue;
-    // On the generator's codes most rows hold, as a bureau's mostly do: a few percent of lines break one.
-    const strict = !real || rng.chance(0.05);
     const ageSex = !strict ? "max_age=99" : rng.chance(0.5) ? "max_age=17" : "sex=F";
     const restates = ageSex.startsWith("sex")
       ? catalogs.sexItems.overlapping(prefix)
