@@ -19,11 +19,22 @@ export interface HealthOptions {
   log: Logger;
   policy: BackoffPolicy;
   metrics?: Metrics;
+  /**
+   * Where this instance's failures and recoveries go instead of its own report, log and metrics: a
+   * lane thread forwards them to the process's Health, which /healthz reads.
+   */
+  forward?: OutageListener;
+}
+
+/** Told when a dependency starts failing (each retry) and when it works again. */
+export interface OutageListener {
+  failing(dependency: Dependency, e: unknown, attempt: number, delayMs: number): void;
+  recovered(dependency: Dependency): void;
 }
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-export class Health {
+export class Health implements OutageListener {
   private readonly down = new Map<Dependency, Outage>();
 
   constructor(private readonly o: HealthOptions) {
@@ -42,19 +53,20 @@ export class Health {
     o: Omit<RetryOptions, "policy" | "onRetry"> = {},
   ): Promise<T> {
     let failed = false;
+    const listener = this.o.forward ?? this;
     const result = await retry(op, {
       ...o,
       policy: this.o.policy,
       onRetry: (e, attempt, delayMs) => {
         failed = true;
-        this.failing(dependency, e, attempt, delayMs);
+        listener.failing(dependency, e, attempt, delayMs);
       },
     });
-    if (failed) this.recovered(dependency);
+    if (failed) listener.recovered(dependency);
     return result;
   }
 
-  private failing(dependency: Dependency, e: unknown, attempt: number, delayMs: number): void {
+  failing(dependency: Dependency, e: unknown, attempt: number, delayMs: number): void {
     const reason = messageOf(e);
     const outage = this.down.get(dependency);
     if (outage) {
@@ -71,7 +83,7 @@ export class Health {
     );
   }
 
-  private recovered(dependency: Dependency): void {
+  recovered(dependency: Dependency): void {
     const outage = this.down.get(dependency);
     if (!outage) return;
     this.down.delete(dependency);

@@ -8,7 +8,7 @@ import { produceFiles } from "../replay/produce-files.ts";
 import { backoffUpTo } from "../retry.ts";
 import { openStore, type Store, StoreLockedError } from "../store/index.ts";
 import { runWorker } from "../worker/worker.ts";
-import { activeDetectors, contextTransport, kafkaContext, shutdownSignal } from "./context.ts";
+import { contextTransport, kafkaContext, shutdownSignal } from "./context.ts";
 import { bytesProgressBar } from "./progress-bar.ts";
 
 async function createTopics(service: string): Promise<ReturnType<typeof kafkaContext>> {
@@ -156,7 +156,8 @@ export function registerKafkaCommands(program: Command): void {
             limits: ctx.limits,
             topics: ctx.topics,
             group: ctx.env.FUNDGUARD_GROUP,
-            detectors: activeDetectors(ctx.env, o.reference),
+            detectors: { reference: o.reference ?? ctx.env.FUNDGUARD_REFERENCE_DIR },
+            lanes: ctx.env.FUNDGUARD_LANES,
             retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
             log: ctx.log,
             untilCaughtUp: o.untilCaughtUp,

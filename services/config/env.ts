@@ -62,6 +62,11 @@ const schema = z.object({
   /** The Kafka client behind services/kafka/transport.ts: platformatic won test/bench/transport.ts (README). */
   FUNDGUARD_KAFKA_CLIENT: z.enum(KAFKA_CLIENTS).default("platformatic"),
   FUNDGUARD_REFERENCE_DIR: z.string().min(1).optional(),
+  /**
+   * Worker threads a worker runs its partitions' engines in (default: one per core but one, at most
+   * one per partition); 0 runs them on the main thread.
+   */
+  FUNDGUARD_LANES: z.coerce.number().int().min(0).max(256).optional(),
   /** How often workers write state and commit offsets (Kafka Streams' commit.interval.ms). */
   FUNDGUARD_COMMIT_INTERVAL_MS: z.coerce.number().int().min(10).default(1_000),
   /**

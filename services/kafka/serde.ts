@@ -26,6 +26,9 @@ export { RegistryUnavailableError, SchemaNotYetKnownError } from "./schema-cache
 
 export type InputKind = "settlement" | "death";
 
+/** The topics whose value subjects register() registers (plain strings: a lane thread gets a copy). */
+export type SubjectTopics = Pick<Topics, "settlements" | "deaths" | "suspects">;
+
 /** How bodies of one writer schema are read: its resolution into our schema and its bounds check. */
 interface WriterReader {
   resolver: avro.Resolver;
@@ -55,7 +58,7 @@ export class AvroSerde {
 
   constructor(
     registryUrl: string,
-    private readonly topics: Topics,
+    private readonly topics: SubjectTopics,
     o: SerdeOptions = {},
   ) {
     this.registry = new SchemaRegistry({ host: registryUrl, retry: { retries: 3 } });

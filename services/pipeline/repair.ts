@@ -4,7 +4,7 @@
 // rewritten to the restored state's verdict, above all versions, so store and state agree and
 // continuing gives what one uninterrupted pass gives.
 import type { Suspect } from "../../schemas/index.ts";
-import type { ActiveDetector, Change, Engine } from "../engine/engine.ts";
+import type { ActiveDetector, Change } from "../engine/engine.ts";
 import { decodeSuspectChange } from "../kafka/serde.ts";
 import type { KafkaTransport } from "../kafka/transport.ts";
 import { FINAL_SETTINGS } from "../store/final.ts";
@@ -94,7 +94,8 @@ export interface Repair {
 export async function repairsAfter(
   written: AsyncIterable<WrittenSuspect>,
   o: {
-    engines: Iterable<Engine>;
+    /** The restored state's active suspects; asked only when a repair is due. */
+    active: () => Promise<Iterable<Suspect>>;
     floor: (partition: number) => number;
     detectors: ActiveDetector[];
     observe: (version: number) => void;
@@ -106,23 +107,21 @@ export async function repairsAfter(
   for await (const w of written) {
     o.observe(w.version);
     if (w.version <= o.floor(w.partition)) continue;
-    active ??= restoredActive(o.engines, hashOf);
+    active ??= restoredActive(await o.active(), hashOf);
     const change = repairChange(w, active, hashOf);
     if (change) out.push({ change, partition: w.partition });
   }
   return out;
 }
 
-/** The restored engines' active suspects, as the upserts a repair writes. */
+/** The restored state's active suspects, as the upserts a repair writes. */
 function restoredActive(
-  engines: Iterable<Engine>,
+  suspects: Iterable<Suspect>,
   hashOf: Map<string, string | undefined>,
 ): Map<string, Change> {
   const active = new Map<string, Change>();
-  for (const e of engines) {
-    for (const s of e.activeSuspects()) {
-      active.set(s.suspect_id, { op: "upsert", suspect: s, configHash: hashOf.get(s.detector) });
-    }
+  for (const s of suspects) {
+    active.set(s.suspect_id, { op: "upsert", suspect: s, configHash: hashOf.get(s.detector) });
   }
   return active;
 }

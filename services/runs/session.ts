@@ -151,7 +151,7 @@ export class RunSession {
     this.clock = new VersionClock(Math.max(after, Number(top?.v ?? 0)));
 
     const repairs = await repairsAfter(writtenAfter(this.o.store, { runId: this.o.name, after }), {
-      engines: this.engines.values(),
+      active: async () => [...this.engines.values()].flatMap((e) => [...e.activeSuspects()]),
       floor: () => after,
       detectors: this.o.detectors,
       observe: (v) => this.clock.observe(v),

@@ -12,6 +12,19 @@ export interface ArchiveRecord {
   raw: Uint8Array;
 }
 
+/** A valid input record decoded elsewhere (a worker's lane): decoded again only for the fallback. */
+export interface RawArchiveRecord {
+  kind: EngineEvent["kind"];
+  raw: Uint8Array;
+  decode(): Promise<EngineEvent>;
+}
+
+export const archiveKind = (r: ArchiveRecord | RawArchiveRecord): EngineEvent["kind"] =>
+  "event" in r ? r.event.kind : r.kind;
+
+export const archiveEvent = async (r: ArchiveRecord | RawArchiveRecord): Promise<EngineEvent> =>
+  "event" in r ? r.event : r.decode();
+
 /** A table whose raw insert ClickHouse refused as data, and why; its rows went in through JS rows. */
 export interface ArchiveFallback {
   table: RawTable;

@@ -1,5 +1,10 @@
 // The ClickHouse store: client factory (HTTP server or embedded chdb), migrations, writers, queries.
-export { type ArchiveFallback, type ArchiveRecord, ndjsonArchiveBytes } from "./archive.ts";
+export {
+  type ArchiveFallback,
+  type ArchiveRecord,
+  ndjsonArchiveBytes,
+  type RawArchiveRecord,
+} from "./archive.ts";
 export { type Backend, StoreLockedError } from "./backend.ts";
 export {
   type ChdbStoreConfig,

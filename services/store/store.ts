@@ -3,7 +3,15 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import type { Change } from "../engine/engine.ts";
-import { type ArchiveFallback, type ArchiveRecord, cutBodies, isDataError } from "./archive.ts";
+import {
+  type ArchiveFallback,
+  type ArchiveRecord,
+  archiveEvent,
+  archiveKind,
+  cutBodies,
+  isDataError,
+  type RawArchiveRecord,
+} from "./archive.ts";
 import { importAuditSpool } from "./audit-spool.ts";
 import { type Backend, openBackend, type QueryParams, type RawFormat } from "./backend.ts";
 import { type StoreConfig, storeConfigFromEnv } from "./config.ts";
@@ -178,16 +186,16 @@ export class Store {
    * go in through the JS rows instead (writeSettlements / writeDeaths), and the refusal is returned.
    */
   async archive(
-    records: readonly ArchiveRecord[],
+    records: readonly (ArchiveRecord | RawArchiveRecord)[],
     format: RawFormat,
     opts: { registryUrl?: string } = {},
   ): Promise<ArchiveFallback[]> {
-    const settlements = records.filter((r) => r.event.kind === "settlement");
-    const deaths = records.filter((r) => r.event.kind === "death");
+    const settlements = records.filter((r) => archiveKind(r) === "settlement");
+    const deaths = records.filter((r) => archiveKind(r) === "death");
     const fallbacks: ArchiveFallback[] = [];
     const raw = async (
       table: "settlements_in" | "deaths_in",
-      of: readonly ArchiveRecord[],
+      of: readonly (ArchiveRecord | RawArchiveRecord)[],
       js: () => Promise<unknown>,
     ) => {
       if (of.length === 0) return;
@@ -202,10 +210,12 @@ export class Store {
         fallbacks.push({ table, format, message: err instanceof Error ? err.message : String(err) });
       }
     };
-    await raw("settlements_in", settlements, () =>
-      this.writeSettlements(settlements.map((r) => r.event.value as Settlement)),
+    const values = async (of: typeof records) =>
+      (await Promise.all(of.map(archiveEvent))).map((e) => e.value);
+    await raw("settlements_in", settlements, async () =>
+      this.writeSettlements((await values(settlements)) as Settlement[]),
     );
-    await raw("deaths_in", deaths, () => this.writeDeaths(deaths.map((r) => r.event.value as DeathRecord)));
+    await raw("deaths_in", deaths, async () => this.writeDeaths((await values(deaths)) as DeathRecord[]));
     return fallbacks;
   }
 

@@ -9,19 +9,13 @@ import { CompressionTypes, type Kafka, type Message, type ProducerRecord } from 
 import type { Limits } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
-import { type ActiveDetector, Engine, type EngineEvent } from "../engine/engine.ts";
+import type { EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
 import { produceRequests, sendRequest } from "../kafka/client.ts";
 import { DEFAULT_TIMING } from "../kafka/connection.ts";
 import { deadLetterBatchBytes, deadLetterMessage } from "../kafka/deadletter.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
-import {
-  AvroSerde,
-  encodeSuspectChange,
-  type InputKind,
-  RegistryUnavailableError,
-  type SuspectChange,
-} from "../kafka/serde.ts";
+import { AvroSerde, encodeSuspectChange, type InputKind, type SuspectChange } from "../kafka/serde.ts";
 import {
   CHANGELOG_MAX_MESSAGE_BYTES,
   changelogConfig,
@@ -35,17 +29,21 @@ import {
 import { type FetchedBatch, type KafkaTransport, type TP, tpKey } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { activateSetup } from "../pipeline/lane-core.ts";
+import type { BatchResult, DetectorSetup } from "../pipeline/lane-protocol.ts";
+import { type Lane, laneCount, leastLoaded, openLanes } from "../pipeline/lanes.ts";
 import { repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
-import { awaitTicking, DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
-import { type ArchiveRecord, LIVE_RUN, type Store } from "../store/index.ts";
+import { awaitTicking, DEFAULT_BACKOFF } from "../retry.ts";
+import { LIVE_RUN, type RawArchiveRecord, type Store } from "../store/index.ts";
 import {
   changelogGroup,
-  changelogMessages,
-  MARKER_KEY,
+  isMarkerKey,
   markerMessage,
+  packEntries,
   restoreFromChangelog,
   type StateMarker,
+  stateMessages,
 } from "./changelog.ts";
 
 export interface WorkerOptions {
@@ -57,8 +55,14 @@ export interface WorkerOptions {
   limits?: Limits;
   topics: Topics;
   group: string;
-  detectors: ActiveDetector[];
+  /** The registry's detectors with this catalog folder (configs from the config topic, if followed). */
+  detectors: DetectorSetup;
   retentionDays: number;
+  /**
+   * Worker threads running the engines (FUNDGUARD_LANES; default: one per core but one, at most one
+   * per partition); 0 runs them on the main thread.
+   */
+  lanes?: number;
   log: Logger;
   /** Exit once the group has committed up to the end offsets seen at start. */
   untilCaughtUp?: boolean;
@@ -142,14 +146,23 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     flushes: 0,
     configChanges: 0,
   };
-  const engines = new Map<number, Engine>();
+  /** This process's copy of the detectors: config changes are checked and logged here, then sent to the lanes. */
+  const detectors = activateSetup(o.detectors);
+  let lanes: Lane[] = [];
+  /** The lane holding each restored partition's engine. */
+  const laneOf = new Map<number, Lane>();
+  /** Bumped when a partition's engine is replaced: a batch result of an older engine is stale. */
+  const generation = new Map<number, number>();
+  /** Batches sent to lanes whose results are not accounted yet. */
+  const unaccounted = new Set<Promise<void>>();
+  const personsOf = new Map<Lane, number>();
   let assigned = new Set<number>();
   const clock = new VersionClock();
   /** Changes with the input partition of their person: a lost partition's are its new owner's to write. */
   let changes: (SuspectChange & { partition: number })[] = [];
   /** Per partition, the suspects-topic offset after what this process knows it wrote there. */
   const suspectsEnd = new Map<number, string>();
-  let archive: ArchiveRecord[] = [];
+  let archive: RawArchiveRecord[] = [];
   let deadbox: Message[] = [];
   const pendingOffsets = new Map<string, TP & { offset: bigint }>();
   let lastFlush = Date.now();
@@ -173,7 +186,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       configTopic,
       (r) =>
         locked(async () => {
-          if (applyConfigRecord(o.detectors, r, log) === "applied") stats.configChanges++;
+          if (applyConfigRecord(detectors, r, log) !== "applied") return;
+          stats.configChanges++;
+          // After the batches already sent: every lane switches between the same batches of a partition.
+          for (const lane of lanes) lane.config(r);
         }),
       { groupPrefix: `fundguard-config.${o.group}` },
     );
@@ -181,11 +197,29 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     log.info(
       {
         topic: configTopic,
-        config_hashes: Object.fromEntries(o.detectors.map((a) => [a.detector.id, a.configHash])),
+        config_hashes: Object.fromEntries(detectors.map((a) => [a.detector.id, a.configHash])),
       },
       "detector config loaded",
     );
   }
+  // Lanes start from the effective configs; changes from now on reach them as messages.
+  lanes = openLanes(
+    laneCount(o.lanes, partitions),
+    {
+      registryUrl: o.registryUrl,
+      topics: { settlements: o.topics.settlements, deaths: o.topics.deaths, suspects: o.topics.suspects },
+      limits: o.limits,
+      schemaWaitMs: o.schemaWaitMs,
+      detectors: {
+        reference: o.detectors.reference,
+        configs: Object.fromEntries(detectors.map((a) => [a.detector.id, a.ctx.config])),
+      },
+      retentionDays: o.retentionDays,
+      backoff: DEFAULT_BACKOFF,
+    },
+    health,
+  );
+  log.info({ lanes: lanes.length, threads: (o.lanes ?? 1) > 0 }, "lanes started");
 
   let assignedTps: TP[] = [];
   const onAssign = async (all: TP[]) => {
@@ -194,7 +228,11 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     // Partitions kept across a rebalance were not consumed by anyone else meanwhile; the rest must be restored.
     // For a lost partition, unflushed state and offsets are dropped together: its new owner resumes from
     // the last flush, where state and offsets agree, and re-derives the same findings.
-    for (const p of engines.keys()) if (!next.has(p)) engines.delete(p);
+    for (const [p, lane] of laneOf) {
+      if (next.has(p)) continue;
+      laneOf.delete(p);
+      lane.drop([p]);
+    }
     for (const [k, v] of pendingOffsets) if (!next.has(v.partition)) pendingOffsets.delete(k);
     assigned = next;
     log.info({ partitions: [...next].sort((a, b) => a - b) }, "assigned");
@@ -204,51 +242,73 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   };
 
   const restoreMissing = async () => {
-    const missing = [...assigned].filter((p) => !engines.has(p));
+    const missing = [...assigned].filter((p) => !laneOf.has(p));
     if (missing.length === 0) return;
     // What this process still writes for them must be in the log and the store before both are read.
     await inFlight.catch(() => undefined);
-    const fresh = new Map(missing.map((p) => [p, newEngine()]));
-    const markers = new Map<number, StateMarker>();
-    const logged = new Set<number>();
-    const t0 = Date.now();
-    const n = await restoreFromChangelog(o.transport, changelogTopic, missing, (p, key, value) => {
-      if (key === MARKER_KEY) markers.set(p, value as StateMarker);
-      else {
-        fresh.get(p)?.restoreEntry(key, value);
-        logged.add(p);
-      }
-    });
-    for (const m of markers.values()) clock.observe(m.version);
-    // A partition new to the group gets its first marker before anything is written for it, so a
-    // later restore can tell "everything since the start" from a log older than markers.
-    const first = missing.filter((p) => !logged.has(p) && !markers.has(p));
-    if (first.length > 0) {
-      const ends = toTopic ? await suspectsOffsets() : new Map<number, string>();
-      const initial = new Map(first.map((p) => [p, { version: 0, suspects: ends.get(p) }]));
-      await health.retry(
-        "broker",
-        () =>
-          sendRequest(producer, {
-            topic: changelogTopic,
-            messages: [...initial].map(([p, m]) => markerMessage(p, m)),
-          }),
-        { signal: stopping.signal },
-      );
-      for (const [p, m] of initial) markers.set(p, m);
+    const fresh = new Map<number, Lane>();
+    for (const p of missing) {
+      const lane = leastLoaded(lanes);
+      fresh.set(p, lane);
+      generation.set(p, (generation.get(p) ?? 0) + 1);
     }
-    for (const [p, m] of markers) if (m.suspects) suspectsEnd.set(p, m.suspects);
-    for (const [p, e] of fresh) engines.set(p, e);
-    stats.restoredPersons += n;
-    log.info({ partitions: missing, records: n, ms: Date.now() - t0 }, "state restored from changelog");
-    await repair(fresh, markers);
+    try {
+      await Promise.all([...fresh].map(([p, lane]) => lane.open([p])));
+      const markers = new Map<number, StateMarker>();
+      const logged = new Set<number>();
+      const t0 = Date.now();
+      /** Restore chunks the lanes have not applied yet: the read waits for them past a few. */
+      const applying: Promise<void>[] = [];
+      const n = await restoreFromChangelog(o.transport, changelogTopic, missing, async (p, records) => {
+        const entries = [];
+        for (const r of records) {
+          if (isMarkerKey(r.key)) markers.set(p, JSON.parse(String(r.value)) as StateMarker);
+          else entries.push(r);
+        }
+        if (entries.length === 0) return;
+        logged.add(p);
+        applying.push((fresh.get(p) as Lane).restore(p, packEntries(entries)));
+        if (applying.length > 8) await applying.shift();
+      });
+      await Promise.all(applying);
+      for (const m of markers.values()) clock.observe(m.version);
+      // A partition new to the group gets its first marker before anything is written for it, so a
+      // later restore can tell "everything since the start" from a log older than markers.
+      const first = missing.filter((p) => !logged.has(p) && !markers.has(p));
+      if (first.length > 0) {
+        const ends = toTopic ? await suspectsOffsets() : new Map<number, string>();
+        const initial = new Map(first.map((p) => [p, { version: 0, suspects: ends.get(p) }]));
+        await health.retry(
+          "broker",
+          () =>
+            sendRequest(producer, {
+              topic: changelogTopic,
+              messages: [...initial].map(([p, m]) => markerMessage(p, m)),
+            }),
+          { signal: stopping.signal },
+        );
+        for (const [p, m] of initial) markers.set(p, m);
+      }
+      for (const [p, m] of markers) if (m.suspects) suspectsEnd.set(p, m.suspects);
+      stats.restoredPersons += n;
+      log.info({ partitions: missing, records: n, ms: Date.now() - t0 }, "state restored from changelog");
+      await repair(fresh, markers);
+    } catch (e) {
+      for (const [p, lane] of fresh) lane.drop([p]);
+      throw e;
+    }
+    for (const [p, lane] of fresh) {
+      // Revoked while restoring: the new owner restores it.
+      if (assigned.has(p)) laneOf.set(p, lane);
+      else lane.drop([p]);
+    }
   };
 
   /**
    * Rewrites the suspects of restored partitions written after their last marker (by a process
    * that stopped before its flush was committed) to the restored state, through the outbox.
    */
-  const repair = async (fresh: Map<number, Engine>, markers: Map<number, StateMarker>) => {
+  const repair = async (fresh: Map<number, Lane>, markers: Map<number, StateMarker>) => {
     // A log written before markers existed says nothing about what was written after it.
     const unmarked = [...fresh.keys()].filter((p) => !markers.has(p));
     if (unmarked.length > 0)
@@ -273,9 +333,16 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       o.output.kind === "store" ? "store" : "broker",
       () =>
         repairsAfter(written(), {
-          engines: fresh.values(),
+          active: async () => {
+            const byLane = new Map<Lane, number[]>();
+            for (const p of ids) {
+              const lane = fresh.get(p) as Lane;
+              byLane.set(lane, [...(byLane.get(lane) ?? []), p]);
+            }
+            return (await Promise.all([...byLane].map(([lane, ps]) => lane.active(ps)))).flat();
+          },
           floor,
-          detectors: o.detectors,
+          detectors,
           observe: (v) => clock.observe(v),
         }),
       { signal: stopping.signal },
@@ -295,8 +362,6 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   /** The suspects topic's end offsets, by partition. */
   const suspectsOffsets = async () =>
     new Map((await admin.fetchTopicOffsets(o.topics.suspects)).map((x) => [x.partition, x.high]));
-  const newEngine = () =>
-    new Engine({ detectors: o.detectors, retentionDays: o.retentionDays, changelog: true });
 
   // Ends every wait for a dependency: a stop request does not wait out an outage.
   const stopping = new AbortController();
@@ -306,6 +371,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       stopping.abort(
         new Error("worker stopped while waiting for a dependency; a restart resumes from the last flush"),
       );
+      for (const lane of lanes) lane.abort();
       resolve();
     };
     // A stop requested while starting up (restoring, loading config) is honoured once started.
@@ -331,10 +397,18 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   let queued = 0;
   let failure: unknown;
   const flush = async (heartbeat?: () => Promise<void>) => {
+    const tick = <T>(p: Promise<T>) => (heartbeat ? awaitTicking(p, heartbeat) : p);
+    // Every batch sent so far accounted, then each lane's state after exactly those batches (the
+    // lock keeps new ones from being sent meanwhile).
+    await tick(Promise.all(unaccounted));
+    const results = await tick(Promise.all(lanes.map((l) => l.state())));
     const state: Message[] = [];
-    for (const [p, e] of engines) state.push(...changelogMessages(p, e.takeDirty()));
+    results.forEach((r, i) => {
+      personsOf.set(lanes[i] as Lane, r.persons);
+      for (const st of r.states) if (laneOf.has(st.partition)) state.push(...stateMessages(st));
+    });
     // After every group (see MARKER_KEY): the versions this flush's state accounts for.
-    for (const p of engines.keys()) {
+    for (const p of laneOf.keys()) {
       state.push(markerMessage(p, { version: clock.current, suspects: suspectsEnd.get(p) }));
     }
     const flushed = changes;
@@ -444,90 +518,104 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
 
   const kindOf = (topic: string): InputKind => (topic === o.topics.settlements ? "settlement" : "death");
 
-  const hasPending = () => changes.length > 0 || deadbox.length > 0 || pendingOffsets.size > 0;
+  const hasPending = () =>
+    changes.length > 0 || deadbox.length > 0 || pendingOffsets.size > 0 || unaccounted.size > 0;
 
   const onBatch = (batch: FetchedBatch, heartbeat: () => Promise<void>) =>
     locked(() => processBatch(batch, heartbeat));
   const processBatch = async (batch: FetchedBatch, heartbeat: () => Promise<void>) => {
-    if (failure) return;
-    if (!engines.has(batch.partition)) await restoreMissing();
-    const engine = engines.get(batch.partition);
-    if (!engine) return; // revoked while restoring: the new owner will consume it
+    if (failure || batch.records.length === 0) return;
+    const p = batch.partition;
+    if (!laneOf.has(p)) await restoreMissing();
+    const lane = laneOf.get(p);
+    if (!lane) return; // revoked while restoring: the new owner will consume it
     const kind = kindOf(batch.topic);
     const timer = o.metrics?.batchSeconds.startTimer();
-    const tooLateBefore = engine.stats.tooLate;
-    const waitInGroup = tickingWait(heartbeat);
-    /** The offset after the last record processed: what the next flush commits. */
-    let next: bigint | undefined;
-    for (const m of batch.records) {
-      // Revoked meanwhile or stopping: the rest is the next owner's, or redone after a restart.
-      if (!assigned.has(batch.partition) || stopping.signal.aborted) break;
-      let decoded: Awaited<ReturnType<typeof serde.decode>>;
-      try {
-        decoded = await serde.decode(kind, m.value);
-      } catch (first) {
-        if (!(first instanceof RegistryUnavailableError)) throw first;
-        try {
-          // The registry unreachable, or an id it does not know yet: the partition waits here.
-          decoded = await health.retry("registry", () => serde.decode(kind, m.value), {
-            retryable: (e) => e instanceof RegistryUnavailableError,
-            wait: waitInGroup,
-            signal: stopping.signal,
-          });
-        } catch (e) {
-          if (stopping.signal.aborted) break; // this message and the rest are redone after a restart
-          throw e;
-        }
-      }
-      if (decoded.ok) {
-        const event = { kind, value: decoded.value } as EngineEvent;
-        // The archive takes the exact Kafka value, and only of a record that decoded and validated.
-        archive.push({ event, raw: m.value as Buffer });
-        for (const c of engine.process(event)) {
-          changes.push({ ...c, version: clock.next(), partition: batch.partition });
-          o.metrics?.suspectChanges.inc({ detector: c.suspect.detector, op: c.op });
-          stats.changes++;
-        }
-      } else {
-        deadbox.push(
-          deadLetterMessage(
-            {
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: String(m.offset),
-              key: m.key,
-              value: m.value,
-              reason: decoded.reason,
-            },
-            { maxBytes: deadLetterBytes },
-          ),
-        );
-        stats.deadLetters++;
-        o.metrics?.deadLetters.inc({ topic: batch.topic });
-      }
-      stats.events++;
-      next = m.offset + 1n;
+    const at = generation.get(p);
+    const accounted = lane
+      .batch(
+        p,
+        kind,
+        batch.records.map((m) => m.value),
+      )
+      .then(
+        (r) => {
+          timer?.();
+          // Revoked (or restored anew) meanwhile: the rest is the next owner's, or redone after a restart.
+          if (generation.get(p) === at && laneOf.get(p) === lane) account(batch, kind, r);
+          if (o.metrics) o.metrics.statePersons.set(sum(personsOf.set(lane, r.persons).values()));
+        },
+        (e: unknown) => {
+          // A stop ended the lane's registry wait: this batch is redone after a restart.
+          if (stopping.signal.aborted) return;
+          failure ??= e;
+          log.error({ err: e }, "lane failed: stopping; a restart resumes from the last flush");
+          finish();
+        },
+      );
+    unaccounted.add(accounted);
+    void accounted.finally(() => unaccounted.delete(accounted));
+    if (o.metrics && batch.highWatermark !== undefined) {
+      const lag = batch.highWatermark - batch.lastOffset - 1n;
+      o.metrics.lag.set({ topic: batch.topic, partition: p }, Number(lag > 0n ? lag : 0n));
     }
-    if (next !== undefined)
+    if (Date.now() - lastFlush >= commitEvery) await flush(heartbeat);
+    // A lane that is behind (or waiting out the registry) holds the fetch here, still in the group.
+    await awaitTicking(lane.room(), heartbeat);
+    await heartbeat();
+  };
+
+  /** A batch's results into the outbox: changes, the valid records' archive, dead letters, offsets. */
+  const account = (batch: FetchedBatch, kind: InputKind, r: BatchResult) => {
+    const bad = new Map(r.bad.map((b) => [b.index, b.reason]));
+    batch.records.forEach((m, i) => {
+      const reason = bad.get(i);
+      if (reason === undefined) {
+        // The archive takes the exact Kafka value, and only of a record that decoded and validated.
+        if (!toTopic)
+          archive.push({ kind, raw: m.value as Buffer, decode: () => decodeValid(kind, m.value) });
+        return;
+      }
+      deadbox.push(
+        deadLetterMessage(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: String(m.offset),
+            key: m.key,
+            value: m.value,
+            reason,
+          },
+          { maxBytes: deadLetterBytes },
+        ),
+      );
+      stats.deadLetters++;
+      o.metrics?.deadLetters.inc({ topic: batch.topic });
+    });
+    for (const c of r.changes) {
+      changes.push({ ...c, version: clock.next(), partition: batch.partition });
+      o.metrics?.suspectChanges.inc({ detector: c.suspect.detector, op: c.op });
+    }
+    stats.changes += r.changes.length;
+    stats.events += batch.records.length;
+    const last = batch.records[batch.records.length - 1];
+    if (last)
       pendingOffsets.set(tpKey(batch.topic, batch.partition), {
         topic: batch.topic,
         partition: batch.partition,
-        offset: next,
+        offset: last.offset + 1n,
       });
     if (o.metrics) {
-      timer?.();
       o.metrics.eventsConsumed.inc({ topic: batch.topic }, batch.records.length);
-      o.metrics.tooLate.inc(engine.stats.tooLate - tooLateBefore);
-      if (batch.highWatermark !== undefined) {
-        const lag = batch.highWatermark - batch.lastOffset - 1n;
-        o.metrics.lag.set({ topic: batch.topic, partition: batch.partition }, Number(lag > 0n ? lag : 0n));
-      }
-      let persons = 0;
-      for (const e of engines.values()) persons += e.personCount;
-      o.metrics.statePersons.set(persons);
+      o.metrics.tooLate.inc(r.tooLate);
     }
-    if (Date.now() - lastFlush >= commitEvery) await flush(heartbeat);
-    await heartbeat();
+  };
+
+  /** A record its lane decoded and validated, decoded again here: only the archive's JS fallback needs it. */
+  const decodeValid = async (kind: InputKind, value: Buffer | null): Promise<EngineEvent> => {
+    const d = await serde.decode(kind, value);
+    if (!d.ok) throw new Error(`a record its lane accepted does not decode here: ${d.reason}`);
+    return { kind, value: d.value } as EngineEvent;
   };
 
   // Flushes an idle worker's tail. It never waits behind another flush: only a batch can heartbeat.
@@ -573,6 +661,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       await consumer.close();
       await producer.close();
       await admin.disconnect();
+      await Promise.all(lanes.map((l) => l.close()));
     }
   }
   if (failure) throw failure;
@@ -591,10 +680,16 @@ interface ArchiveOptions {
  * The store path: the archive first (settlements, then deaths, from the Kafka values as they are),
  * then the suspect changes, each insert durable on return.
  */
+const sum = (xs: Iterable<number>) => {
+  let n = 0;
+  for (const x of xs) n += x;
+  return n;
+};
+
 async function writeToStore(
   store: Store,
   changes: SuspectChange[],
-  archive: ArchiveRecord[],
+  archive: RawArchiveRecord[],
   o: ArchiveOptions,
 ): Promise<void> {
   const fallbacks = await store.archive(archive, "AvroConfluent", { registryUrl: o.registryUrl });

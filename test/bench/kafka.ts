@@ -6,7 +6,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { topicNames } from "../../services/kafka/topics.ts";
 import { benchLatency } from "./latency.ts";
-import { mainThreadProfile, summarizeProfile } from "./profile.ts";
+import { mainThreadProfile, summarizeProfile, threadProfiles } from "./profile.ts";
 import { cliArgs } from "./shebang.ts";
 
 export function envFile(root: string): Record<string, string> {
@@ -128,6 +128,7 @@ async function workerEndToEnd(
       loadAverage1m,
       file,
       mainThread: summarizeProfile(profile),
+      lanes: threadProfiles(profileDir).map((t) => ({ file: t.file, ...summarizeProfile(t.profile) })),
     },
   };
 }
@@ -163,6 +164,18 @@ export async function benchKafka(
   const ceiling = consumerCeiling(root, env.KAFKA_BROKERS as string, topics.settlements, settlements);
 
   const { worker, profile } = await workerEndToEnd(root, env, settlements, opts.profileDir);
+  // The same worker with its engines on its main thread (FUNDGUARD_LANES=0), same topics, a group and
+  // store of its own: what the lanes buy, in one run.
+  const inline = await workerEndToEnd(
+    root,
+    {
+      ...env,
+      FUNDGUARD_GROUP: `${id}-inline`,
+      FUNDGUARD_DATA_DIR: join(mkdtempSync(join(tmpdir(), "fg-bench-")), "data"),
+      FUNDGUARD_LANES: "0",
+    },
+    settlements,
+  );
   const latencyId = `${id}lat`;
   const latency = await benchLatency({
     root,
@@ -189,6 +202,8 @@ export async function benchKafka(
     },
     kafkaConsumerCeiling: ceiling,
     worker,
+    workerInline: inline.worker,
+    lanesSpeedup: worker.settlementsPerSecond / inline.worker.settlementsPerSecond,
     note: "worker wall time includes start-up (registry, group join, restore) and the caught-up check",
     workerShareOfCeiling: worker.settlementsPerSecond / ceiling.messagesPerSecond,
     ...(profile ? { profile } : {}),

@@ -127,3 +127,14 @@ export function mainThreadProfile(dir: string): { file: string; profile: CpuProf
   const file = join(dir, files[0] as string);
   return { file, profile: JSON.parse(readFileSync(file, "utf8")) as CpuProfile };
 }
+
+/** The other threads' profiles in `dir` (a worker's lanes), by file name. */
+export function threadProfiles(dir: string): { file: string; profile: CpuProfile }[] {
+  return readdirSync(dir)
+    .filter((f) => /^CPU\.\d+\.\d+\.\d+\.[1-9]\d*\.\d+\.cpuprofile$/.test(f))
+    .sort()
+    .map((f) => ({
+      file: join(dir, f),
+      profile: JSON.parse(readFileSync(join(dir, f), "utf8")) as CpuProfile,
+    }));
+}

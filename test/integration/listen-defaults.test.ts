@@ -54,8 +54,13 @@ describe("listening address", () => {
       LOG_LEVEL: "warn",
     });
     try {
-      const url = await waitFor(child, () => /investigator UI: (\S+)/.exec(child.stdoutAndErr())?.[1]);
-      const token = /admin token[^:]*: (\S+)/.exec(child.stdoutAndErr())?.[1];
+      // The URL and the token are two lines: either may arrive without the other.
+      const [url, token] = await waitFor(child, () => {
+        const out = child.stdoutAndErr();
+        const u = /investigator UI: (\S+)/.exec(out)?.[1];
+        const t = /admin token[^:]*: (\S+)/.exec(out)?.[1];
+        return u && t ? [u, t] : undefined;
+      });
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
       const me = await fetch(`${url}api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
       expect(me.status).toBe(200);

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type CpuProfile, mainThreadProfile, summarizeProfile } from "../bench/profile.ts";
+import { type CpuProfile, mainThreadProfile, summarizeProfile, threadProfiles } from "../bench/profile.ts";
 
 const frame = (functionName: string, url = "", lineNumber = -1) => ({ functionName, url, lineNumber });
 
@@ -76,5 +76,9 @@ describe("mainThreadProfile", () => {
     const main = mainThreadProfile(dir);
     expect(main.file).toMatch(/\.42\.0\.1\.cpuprofile$/);
     expect(main.profile.samples).toEqual(profile.samples);
+    writeFileSync(join(dir, "CPU.20261202.160000.42.1.2.cpuprofile"), JSON.stringify(profile));
+    expect(threadProfiles(dir).map((t) => t.file)).toEqual([
+      join(dir, "CPU.20261202.160000.42.1.2.cpuprofile"),
+    ]);
   });
 });

@@ -1,0 +1,146 @@
+// A lane: the engines of the partitions main gave it, and the decoding, validation and changelog
+// encoding around them. The same code runs in a worker thread (lane-thread.ts) or on main
+// (lanes.ts, FUNDGUARD_LANES=0); it does no I/O but the registry lookups of the Avro decoder.
+import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import type { Suspect } from "../../schemas/index.ts";
+import { applyConfigRecord } from "../dynamic-config/apply.ts";
+import { type ActiveDetector, activate, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
+import { Health, type OutageListener } from "../health.ts";
+import { AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
+import { createLogger } from "../log.ts";
+import { encodeState, forEachEntry } from "../worker/changelog.ts";
+import {
+  type BatchResult,
+  type DetectorSetup,
+  type LaneRequest,
+  type LaneResult,
+  type LaneSetup,
+  type RecordArena,
+  type StateResult,
+  unpackValues,
+} from "./lane-protocol.ts";
+
+/** The registry's detectors as a setup says, each with its catalogs and effective config. */
+export const activateSetup = (s: DetectorSetup): ActiveDetector[] =>
+  activate(DETECTORS, loadCatalogs(s.reference), s.configs);
+
+/** A logger for what main already logs (config applied, outages): a lane's copies would be noise. */
+const quiet = createLogger("lane", "silent");
+
+export class LaneCore {
+  private readonly engines = new Map<number, Engine>();
+  private readonly detectors: ActiveDetector[];
+  private readonly serde: AvroSerde;
+  private readonly health: Health;
+  /** Requests run one at a time, in the order they came: decoding awaits the registry. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly setup: LaneSetup,
+    outages: OutageListener,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.detectors = activateSetup(setup.detectors);
+    // Registered by main already; the lane only reads writer schemas by id.
+    this.serde = new AvroSerde(setup.registryUrl, setup.topics, {
+      unknownWaitMs: setup.schemaWaitMs,
+      limits: setup.limits,
+    });
+    this.health = new Health({ log: quiet, policy: setup.backoff, forward: outages });
+  }
+
+  handle(r: LaneRequest): Promise<LaneResult> {
+    const run = this.tail.then(() => this.run(r));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(r: LaneRequest): Promise<LaneResult> {
+    switch (r.op) {
+      case "open":
+        for (const p of r.partitions) this.engines.set(p, this.newEngine());
+        return {};
+      case "restore": {
+        const engine = this.engineOf(r.partition);
+        forEachEntry(r.entries, (key, value) =>
+          engine.restoreEntry(key.toString(), value === null ? null : JSON.parse(value.toString())),
+        );
+        return {};
+      }
+      case "drop":
+        for (const p of r.partitions) this.engines.delete(p);
+        return {};
+      case "batch":
+        return this.batch(r.partition, r.kind, r.values);
+      case "state":
+        return this.state();
+      case "active":
+        return { suspects: this.active(r.partitions) };
+      case "config":
+        applyConfigRecord(this.detectors, r.record, quiet);
+        return {};
+    }
+  }
+
+  private async batch(partition: number, kind: InputKind, values: RecordArena): Promise<BatchResult> {
+    const engine = this.engineOf(partition);
+    const tooLateBefore = engine.stats.tooLate;
+    const changes: Change[] = [];
+    const bad: BatchResult["bad"] = [];
+    let i = 0;
+    for (const value of unpackValues(values)) {
+      const decoded = await this.decode(kind, value);
+      if (decoded.ok) {
+        for (const c of engine.process({ kind, value: decoded.value } as EngineEvent)) changes.push(c);
+      } else bad.push({ index: i, reason: decoded.reason });
+      i++;
+    }
+    return { changes, bad, tooLate: engine.stats.tooLate - tooLateBefore, persons: this.persons() };
+  }
+
+  /** Most values decode without waiting: only an unreachable registry or an unknown id pays for the retry. */
+  private async decode(kind: InputKind, value: Buffer) {
+    try {
+      return await this.serde.decode(kind, value);
+    } catch (first) {
+      if (!(first instanceof RegistryUnavailableError)) throw first;
+      // The partition waits here; its batches queue behind, so main stops fetching once the lane is full.
+      return this.health.retry("registry", () => this.serde.decode(kind, value), {
+        retryable: (e) => e instanceof RegistryUnavailableError,
+        signal: this.signal,
+      });
+    }
+  }
+
+  private state(): StateResult {
+    const states = [];
+    for (const [p, e] of this.engines) states.push(encodeState(p, e.takeDirty()));
+    return { states, persons: this.persons() };
+  }
+
+  private active(partitions: number[]): Suspect[] {
+    const out: Suspect[] = [];
+    for (const p of partitions) for (const s of this.engines.get(p)?.activeSuspects() ?? []) out.push(s);
+    return out;
+  }
+
+  private persons(): number {
+    let n = 0;
+    for (const e of this.engines.values()) n += e.personCount;
+    return n;
+  }
+
+  private engineOf(partition: number): Engine {
+    const e = this.engines.get(partition);
+    if (!e) throw new Error(`lane has no engine for partition ${partition}: open it first`);
+    return e;
+  }
+
+  private newEngine(): Engine {
+    return new Engine({
+      detectors: this.detectors,
+      retentionDays: this.setup.retentionDays,
+      changelog: true,
+    });
+  }
+}

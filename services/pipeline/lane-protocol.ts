@@ -1,0 +1,94 @@
+// What the worker's main thread asks of a lane (the engines of some partitions, in a worker thread
+// or inline) and what the lane answers. Main does the I/O; a lane decodes, validates, detects and
+// encodes the changelog. A lane handles requests one at a time in the order they were sent, so a
+// flush's state request comes after every batch sent before it.
+import type { Limits, Suspect } from "../../schemas/index.ts";
+import type { ConfigRecord } from "../dynamic-config/topic.ts";
+import type { Change } from "../engine/engine.ts";
+import type { Dependency } from "../health.ts";
+import type { InputKind, SubjectTopics } from "../kafka/serde.ts";
+import type { BackoffPolicy } from "../retry.ts";
+import type { EncodedState, EntryArena } from "../worker/changelog.ts";
+
+/** The detectors a lane runs: the registry's, with this catalog folder and these effective configs. */
+export interface DetectorSetup {
+  reference?: string;
+  /** Detector id → its effective config (defaults filled in); absent ids run on their defaults. */
+  configs?: Record<string, unknown>;
+}
+
+export interface LaneSetup {
+  registryUrl: string;
+  topics: SubjectTopics;
+  limits?: Limits;
+  schemaWaitMs?: number;
+  detectors: DetectorSetup;
+  retentionDays: number;
+  /** How an unreachable registry is waited out (the process's backoff). */
+  backoff: BackoffPolicy;
+}
+
+/** Kafka values in one buffer: record i is bytes [ends[i-1] or 0, ends[i]); a null value is empty. */
+export interface RecordArena {
+  arena: Uint8Array;
+  ends: Int32Array;
+}
+
+/** Kafka values copied into one arena, to hand to a lane in one transfer. */
+export function packValues(values: readonly (Buffer | null)[]): RecordArena {
+  let bytes = 0;
+  for (const v of values) bytes += v?.length ?? 0;
+  const arena = Buffer.allocUnsafeSlow(bytes);
+  const ends = new Int32Array(values.length);
+  let at = 0;
+  values.forEach((v, i) => {
+    if (v) at += v.copy(arena, at);
+    ends[i] = at;
+  });
+  return { arena, ends };
+}
+
+/** The values of an arena, in order, as views into it. */
+export function* unpackValues(r: RecordArena): Generator<Buffer> {
+  const bytes = Buffer.from(r.arena.buffer, r.arena.byteOffset, r.arena.byteLength);
+  for (let i = 0; i < r.ends.length; i++) yield bytes.subarray(i === 0 ? 0 : r.ends[i - 1], r.ends[i]);
+}
+
+export type LaneRequest =
+  /** Fresh, empty engines for these partitions (replacing any): a restore follows. */
+  | { op: "open"; partitions: number[] }
+  | { op: "restore"; partition: number; entries: EntryArena }
+  | { op: "drop"; partitions: number[] }
+  | { op: "batch"; partition: number; kind: InputKind; values: RecordArena }
+  /** Every partition's state changed since the last state request, encoded for the changelog. */
+  | { op: "state" }
+  | { op: "active"; partitions: number[] }
+  | { op: "config"; record: ConfigRecord };
+
+export interface BatchResult {
+  /** In the order the engine decided them; main gives them their versions. */
+  changes: Change[];
+  /** Records that failed decoding or validation: their index in the batch and why. */
+  bad: { index: number; reason: string }[];
+  /** Events older than the retention behind the newest event, in this batch. */
+  tooLate: number;
+  /** Persons held by this lane after the batch. */
+  persons: number;
+}
+
+export interface StateResult {
+  states: EncodedState[];
+  persons: number;
+}
+
+export type LaneResult = BatchResult | StateResult | { suspects: Suspect[] } | Record<string, never>;
+
+/** A lane's registry wait, forwarded to the process's Health. */
+export type OutageNote =
+  | { outage: "failing"; dependency: Dependency; reason: string; attempt: number; delayMs: number }
+  | { outage: "recovered"; dependency: Dependency };
+
+export type FromLane =
+  | { id: number; ok: true; result: LaneResult }
+  | { id: number; ok: false; error: string }
+  | OutageNote;

@@ -1,0 +1,182 @@
+// The worker's lanes, seen from its main thread: each holds the engines of some partitions, in a
+// worker thread (so one worker process uses every core) or inline on main (FUNDGUARD_LANES=0).
+// Main sends a partition's batches in fetch order and may run ahead of the lane by MAX_IN_FLIGHT
+// batches (fetching and flushing meanwhile); past that it waits, heartbeating, and fetches nothing.
+import { availableParallelism } from "node:os";
+import { type TransferListItem, Worker } from "node:worker_threads";
+import type { Suspect } from "../../schemas/index.ts";
+import type { ConfigRecord } from "../dynamic-config/topic.ts";
+import type { OutageListener } from "../health.ts";
+import type { InputKind } from "../kafka/serde.ts";
+import type { EntryArena } from "../worker/changelog.ts";
+import { LaneCore } from "./lane-core.ts";
+import {
+  type BatchResult,
+  type FromLane,
+  type LaneRequest,
+  type LaneResult,
+  type LaneSetup,
+  packValues,
+  type StateResult,
+} from "./lane-protocol.ts";
+
+/** Batches a lane may have unanswered before main waits for it: bounds memory, keeps the lane busy. */
+const MAX_IN_FLIGHT = 4;
+
+/** The default lane count: a thread per core but the one main needs, at most one per partition. */
+export function laneCount(configured: number | undefined, partitions: number): number {
+  if (configured !== undefined) return Math.min(configured, partitions);
+  return Math.max(1, Math.min(availableParallelism() - 1, partitions));
+}
+
+// Compiled (dist/), a lane runs lane-thread.js itself; from the sources it needs an entry that registers tsx.
+const LANE_ENTRY = new URL(
+  import.meta.url.endsWith(".ts") ? "./lane-entry.js" : "./lane-thread.js",
+  import.meta.url,
+);
+
+/** The buffers a request or result owns, moved rather than copied across threads. */
+export function transferablesOf(x: LaneRequest | LaneResult): TransferListItem[] {
+  const out: TransferListItem[] = [];
+  const own = (a: Uint8Array | Int32Array) => {
+    // Only a whole buffer moves: a view into a shared pool (Buffer's) would take the pool with it.
+    if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !out.includes(a.buffer as ArrayBuffer))
+      out.push(a.buffer as ArrayBuffer);
+  };
+  const arena = (e: EntryArena) => {
+    own(e.arena);
+    own(e.keyEnds);
+    own(e.valueEnds);
+  };
+  if ("op" in x) {
+    if (x.op === "batch") {
+      own(x.values.arena);
+      own(x.values.ends);
+    } else if (x.op === "restore") arena(x.entries);
+  } else if ("states" in x) for (const s of x.states) arena(s);
+  return out;
+}
+
+export class Lane {
+  /** Partitions whose engines this lane holds. */
+  readonly partitions = new Set<number>();
+  private readonly worker: Worker | undefined;
+  private readonly inline: LaneCore | undefined;
+  private readonly pending = new Map<number, { resolve(r: LaneResult): void; reject(e: Error): void }>();
+  private nextId = 0;
+  private inFlight = 0;
+  private waiters: (() => void)[] = [];
+  private failure: Error | undefined;
+  /** Ends an inline lane's registry wait (a thread's is ended by a message). */
+  private readonly stopping = new AbortController();
+
+  constructor(setup: LaneSetup, outages: OutageListener, o: { thread: boolean }) {
+    if (!o.thread) {
+      this.inline = new LaneCore(setup, outages, this.stopping.signal);
+      return;
+    }
+    const worker = new Worker(LANE_ENTRY, { workerData: setup });
+    this.worker = worker;
+    worker.on("message", (m: FromLane) => {
+      if ("outage" in m) {
+        if (m.outage === "failing") outages.failing(m.dependency, new Error(m.reason), m.attempt, m.delayMs);
+        else outages.recovered(m.dependency);
+        return;
+      }
+      const waiting = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.ok) waiting?.resolve(m.result);
+      else waiting?.reject(new Error(`lane failed: ${m.error}`));
+    });
+    const fail = (e: Error) => {
+      this.failure ??= e;
+      for (const w of this.pending.values()) w.reject(e);
+      this.pending.clear();
+      this.wake();
+    };
+    worker.on("error", fail);
+    worker.on("exit", (code) => fail(new Error(`lane thread exited with code ${code}`)));
+  }
+
+  open(partitions: number[]): Promise<void> {
+    for (const p of partitions) this.partitions.add(p);
+    return this.request({ op: "open", partitions }).then(() => undefined);
+  }
+
+  restore(partition: number, entries: EntryArena): Promise<void> {
+    return this.request({ op: "restore", partition, entries }).then(() => undefined);
+  }
+
+  drop(partitions: number[]): void {
+    for (const p of partitions) this.partitions.delete(p);
+    this.request({ op: "drop", partitions }).catch(() => undefined);
+  }
+
+  /** Sends a batch; the promise is its result. Call `room()` before the next. */
+  batch(partition: number, kind: InputKind, values: readonly (Buffer | null)[]): Promise<BatchResult> {
+    this.inFlight++;
+    const done = this.request({ op: "batch", partition, kind, values: packValues(values) });
+    return (done as Promise<BatchResult>).finally(() => {
+      this.inFlight--;
+      this.wake();
+    });
+  }
+
+  /** Resolves once fewer than MAX_IN_FLIGHT batches are unanswered (at once if so already). */
+  room(): Promise<void> {
+    if (this.inFlight < MAX_IN_FLIGHT || this.failure) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  state(): Promise<StateResult> {
+    return this.request({ op: "state" }) as Promise<StateResult>;
+  }
+
+  async active(partitions: number[]): Promise<Suspect[]> {
+    return ((await this.request({ op: "active", partitions })) as { suspects: Suspect[] }).suspects;
+  }
+
+  config(record: ConfigRecord): void {
+    this.request({ op: "config", record }).catch(() => undefined);
+  }
+
+  /**
+   * Ends a registry wait under way (its batch fails) and every later one: on a stop, the final
+   * flush takes what the lane processed before it.
+   */
+  abort(): void {
+    this.stopping.abort(new Error("lane stopped while waiting for the registry"));
+    this.worker?.postMessage({ abort: true });
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
+  private request(request: LaneRequest): Promise<LaneResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.inline) return this.inline.handle(request);
+    const id = this.nextId++;
+    const worker = this.worker as Worker;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, request }, transferablesOf(request));
+    });
+  }
+
+  private wake(): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w();
+  }
+}
+
+/** `count` lanes in threads, or one inline when `count` is 0. */
+export function openLanes(count: number, setup: LaneSetup, outages: OutageListener): Lane[] {
+  if (count === 0) return [new Lane(setup, outages, { thread: false })];
+  return Array.from({ length: count }, () => new Lane(setup, outages, { thread: true }));
+}
+
+/** The lane a new partition goes to: the one holding the fewest. */
+export const leastLoaded = (lanes: readonly Lane[]): Lane =>
+  lanes.reduce((a, b) => (b.partitions.size < a.partitions.size ? b : a));
