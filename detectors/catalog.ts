@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { z } from "zod";
 import { PrefixIndex } from "./prefix-index.ts";
-import { loadRuleTables, type RuleTables } from "./rule-table.ts";
+import { loadRuleTables, type RestatedCatalog, type RuleTables } from "./rule-table.ts";
 
 export { PrefixIndex };
 
@@ -98,5 +98,31 @@ export function loadCatalogs(dir: string = BUNDLED_REFERENCE_DIR): Catalogs {
       sexFile,
     );
   }
-  return { pediatricDrugs, sexDiagnoses, sexItems, ruleTables: loadRuleTables(dir), source: dir };
+  const restated: RestatedCatalog[] = [
+    {
+      file: PEDIATRIC_FILE,
+      detector: "pediatric_drug",
+      index: pediatricDrugs,
+      judges: (r) => r.target === "item" && r.maxAge !== undefined,
+    },
+    {
+      file: SEX_FILE,
+      detector: "gender_mismatch",
+      index: sexItems,
+      judges: (r) => r.target === "item" && r.sex !== undefined,
+    },
+    {
+      file: SEX_FILE,
+      detector: "gender_mismatch",
+      index: sexDiagnoses,
+      judges: (r) => r.target === "diagnosis" && r.sex !== undefined,
+    },
+  ];
+  return {
+    pediatricDrugs,
+    sexDiagnoses,
+    sexItems,
+    ruleTables: loadRuleTables(dir, restated),
+    source: dir,
+  };
 }

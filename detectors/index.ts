@@ -6,6 +6,7 @@ import { frequentAdmission } from "./frequent-admission.ts";
 import { genderMismatch } from "./gender-mismatch.ts";
 import { highOutOfPocket } from "./high-out-of-pocket.ts";
 import { pediatricDrug } from "./pediatric-drug.ts";
+import { ruleTables } from "./rule-tables.ts";
 import type { AnyDetector } from "./sdk.ts";
 
 export const DETECTORS: readonly AnyDetector[] = [
@@ -16,6 +17,7 @@ export const DETECTORS: readonly AnyDetector[] = [
   deceasedActivity,
   highOutOfPocket,
   excessiveDispensing,
+  ruleTables,
 ];
 
 export { type Catalogs, loadCatalogs } from "./catalog.ts";

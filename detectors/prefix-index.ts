@@ -44,6 +44,35 @@ export class PrefixIndex<V> {
     return found;
   }
 
+  /** Calls `visit` with the entry of every prefix of `code`, shortest first: one walk. */
+  eachPrefix(code: string, visit: (value: V) => void): void {
+    let node: TrieNode<V> | undefined = this.root;
+    for (let i = 0; i < code.length; i++) {
+      node = node.children.get(code.charCodeAt(i));
+      if (!node) return;
+      if (node.value !== undefined) visit(node.value);
+    }
+  }
+
+  /**
+   * An entry whose prefix is a prefix of `prefix` or extends it, i.e. one that some code matching
+   * `prefix` also matches; undefined when none does.
+   */
+  overlapping(prefix: string): V | undefined {
+    let node: TrieNode<V> | undefined = this.root;
+    for (let i = 0; i < prefix.length; i++) {
+      if (node.value !== undefined) return node.value;
+      node = node.children.get(prefix.charCodeAt(i));
+      if (!node) return undefined;
+    }
+    const stack = [node];
+    for (let n = stack.pop(); n; n = stack.pop()) {
+      if (n.value !== undefined) return n.value;
+      stack.push(...n.children.values());
+    }
+    return undefined;
+  }
+
   get size(): number {
     return this.count;
   }

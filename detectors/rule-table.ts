@@ -64,9 +64,12 @@ export interface RuleTable {
   readonly items: { readonly [K in RuleKind]: PrefixIndex<RowOf<K>> };
   /** age_sex rows on diagnosis codes. */
   readonly diagnoses: PrefixIndex<RowOf<"age_sex">>;
-  /** Every `with` prefix of exclusive_items rows: lines to keep for the other side of a pair. */
-  readonly partners: PrefixIndex<true>;
+  /** The row of each kind a line's code falls under (the longest prefix per kind), in one walk. */
+  lookup(code: string): ItemRows;
 }
+
+/** The item-code rows one code falls under, by kind (age_sex: target item). */
+export type ItemRows = { readonly [K in RuleKind]?: RowOf<K> };
 
 /** Institution id prefix → level (1, 2, 3), for price_limit; `<reference>/rules/institution-levels.csv`. */
 export type InstitutionLevels = PrefixIndex<1 | 2 | 3>;
@@ -84,7 +87,35 @@ export interface RuleTables {
   relevantDiagnosis(code: string): boolean;
 }
 
+/**
+ * A catalog whose own detector already judges one reason (pediatric_drug: an age ceiling on drugs;
+ * gender_mismatch: a sex on items or diagnoses). An age_sex row giving that reason for a code the
+ * catalog also covers is a load error: each suspect is found once for one reason, by one detector.
+ */
+export interface RestatedCatalog {
+  readonly file: string;
+  readonly detector: string;
+  readonly index: PrefixIndex<{ readonly code_prefix: string }>;
+  /** Whether the row gives the catalog's reason. */
+  readonly judges: (row: RowOf<"age_sex">) => boolean;
+}
+
 export const RULES_DIR = "rules";
+
+/**
+ * A lookup in loaded tables, remembered per code: tables never change once loaded, so every caller
+ * gets the same answer. Bounded, since codes come from input: past 100,000 codes it starts again.
+ */
+function remembered<V>(find: (code: string) => V): (code: string) => V {
+  const seen = new Map<string, V>();
+  return (code) => {
+    if (seen.has(code)) return seen.get(code) as V;
+    const v = find(code);
+    if (seen.size >= 100_000) seen.clear();
+    seen.set(code, v);
+    return v;
+  };
+}
 export const LEVELS_FILE = "institution-levels.csv";
 
 class RowError extends Error {
@@ -113,7 +144,12 @@ function readCsv(file: string): Record<string, string>[] {
 }
 
 /** Parses one version's rows; every error names the file, the row (as a spreadsheet counts it) and the column. */
-export function parseRuleTable(version: string, file: string, records: Record<string, string>[]): RuleTable {
+export function parseRuleTable(
+  version: string,
+  file: string,
+  records: Record<string, string>[],
+  catalogs: readonly RestatedCatalog[] = [],
+): RuleTable {
   const first = records[0];
   if (first) {
     const missing = RULE_COLUMNS.filter((c) => !(c in first));
@@ -124,7 +160,7 @@ export function parseRuleTable(version: string, file: string, records: Record<st
     [K in RuleKind]: PrefixIndex<RowOf<K>>;
   };
   const diagnoses = new PrefixIndex<RowOf<"age_sex">>();
-  const partners = new PrefixIndex<true>();
+  const merged = new PrefixIndex<{ [K in RuleKind]?: RowOf<K> }>();
   const ids = new Set<string>();
   records.forEach((r, i) => {
     const at = i + 2;
@@ -187,7 +223,6 @@ export function parseRuleTable(version: string, file: string, records: Record<st
         const w = p.get("with") ?? "";
         if (w === "") fail("params", "with (the other item's code prefix) is required for exclusive_items");
         row = { ...base, kind, with: w };
-        partners.add(w, true);
         break;
       }
       case "diagnosis_required": {
@@ -227,6 +262,14 @@ export function parseRuleTable(version: string, file: string, records: Record<st
           minAge,
           maxAge,
         };
+        for (const c of catalogs) {
+          const entry = c.judges(row) ? c.index.overlapping(row.codePrefix) : undefined;
+          if (entry)
+            fail(
+              "code_prefix",
+              `${row.codePrefix} overlaps ${c.file} prefix ${entry.code_prefix}, which ${c.detector} already judges: one reason, one detector (drop the row or the catalog entry)`,
+            );
+        }
         break;
       }
     }
@@ -241,9 +284,19 @@ export function parseRuleTable(version: string, file: string, records: Record<st
         `${row.codePrefix} already has ${kind} row ${other.id}: one row per prefix and kind`,
       );
     index.add(row.codePrefix, row);
+    if (index !== diagnoses) {
+      const at = merged.get(row.codePrefix) ?? {};
+      (at as Record<RuleKind, RuleRow>)[row.kind] = row;
+      merged.add(row.codePrefix, at);
+    }
     rows.push(row);
   });
-  return { version, file, rows, items, diagnoses, partners };
+  const lookup = remembered((code: string): ItemRows => {
+    const found: { [K in RuleKind]?: RowOf<K> } = {};
+    merged.eachPrefix(code, (at) => Object.assign(found, at));
+    return found;
+  });
+  return { version, file, rows, items, diagnoses, lookup };
 }
 
 function loadLevels(file: string): InstitutionLevels {
@@ -260,8 +313,11 @@ function loadLevels(file: string): InstitutionLevels {
   return levels;
 }
 
-/** Every `<version>.csv` of `<dir>/rules` (none when the folder is absent), and the institution levels. */
-export function loadRuleTables(dir: string): RuleTables {
+/**
+ * Every `<version>.csv` of `<dir>/rules` (none when the folder is absent), and the institution
+ * levels; rows restating `catalogs` are refused.
+ */
+export function loadRuleTables(dir: string, catalogs: readonly RestatedCatalog[] = []): RuleTables {
   const folder = join(dir, RULES_DIR);
   const versions = new Map<string, RuleTable>();
   const files = existsSync(folder)
@@ -271,11 +327,18 @@ export function loadRuleTables(dir: string): RuleTables {
     : [];
   for (const f of files) {
     const file = join(folder, f);
-    versions.set(f.slice(0, -4), parseRuleTable(f.slice(0, -4), file, readCsv(file)));
+    versions.set(f.slice(0, -4), parseRuleTable(f.slice(0, -4), file, readCsv(file), catalogs));
   }
   const tables = [...versions.values()];
-  const anyItem = (code: string) =>
-    tables.some((t) => t.partners.longest(code) || RULE_KINDS.some((k) => t.items[k].longest(code)));
+  // One index of every prefix any row of any version judges (and every exclusive partner): a line is
+  // kept after one walk, not one per kind and version.
+  const items = new PrefixIndex<true>();
+  const diagnoses = new PrefixIndex<true>();
+  for (const t of tables)
+    for (const r of t.rows) {
+      (r.kind === "age_sex" && r.target === "diagnosis" ? diagnoses : items).add(r.codePrefix, true);
+      if (r.kind === "exclusive_items") items.add(r.with, true);
+    }
   let reachDays = 1;
   for (const t of tables)
     for (const r of t.rows)
@@ -285,7 +348,7 @@ export function loadRuleTables(dir: string): RuleTables {
     levels: loadLevels(join(folder, LEVELS_FILE)),
     reachDays,
     newest: tables.at(-1),
-    relevantItem: anyItem,
-    relevantDiagnosis: (code) => tables.some((t) => t.diagnoses.longest(code) !== undefined),
+    relevantItem: remembered((code) => items.longest(code) !== undefined),
+    relevantDiagnosis: (code) => diagnoses.longest(code) !== undefined,
   };
 }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { Severity } from "../schemas/index.ts";
 import { addDays, ageOn } from "./dates.ts";
 import type { RowOf, RuleKind, RuleRow, RuleTable, RuleTables } from "./rule-table.ts";
+import { ruleTableScheme } from "./rule-table-scheme.ts";
 import { bySettledAt, defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
 
 /** A line that some row of some loaded version may judge: [code, date, quantity, unit price, amount, line_no, name]. */
@@ -18,7 +19,14 @@ interface RuleFacts {
   lines: Line[];
   /** Every diagnosis code of the settlement (diagnosis_required reads them all). */
   diagnoses: string[];
+  /** The earliest and latest service date of `lines` ("" when there are none): rules that look at other settlements skip those out of reach. */
+  first: string;
+  last: string;
 }
+
+/** Whether some line of `f` may be dated within [from, to]. */
+const reaches = (f: RuleFacts | undefined, from: string, to: string): f is RuleFacts =>
+  f !== undefined && f.lines.length > 0 && f.first <= to && f.last >= from;
 
 const RANK: Record<Severity, number> = { REMIND: 0, WARN: 1, BLOCK: 2 };
 
@@ -90,6 +98,9 @@ export const ruleTables = defineDetector({
     limit_fen: { zh: "标准单价", en: "Standard price" },
     age: { zh: "年龄", en: "Age" },
     allowed: { zh: "允许范围", en: "Allowed" },
+    allowed_sex: { zh: "限定性别", en: "Allowed sex" },
+    min_age: { zh: "最低年龄", en: "Minimum age" },
+    max_age: { zh: "最高年龄", en: "Maximum age" },
     target: { zh: "对象", en: "Target" },
   },
   config: z.object({
@@ -113,18 +124,30 @@ export const ruleTables = defineDetector({
         ]);
     }
     if (lines.length === 0 && !s.diagnoses.some((d) => t.relevantDiagnosis(d.code))) return undefined;
-    return { lines, diagnoses: s.diagnoses.map((d) => d.code) };
+    let first = lines[0]?.[1] ?? "";
+    let last = first;
+    for (const l of lines) {
+      if (l[1] < first) first = l[1];
+      if (l[1] > last) last = l[1];
+    }
+    return { lines, diagnoses: s.diagnoses.map((d) => d.code), first, last };
   },
   // Per-days limits and exclusive pairs look at other settlements: those with a line on a day the changed one reaches.
   affected(changed, person, { catalogs, facts }) {
-    const mine = facts(changed)?.lines ?? [];
-    if (mine.length === 0) return [];
+    const f = facts(changed);
+    if (!f || f.lines.length === 0) return [];
     const days = catalogs.ruleTables.reachDays;
-    const spans = mine.map(([, e]) => [e, addDays(e, days - 1)] as const);
+    const spans = [...new Set(f.lines.map(([, e]) => e))].map((e) => [e, addDays(e, days - 1)] as const);
+    const to = addDays(f.last, days - 1);
     const out: SettlementRecord[] = [];
     for (const s of person.settlements) {
       if (s.id === changed.id) continue;
-      if (facts(s)?.lines.some(([, d]) => spans.some(([from, to]) => from <= d && d <= to))) out.push(s);
+      const theirs = facts(s);
+      if (
+        reaches(theirs, f.first, to) &&
+        theirs.lines.some(([, d]) => spans.some(([from, to]) => from <= d && d <= to))
+      )
+        out.push(s);
     }
     return out;
   },
@@ -134,12 +157,26 @@ export const ruleTables = defineDetector({
     if (!mine || !table) return [];
     const hits: Hit[] = [];
     const at = <K extends RuleKind>(kind: K, code: string) =>
-      table.items[kind].longest(code) as RowOf<K> | undefined;
+      table.lookup(code)[kind] as RowOf<K> | undefined;
+    // The rows of each of the settlement's lines, looked up once for every kind.
+    const look = mine.lines.map((l) => table.lookup(l[0]));
+    // Window starts per date and length: a stay's lines share a few dates.
+    const starts = new Map<string, string>();
+    const windowFrom = (date: string, days: number) => {
+      const key = `${date}\u0001${days}`;
+      let from = starts.get(key);
+      if (from === undefined) {
+        from = addDays(date, 1 - days);
+        starts.set(key, from);
+      }
+      return from;
+    };
 
     // quantity_limit: sums per row, per day or stay within the settlement, per N days over the person's.
     const sums = new Map<string, { row: RowOf<"quantity_limit">; lines: Line[]; total: number }>();
-    for (const l of mine.lines) {
-      const row = at("quantity_limit", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.quantity_limit;
       if (!row || row.per === "days" || (row.per === "stay" && subject.visitType !== "INPATIENT")) continue;
       const key = `${row.id}\u0001${row.per === "day" ? l[1] : ""}`;
       const g = sums.get(key) ?? { row, lines: [], total: 0 };
@@ -157,40 +194,95 @@ export const ruleTables = defineDetector({
           detail: { max: g.row.max, per: g.row.per, total: g.total },
         });
     }
-    for (const l of mine.lines) {
-      const row = at("quantity_limit", l[0]);
-      if (row?.per !== "days") continue;
-      const from = addDays(l[1], 1 - row.days);
-      let total = 0;
-      const related: SettlementRecord[] = [];
-      for (const s of person.settlements) {
-        for (const o of facts(s)?.lines ?? []) {
-          if (o[1] < from || o[1] > l[1] || at("quantity_limit", o[0]) !== row) continue;
-          total += o[2];
-          if (s !== subject && !related.includes(s)) related.push(s);
+    // The person's lines of each per-days row, gathered once per evaluation and sorted (date,
+    // settlement id, line), so each line's window is found by binary search and summed in one order.
+    type Dated = { s: SettlementRecord; line: Line };
+    let perDays: Map<RowOf<"quantity_limit">, Dated[]> | undefined;
+    const ofRow = (row: RowOf<"quantity_limit">) => {
+      if (!perDays) {
+        perDays = new Map();
+        for (const rows of look)
+          if (rows.quantity_limit?.per === "days") perDays.set(rows.quantity_limit, []);
+        // Lines of other settlements count in windows that end on this one's dates at the latest.
+        const from = windowFrom(mine.first, catalogs.ruleTables.reachDays);
+        for (const s of person.settlements) {
+          const theirs = facts(s);
+          if (!reaches(theirs, from, mine.last)) continue;
+          for (const o of theirs.lines) {
+            const r = at("quantity_limit", o[0]);
+            if (r) perDays.get(r)?.push({ s, line: o });
+          }
         }
+        const order = (a: Dated, b: Dated) =>
+          a.line[1] < b.line[1]
+            ? -1
+            : a.line[1] > b.line[1]
+              ? 1
+              : a.s.id < b.s.id
+                ? -1
+                : a.s.id > b.s.id
+                  ? 1
+                  : a.line[5] - b.line[5];
+        for (const list of perDays.values()) list.sort(order);
       }
+      return perDays.get(row) ?? [];
+    };
+    /** The first index of `list` whose date is not before `date` (after it, with `after`). */
+    const bound = (list: Dated[], date: string, after: boolean) => {
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        const d = (list[mid] as Dated).line[1];
+        if (d < date || (after && d === date)) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.quantity_limit;
+      if (row?.per !== "days") continue;
+      const from = windowFrom(l[1], row.days);
+      const list = ofRow(row);
+      const window = list.slice(bound(list, from, false), bound(list, l[1], true));
+      let total = 0;
+      for (const o of window) total += o.line[2];
       if (total > row.max)
         hits.push({
           row,
           line: l,
           amountFen: l[4],
-          related,
+          related: [...new Set(window.map((o) => o.s))].filter((s) => s !== subject),
           detail: { max: row.max, per: `${row.days} days`, total, window_from: from },
         });
     }
 
     // exclusive_items: a line of the row's prefix and one of its `with` prefix, same day, same institution.
-    for (const l of mine.lines) {
-      const row = at("exclusive_items", l[0]);
-      if (!row) continue;
-      const partners: { s: SettlementRecord; line: Line }[] = [];
-      for (const s of person.settlements) {
-        if (s.institutionId !== subject.institutionId) continue;
-        for (const o of facts(s)?.lines ?? [])
-          if (o[1] === l[1] && o[0].startsWith(row.with) && !(s === subject && o[5] === l[5]))
-            partners.push({ s, line: o });
+    // The person's lines at the subject's institution by date, gathered once per evaluation.
+    let byDate: Map<string, { s: SettlementRecord; line: Line }[]> | undefined;
+    const onDate = (date: string) => {
+      if (!byDate) {
+        byDate = new Map();
+        for (const s of person.settlements) {
+          const theirs = facts(s);
+          if (s.institutionId !== subject.institutionId || !reaches(theirs, mine.first, mine.last)) continue;
+          for (const o of theirs.lines) {
+            const list = byDate.get(o[1]) ?? [];
+            list.push({ s, line: o });
+            byDate.set(o[1], list);
+          }
+        }
       }
+      return byDate.get(date) ?? [];
+    };
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.exclusive_items;
+      if (!row) continue;
+      const partners = onDate(l[1]).filter(
+        (p) => p.line[0].startsWith(row.with) && !(p.s === subject && p.line[5] === l[5]),
+      );
       if (partners.length === 0) continue;
       partners.sort((a, b) => bySettledAt(a.s, b.s) || a.line[5] - b.line[5]);
       hits.push({
@@ -206,8 +298,9 @@ export const ruleTables = defineDetector({
     }
 
     // diagnosis_required: none of the settlement's diagnoses starts with a listed prefix.
-    for (const l of mine.lines) {
-      const row = at("diagnosis_required", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.diagnosis_required;
       if (!row || mine.diagnoses.some((d) => row.diagnoses.some((p) => d.startsWith(p)))) continue;
       hits.push({
         row,
@@ -219,8 +312,9 @@ export const ruleTables = defineDetector({
 
     // price_limit: unit price above the standard for the institution's level; at risk is the excess.
     const level = catalogs.ruleTables.levels.longest(subject.institutionId);
-    for (const l of mine.lines) {
-      const row = at("price_limit", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.price_limit;
       const limit = row && level !== undefined ? row.limits[level] : undefined;
       if (!row || limit === undefined || l[3] <= limit) continue;
       hits.push({
@@ -237,12 +331,13 @@ export const ruleTables = defineDetector({
       (r.minAge !== undefined && age < r.minAge) ||
       (r.maxAge !== undefined && age > r.maxAge);
     const allowed = (r: RowOf<"age_sex">) => ({
-      sex: r.sex ?? null,
+      allowed_sex: r.sex ?? null,
       min_age: r.minAge ?? null,
       max_age: r.maxAge ?? null,
     });
-    for (const l of mine.lines) {
-      const row = at("age_sex", l[0]);
+    for (let i = 0; i < mine.lines.length; i++) {
+      const l = mine.lines[i] as Line;
+      const row = look[i]?.age_sex;
       const age = ageOn(subject.birthDate, l[1]);
       if (row && outside(row, age))
         hits.push({
@@ -302,4 +397,32 @@ export const ruleTables = defineDetector({
     }
     return findings;
   },
+  // Codes of the bundled sample rows (E0001, D0001, P0001 above every level's standard, A0003 for
+  // the world's person who turns 18 in it); its institutions H1 and H2 have levels 1 and 2.
+  testWorld: {
+    items: [
+      {
+        item_code: "XJ01MAM088A001010100001",
+        item_name: "盐酸莫西沙星片",
+        category: "DRUG",
+        quantities: [1],
+      },
+      { item_code: "310701022", item_name: "动态心电图", category: "SERVICE", quantities: [1] },
+      { item_code: "310701021", item_name: "常规心电图", category: "SERVICE", quantities: [1] },
+      {
+        item_code: "XA10BJL001B002010100001",
+        item_name: "利拉鲁肽注射液",
+        category: "DRUG",
+        quantities: [1],
+      },
+      {
+        item_code: "311201001",
+        item_name: "普通针刺",
+        category: "SERVICE",
+        quantities: [1],
+        unitPriceFen: 4_500,
+      },
+    ],
+  },
+  scheme: ruleTableScheme,
 });

@@ -55,6 +55,8 @@ export interface TestWorldItem {
   readonly item_name: string;
   readonly category: Settlement["items"][number]["category"];
   readonly quantities: readonly number[];
+  /** Unit price in fen (default 100), for rules that judge prices. */
+  readonly unitPriceFen?: number;
 }
 
 /** A finding about one suspect settlement; the engine turns it into a suspect record. */

@@ -175,7 +175,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateSummar
   });
 
   // Population, with scheme persons shaped and planned as they are drawn; detectors' own schemes
-  // follow the built-in cycle once each.
+  // follow the built-in cycle once per rule.
   const planners = { ...SCHEMES, ...DETECTOR_SCHEMES };
   const kinds = [...SCHEME_CYCLE, ...Object.keys(DETECTOR_SCHEMES)];
   const schemes: Record<string, number> = {};

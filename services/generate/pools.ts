@@ -33,6 +33,8 @@ export interface Item {
   ageLimit?: number;
   /** Not covered by the fund at all (丙类): paid entirely out of pocket. */
   selfPay?: boolean;
+  /** Billed at `price` everywhere (a scheme's own item), not scaled by the institution's prices. */
+  fixedPrice?: boolean;
 }
 
 export interface Diag extends DiagSeed {

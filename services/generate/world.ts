@@ -729,7 +729,9 @@ export class World {
   // ---------------------------------------------------------------- rendering
 
   private unitPrice(item: Item, inst: Institution): number {
-    return item.category === "SERVICE" ? Math.round(item.price * inst.priceFactor) : item.price;
+    return item.category === "SERVICE" && !item.fixedPrice
+      ? Math.round(item.price * inst.priceFactor)
+      : item.price;
   }
 
   private qty(item: Item): number {

@@ -1,10 +1,10 @@
 // One measured phase in a fresh process, so timings and peak memory are not polluted by the runner.
-//   child.ts floor|detect SETTLEMENTS DEATHS
+//   child.ts floor|detect SETTLEMENTS DEATHS [REFERENCE_DIR]
 import { getHeapStatistics } from "node:v8";
 import { runDetect } from "../../services/cli/detect.ts";
 import { readLineBatches } from "../../services/ingest/lines.ts";
 
-const [mode, settlements, deaths] = process.argv.slice(2) as [string, string, string];
+const [mode, settlements, deaths, reference] = process.argv.slice(2) as [string, string, string, string?];
 const t0 = performance.now();
 let events = 0;
 let extra: Record<string, unknown> = {};
@@ -21,7 +21,7 @@ if (mode === "floor") {
     }
   }
 } else {
-  const { summary } = await runDetect({ settlements, deaths }, () => undefined);
+  const { summary } = await runDetect({ settlements, deaths, reference }, () => undefined);
   events = summary.events;
   extra = { suspects: summary.suspects, byRule: summary.byRule, engine: summary.engine };
 }

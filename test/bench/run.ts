@@ -1,5 +1,5 @@
 // `npm run bench`: the performance figures of the README, measured in one run, written as JSON.
-//   npm run bench -- [--settlements N] [--only detect,kafka,api,startup,transport,check] [--profile] [--out FILE]
+//   npm run bench -- [--settlements N] [--only detect,kafka,api,startup,transport,check,rules] [--profile] [--out FILE]
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -19,7 +19,7 @@ const opts = new Command()
   .option("--settlements <n>", "settlement events in the generated stream", (v) => Number(v), 1_000_000)
   .option(
     "--only <sections>",
-    "comma-separated: detect,kafka (with latency and batch SQL),api,startup,transport,check",
+    "comma-separated: detect,kafka (with latency and batch SQL),api,startup,transport,check,rules",
     "detect,kafka,api",
   )
   .option("--out <file>", "JSON report", join(ROOT, "test/bench/report.json"))
@@ -70,10 +70,9 @@ const report: Record<string, unknown> = {
 };
 
 // The big stream only for the sections that read it (generating it takes minutes the first time).
-const streamSize =
-  sections.has("detect") || sections.has("kafka") || sections.has("transport") || sections.has("check")
-    ? opts.settlements
-    : 100;
+const streamSize = ["detect", "kafka", "transport", "check", "rules"].some((s) => sections.has(s))
+  ? opts.settlements
+  : 100;
 const files = await dataset(streamSize);
 report.dataset = { settlements: streamSize, seed: 1, bytes: readFileSync(files.settlements).length };
 
@@ -87,6 +86,20 @@ if (sections.has("detect")) {
     ratioToFloor: (detect.seconds as number) / (floor.seconds as number),
     target: "≤ 2× the floor",
     shipped160k: benchDetectShipped(ROOT, await dataset(160_000)),
+  };
+}
+
+if (sections.has("rules")) {
+  process.stderr.write("bench: detect with a generated 56,500-row rule table vs with none\n");
+  const { benchRuleTables } = await import("./rule-tables.ts");
+  report.ruleTables = {
+    command: report.command,
+    at: report.at,
+    machine: report.machine,
+    dataset: report.dataset,
+    ...(await benchRuleTables((reference) =>
+      runChild(["detect", files.settlements, files.deaths, reference]),
+    )),
   };
 }
 

@@ -49,7 +49,7 @@ describe("detect in shards", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "fundguard-shards-"));
-    const g = await generate({ outDir: dir, settlements: 6_000, seed: "shards", schemeRate: 0.1 });
+    const g = await generate({ outDir: dir, settlements: 8_000, seed: "shards", schemeRate: 0.1 });
     clean = { settlements: g.files.settlements, deaths: g.files.deaths };
     const settlements = lines(clean.settlements);
     const deaths = lines(clean.deaths);

@@ -37,6 +37,17 @@ const events: (Settlement | DeathRecord)[] = [
     ],
     ...inA,
   }),
+  // Holter and routine ECG on one day: the bundled rule table's row E0001 (互斥).
+  settlement({
+    settlement_id: "UC1",
+    person_id: "P-RULES",
+    admission_date: "2025-05-06",
+    items: [
+      line({ line_no: 1, item_code: "310701022", item_name: "动态心电图", service_date: "2025-05-06" }),
+      line({ line_no: 2, item_code: "310701021", item_name: "常规心电图", service_date: "2025-05-06" }),
+    ],
+    ...inB,
+  }),
   death("2025-02-01", { person_id: "P-DECEASED" }),
   settlement({ settlement_id: "UB1", person_id: "P-DECEASED", admission_date: "2025-06-01", ...inB }),
 ];
@@ -123,8 +134,8 @@ describe("web UI", () => {
     await shot(page, "02-list");
 
     // A full page: the rows come first, the total from /suspects/count right after.
-    await page.evaluate("location.hash = '#/suspects?limit=2'");
-    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(2);
+    await page.evaluate("location.hash = '#/suspects?limit=3'");
+    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(3);
     await expect.poll(() => page.locator("#total").textContent()).toBe(String(live.length));
     expect(await page.locator(".pager").textContent()).toContain("1 / 2");
     await page.getByRole("button", { name: /下一页 Next/ }).click();
@@ -189,6 +200,32 @@ describe("web UI", () => {
     await page.locator("#audit tbody tr").first().waitFor();
     expect(await page.locator("#audit").textContent()).toContain("POST /api/v1/suspects/:id/status");
     await shot(page, "07-audit");
+    await page.context().close();
+    expect(problems).toEqual([]);
+  });
+
+  it("a rule-table case shows the row it broke: id, text in both languages, source, table version", async () => {
+    const found = live.find((x) => x.detector === "rule_table");
+    expect(found?.rule).toBe("exclusive_items");
+    const page = await newPage();
+    await login(page, ADMIN);
+    await page.evaluate(`location.hash = '#/case/${found?.suspect_id}'`);
+    await page.locator("#case-title").waitFor();
+    expect(await page.locator("#case-title").textContent()).toContain("互斥项目");
+    const evidence = await page.locator("#evidence").textContent();
+    for (const text of [
+      "规则库版本 Table version",
+      "2025.2",
+      "命中规则 Rows hit",
+      "规则编号 Row",
+      "E0001",
+      "动态心电图与常规心电图同日互斥",
+      "Holter and routine ECG on the same day",
+      "互斥项目前缀 Exclusive with",
+      "常规心电图",
+    ])
+      expect(evidence).toContain(text);
+    await shot(page, "09-rule-table-case");
     await page.context().close();
     expect(problems).toEqual([]);
   });

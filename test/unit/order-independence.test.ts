@@ -42,12 +42,12 @@ const settlementArb = fc
     const discharge = inpatient ? addDays(admission, r.length) : admission;
     const items = r.lines.map((l, i) => {
       const date = inpatient ? addDays(admission, Math.min(l.offset, r.length)) : admission;
-      const { quantities, ...code } = CODES[l.code] as TestWorldItem;
+      const { quantities, unitPriceFen, ...code } = CODES[l.code] as TestWorldItem;
       return line({
         line_no: i + 1,
         ...code,
         quantity: quantities[l.qty % quantities.length] as number,
-        unit_price_fen: 100,
+        unit_price_fen: unitPriceFen ?? 100,
         service_date: date,
       });
     });

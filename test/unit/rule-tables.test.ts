@@ -1,11 +1,17 @@
 // The rule-table family: loading (errors name file, row and column), the longest-prefix index, the
 // exact semantics of each kind at its boundaries, version switching, and order independence.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Catalogs, loadCatalogs } from "../../detectors/catalog.ts";
+import {
+  BUNDLED_REFERENCE_DIR,
+  type Catalogs,
+  loadCatalogs,
+  PEDIATRIC_FILE,
+  SEX_FILE,
+} from "../../detectors/catalog.ts";
 import { loadRuleTables, RULE_COLUMNS } from "../../detectors/rule-table.ts";
 import { ruleTables } from "../../detectors/rule-tables.ts";
 import type { LineItem, Settlement, Suspect } from "../../schemas/index.ts";
@@ -78,13 +84,47 @@ const visit = (id: string, items: LineItem[], o: Partial<Settlement> = {}) =>
   });
 
 describe("rule tables: loading", () => {
-  it("loads every version of the folder, and the bundled samples hold today's catalogs as age_sex rows", () => {
+  it("loads every version of the folder; the bundled samples leave the catalogs' reasons to their detectors", () => {
     expect([...catalogs.ruleTables.versions.keys()]).toEqual(["2025.1", "2025.2"]);
     const bundled = base.ruleTables.versions;
     expect([...bundled.keys()]).toEqual(["2025.1", "2025.2"]);
-    const t = bundled.get("2025.1");
-    expect(t?.items.age_sex.longest("ZA06CAE0020010101748")).toMatchObject({ kind: "age_sex", maxAge: 17 });
-    expect(t?.diagnoses.longest("N40.x00")).toMatchObject({ kind: "age_sex", sex: "M" });
+    for (const t of bundled.values()) {
+      expect(t.items.age_sex.longest("ZA06CAE0020010101748")).toBeUndefined();
+      expect(t.diagnoses.longest("N40.x00")).toBeUndefined();
+      expect(t.diagnoses.longest("H25.900")).toMatchObject({ id: "A0001", minAge: 40 });
+    }
+  });
+
+  it("refuses an age_sex row giving a catalog's reason for a code the catalog covers", () => {
+    const folder = (rows: string[]) => {
+      const dir = tablesDir({ v: rows });
+      for (const f of [PEDIATRIC_FILE, SEX_FILE]) copyFileSync(join(BUNDLED_REFERENCE_DIR, f), join(dir, f));
+      return dir;
+    };
+    // An age ceiling on drugs of the pediatric catalog, narrower or broader than its prefixes.
+    expect(() => loadCatalogs(folder([row("A", "age_sex", "ZA06", "max_age=17")]))).toThrow(
+      /v\.csv: row 2, column code_prefix: ZA06 overlaps pediatric-drugs\.csv prefix ZA06\w+, which pediatric_drug already judges/,
+    );
+    expect(() => loadCatalogs(folder([row("A", "age_sex", "ZA06CAE0020010101748", "max_age=12")]))).toThrow(
+      /row 2, column code_prefix: .* overlaps pediatric-drugs\.csv prefix ZA06CAE00200/,
+    );
+    // A sex on a sex-restricted diagnosis or item.
+    expect(() =>
+      loadCatalogs(folder([V1[0] as string, row("A", "age_sex", "N40", "target=diagnosis;sex=M")])),
+    ).toThrow(
+      /row 3, column code_prefix: N40 overlaps sex-restricted-codes\.csv prefix N40, which gender_mismatch/,
+    );
+    expect(() => loadCatalogs(folder([row("A", "age_sex", "003314000020000", "sex=F")]))).toThrow(
+      /overlaps sex-restricted-codes\.csv prefix 003314000020000/,
+    );
+    // Another reason for the same code is the table's: a minimum age on a pediatric drug, an age on a sex-restricted diagnosis.
+    const other = loadCatalogs(
+      folder([
+        row("A", "age_sex", "ZA06", "min_age=1"),
+        row("B", "age_sex", "N40", "target=diagnosis;min_age=40"),
+      ]),
+    );
+    expect(other.ruleTables.newest?.rows.map((r) => r.id)).toEqual(["A", "B"]);
   });
 
   it("names file, row and column of a bad cell", () => {
