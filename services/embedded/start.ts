@@ -6,6 +6,7 @@ import { chmodSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Limits } from "../../schemas/limits.ts";
+import type { SuspectFeed } from "../api/stream.ts";
 import { limitsOf, loadEnv } from "../config/env.ts";
 import { ensurePrivateDir } from "../config/private-fs.ts";
 import { activate } from "../engine/engine.ts";
@@ -94,9 +95,19 @@ export async function startCommand(o: StartOptions): Promise<void> {
   ensurePrivateDir(dataDir);
   const store = await openStore(chdbConfig(dataDir));
   const limits = limitsOf(env);
-  const pipeline = startPipeline(store, o, say);
+  let feed: SuspectFeed | undefined;
+  // /stream hears of each stored round at once, instead of at its next poll.
+  const pipeline = startPipeline(store, o, say, () => feed?.kick());
   await ingest(store, { ...o, limits }, dataDir, say, pipeline);
-  const { app, url, token } = await serveEmbedded({ store, log, env, pipeline });
+  const { app, url, token } = await serveEmbedded({
+    store,
+    log,
+    env,
+    pipeline,
+    onFeed: (f) => {
+      feed = f;
+    },
+  });
   say(`investigator UI: ${url}`);
   say(`admin token (valid until the next start): ${token}`);
   const rate = o.liveRate ?? 0;
