@@ -275,6 +275,8 @@ export function registerStreamRoute<L extends FastifyBaseLogger>(
       .type("text/event-stream; charset=utf-8")
       .header("cache-control", "no-store")
       .header("x-accel-buffering", "no")
+      // Not kept alive once the stream ends: a closing server would otherwise wait out keep-alive.
+      .header("connection", "close")
       .send(Readable.from(events(), { objectMode: false }));
   });
 }

@@ -40,6 +40,8 @@ export class EmbeddedPipeline {
   private readonly onArchiveFallback: ((f: ArchiveFallback) => void) | undefined;
   private readonly onStored: ((changes: readonly Change[]) => void) | undefined;
   readonly stats: PipelineStats = { events: 0, changes: 0, archiveFallbacks: 0 };
+  /** Event-time span of the engines' retained state. */
+  readonly retentionDays: number;
   /**
    * A round the engines processed but the store refused: written again before anything else, so
    * its suspects are not lost (the engines, already past it, would call a re-read a duplicate).
@@ -55,10 +57,11 @@ export class EmbeddedPipeline {
     o: PipelineOptions = {},
   ) {
     const partitions = o.partitions ?? 6;
+    this.retentionDays = o.retentionDays ?? 400;
     this.log = new InProcessLog("events", partitions);
     this.engines = Array.from(
       { length: partitions },
-      () => new Engine({ detectors, retentionDays: o.retentionDays ?? 400 }),
+      () => new Engine({ detectors, retentionDays: this.retentionDays }),
     );
     this.onArchiveFallback = o.onArchiveFallback;
     this.onStored = o.onStored;
@@ -67,6 +70,14 @@ export class EmbeddedPipeline {
   /** `line`: the valid NDJSON line the event was read from (without its newline). */
   publish(event: EngineEvent, line: string): void {
     this.log.append(event.value.person_id, { event, raw: ndjsonArchiveBytes(line, event.value) });
+  }
+
+  /**
+   * Gives the engine that owns the person an event the store already has (state rebuilt after a
+   * restart): nothing is published, written or committed, and the changes are dropped.
+   */
+  restore(event: EngineEvent): void {
+    (this.engines[this.log.partitionOf(event.value.person_id)] as Engine).process(event);
   }
 
   /**

@@ -16,6 +16,7 @@ import { createLogger } from "../log.ts";
 import { chdbConfig, openStore, type Store } from "../store/index.ts";
 import { LiveTrickle, liveOrigin } from "./live.ts";
 import { EmbeddedPipeline } from "./pipeline.ts";
+import { restoreFromArchive } from "./restore.ts";
 import { serveEmbedded } from "./serve.ts";
 
 export interface StartOptions {
@@ -98,7 +99,13 @@ export async function startCommand(o: StartOptions): Promise<void> {
   let feed: SuspectFeed | undefined;
   // /stream hears of each stored round at once, instead of at its next poll.
   const pipeline = startPipeline(store, o, say, () => feed?.kick());
-  await ingest(store, { ...o, limits }, dataDir, say, pipeline);
+  if (!(await ingest(store, { ...o, limits }, dataDir, say, pipeline))) {
+    const t0 = performance.now();
+    const n = await restoreFromArchive(store, pipeline);
+    say(
+      `engine state rebuilt from ${n.toLocaleString("en-US")} archived events in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  }
   const { app, url, token } = await serveEmbedded({
     store,
     log,

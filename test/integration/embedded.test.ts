@@ -14,9 +14,12 @@ import { canonical } from "../fixtures/run.ts";
 import { killStrays, type RunningCli, sleep, spawnCli, tempDir } from "./harness.ts";
 
 /** `fundguard start` with these arguments, once it printed its URL and token. */
-async function started(args: string[]): Promise<{ child: RunningCli; url: string; token: string }> {
+async function started(
+  args: string[],
+  dataDir = tempDir("start"),
+): Promise<{ child: RunningCli; url: string; token: string }> {
   const child = spawnCli(["start", ...args], {
-    FUNDGUARD_DATA_DIR: tempDir("start"),
+    FUNDGUARD_DATA_DIR: dataDir,
     PORT: "0",
     LOG_LEVEL: "warn",
   });
@@ -179,6 +182,45 @@ describe("embedded mode", () => {
       expect((await get("api/v1/suspects/count")).total).toBeGreaterThan(sample);
     } finally {
       await stopped(child);
+    }
+  });
+
+  it("a restarted `start` rebuilds the engines from the archive: a settlement ingested after it is judged with the history", async () => {
+    const data = tempDir("restart");
+    const ingestOne = async (url: string, token: string, s: ReturnType<typeof stay>) => {
+      const r = await fetch(`${url}api/v1/ingest/settlements`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify([s]),
+      });
+      expect(await r.json()).toEqual({ accepted: 1, rejected: [] });
+    };
+    const first = await started(["--sample", "2000", "--live-rate", "0"], data);
+    try {
+      await ingestOne(
+        first.url,
+        first.token,
+        stay("2025-03-01", "2025-03-05", { settlement_id: "ER1", person_id: "P-RESTART" }),
+      );
+    } finally {
+      await stopped(first.child);
+    }
+    const second = await started(["--live-rate", "0"], data);
+    try {
+      expect(second.child.stdoutAndErr()).toMatch(/engine state rebuilt from [\d,]+ archived events/);
+      expect(second.child.stdoutAndErr()).not.toMatch(/generating a sample/);
+      await ingestOne(
+        second.url,
+        second.token,
+        stay("2025-03-10", "2025-03-15", { settlement_id: "ER2", person_id: "P-RESTART" }),
+      );
+      const res = await fetch(`${second.url}api/v1/suspects?person=P-RESTART`, {
+        headers: { authorization: `Bearer ${second.token}` },
+      });
+      const items = ((await res.json()) as { items: { rule: string; settlement_ids: string[] }[] }).items;
+      expect(items.map((x) => [x.rule, x.settlement_ids])).toEqual([["readmission", ["ER2", "ER1"]]]);
+    } finally {
+      await stopped(second.child);
     }
   });
 });
