@@ -271,11 +271,11 @@ export function registerStreamRoute<L extends FastifyBaseLogger>(
           .catch((err) => req.log.error({ err }, "audit write failed at the end of a stream"));
       }
     }
+    // Not kept alive once the stream ends: a closing server would otherwise wait out keep-alive.
     return reply
       .type("text/event-stream; charset=utf-8")
       .header("cache-control", "no-store")
       .header("x-accel-buffering", "no")
-      // Not kept alive once the stream ends: a closing server would otherwise wait out keep-alive.
       .header("connection", "close")
       .send(Readable.from(events(), { objectMode: false }));
   });
