@@ -128,6 +128,7 @@ export function registerServeCommand(program: Command): void {
         ...(inputs.ingest ? { ingest: inputs.ingest } : {}),
         inputLimits: limitsOf(env),
         maxIngestBytes: env.FUNDGUARD_MAX_INGEST_BYTES,
+        streamPollMs: env.FUNDGUARD_STREAM_POLL_MS,
       });
       await app.listen({ port: o.port ?? env.PORT, host: o.host ?? env.HOST });
       log.info(

@@ -64,6 +64,13 @@ export interface SuspectListRow {
   case_at?: string;
 }
 
+/** A stored version of a suspect, as the stream reads them (any run, newest versions last). */
+export interface StoredSuspectRow extends SuspectListRow {
+  run_id: string;
+  /** The row's version (UInt64) as text. */
+  version_text: string;
+}
+
 export interface CaseEventRow {
   status: CaseStatus;
   note: string;
@@ -103,6 +110,37 @@ export class ApiQueries {
       params,
     );
     return { total: num(rows[0]?.n), amount_at_risk_fen: num(rows[0]?.amount) };
+  }
+
+  /**
+   * Suspect rows written with a version above `after` (every run, every region: the stream
+   * scopes them per connection), oldest version first. No FINAL: each version is an event.
+   */
+  storedAfter(after: string, limit: number): Promise<StoredSuspectRow[]> {
+    return this.store.query<StoredSuspectRow>(
+      `SELECT run_id, ${ROW_COLUMNS}, toString(version) AS version_text
+       FROM suspects WHERE version > {after:UInt64}
+       ORDER BY version LIMIT {limit:UInt32}`,
+      { after, limit },
+    );
+  }
+
+  /** The highest suspect row version stored, as text ("0" for none). */
+  async newestVersion(): Promise<string> {
+    const [r] = await this.store.query<{ v: string }>("SELECT toString(max(version)) AS v FROM suspects");
+    return r?.v ?? "0";
+  }
+
+  /** Which of `ids` match the filters for this user now (the list's own WHERE, under FINAL). */
+  async matching(f: Filters, user: User, ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const { where, params } = suspectWhere(f, user, this.maskKey);
+    const rows = await this.store.query<{ suspect_id: string }>(
+      `SELECT suspect_id FROM suspects FINAL
+       WHERE ${where} AND suspect_id IN {stream_ids:Array(String)} ${FINAL_SETTINGS}`,
+      { ...params, stream_ids: [...ids] },
+    );
+    return rows.map((r) => r.suspect_id);
   }
 
   /** One page, sorted by a whitelisted order, with each suspect's current case status. */

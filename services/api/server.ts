@@ -9,7 +9,12 @@ import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "
 import { z } from "zod";
 import { type AnyDetector, DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import { DEFAULT_LIMITS, type Limits, SEVERITIES } from "../../schemas/index.ts";
-import { type AccessLimits, DEFAULT_ACCESS_LIMITS, DEFAULT_MAX_INGEST_BYTES } from "../config/env.ts";
+import {
+  type AccessLimits,
+  DEFAULT_ACCESS_LIMITS,
+  DEFAULT_MAX_INGEST_BYTES,
+  DEFAULT_STREAM_POLL_MS,
+} from "../config/env.ts";
 import { type ActiveDetector, activate } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -39,6 +44,7 @@ import { canonicalUrl, isApiUrl } from "./paths.ts";
 import { ApiQueries, type SuspectListRow } from "./queries.ts";
 import { RelatedRedaction } from "./redact.ts";
 import { redactQuery, redactText } from "./secrets.ts";
+import { registerStreamRoute, SuspectFeed } from "./stream.ts";
 
 export interface BuildServerOptions {
   store: Store;
@@ -66,6 +72,13 @@ export interface BuildServerOptions {
   inputLimits?: Limits;
   /** Largest /ingest body in bytes (default FUNDGUARD_MAX_INGEST_BYTES's default). */
   maxIngestBytes?: number;
+  /**
+   * How often /stream looks for suspects stored since its last look (default
+   * FUNDGUARD_STREAM_POLL_MS's default). A writer in this process wakes it sooner with `onFeed`.
+   */
+  streamPollMs?: number;
+  /** Given the stream's feed once built: the embedded pipeline kicks it after each stored round. */
+  onFeed?: (feed: SuspectFeed) => void;
 }
 
 interface RequestContext {
@@ -104,6 +117,7 @@ const UI_FILES: Record<string, { file: string; type: string }> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/index.html": { file: "index.html", type: "text/html; charset=utf-8" },
   "/ui/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/ui/stream.js": { file: "stream.js", type: "text/javascript; charset=utf-8" },
   "/ui/app.css": { file: "app.css", type: "text/css; charset=utf-8" },
   "/ui/favicon.svg": { file: "favicon.svg", type: "image/svg+xml" },
 };
@@ -166,6 +180,7 @@ export async function buildServer(o: BuildServerOptions) {
   const audit = new AuditWriter(o.store);
   const limits = { ...DEFAULT_ACCESS_LIMITS, ...o.limits };
   const exportSlots = new ExportSlots(limits.maxExports);
+  const streamSlots = new ExportSlots(limits.maxStreams);
   const ruleInfo = new Map<string, { title: string; titleZh: string; severity: string }>();
   for (const d of detectors)
     for (const [rule, info] of Object.entries(d.rules)) ruleInfo.set(`${d.id}/${rule}`, info);
@@ -706,7 +721,29 @@ export async function buildServer(o: BuildServerOptions) {
     fail,
   });
 
+  const feed = new SuspectFeed(q, o.streamPollMs ?? DEFAULT_STREAM_POLL_MS, log);
+  o.onFeed?.(feed);
+  registerStreamRoute(app, {
+    feed,
+    q,
+    take: () => streamSlots.take(),
+    user: userOf,
+    stillValid: (req) => req.fg.token !== null && o.users.lookup(req.fg.token).user !== null,
+    toApi: (r, user) => apiSuspect(r, user, false),
+    audit: (req, phase, rows, extra = {}) =>
+      audit.write({
+        ...caller(req),
+        route: routeName(req),
+        filters: { http_status: 200, phase, ...extra, ...req.fg.filters },
+        rows,
+        // An end row sorts after its start row, even within the same millisecond.
+        at: phase === "start" ? req.fg.started : Math.max(Date.now(), req.fg.started + 1),
+      }),
+    fail,
+  });
+
   app.addHook("onClose", async () => {
+    feed.stop();
     await o.ingest?.close();
     await audit.flush();
   });

@@ -94,6 +94,17 @@ program
     50_000,
   )
   .option("--reference <dir>", "catalog folder (default: bundled)")
+  .option(
+    "--live-rate <n>",
+    "settlements per second of the live generated trickle after the sample (0: none)",
+    (v: string) => {
+      const n = Number(v);
+      if (!(Number.isFinite(n) && n >= 0 && n <= 10_000))
+        throw new InvalidArgumentError("expected a number from 0 to 10000");
+      return n;
+    },
+    20,
+  )
   .action(async (o) => (await import("../embedded/start.ts")).startCommand(o));
 
 type Register = (program: Command) => void;

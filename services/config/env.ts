@@ -16,7 +16,11 @@ export const ACCESS_DEFAULTS = {
   perToken: 6000,
   perAddress: 12000,
   maxExports: 2,
+  maxStreams: 50,
 };
+
+/** How often `serve` looks in ClickHouse for suspects stored since (FUNDGUARD_STREAM_POLL_MS). */
+export const DEFAULT_STREAM_POLL_MS = 1_000;
 
 /** Largest body of one /api/v1/ingest request (FUNDGUARD_MAX_INGEST_BYTES). */
 export const DEFAULT_MAX_INGEST_BYTES = 64 << 20;
@@ -28,12 +32,15 @@ export interface AccessLimits {
   perToken: number;
   /** CSV exports streaming at the same time (server-wide); beyond it a 429. */
   maxExports: number;
+  /** /api/v1/stream connections open at the same time (server-wide); beyond it a 429. */
+  maxStreams: number;
 }
 
 export const DEFAULT_ACCESS_LIMITS: AccessLimits = {
   perAddress: ACCESS_DEFAULTS.perAddress,
   perToken: ACCESS_DEFAULTS.perToken,
   maxExports: ACCESS_DEFAULTS.maxExports,
+  maxStreams: ACCESS_DEFAULTS.maxStreams,
 };
 
 /** fastify's trustProxy: off, on (any proxy), or the addresses/CIDRs of the proxies to trust. */
@@ -88,6 +95,8 @@ const schema = z.object({
   FUNDGUARD_RATE_LIMIT_ADDRESS: z.coerce.number().int().min(1).default(ACCESS_DEFAULTS.perAddress),
   FUNDGUARD_MAX_INGEST_BYTES: z.coerce.number().int().min(1).default(DEFAULT_MAX_INGEST_BYTES),
   FUNDGUARD_MAX_EXPORTS: z.coerce.number().int().min(1).max(100).default(ACCESS_DEFAULTS.maxExports),
+  FUNDGUARD_MAX_STREAMS: z.coerce.number().int().min(1).max(10_000).default(ACCESS_DEFAULTS.maxStreams),
+  FUNDGUARD_STREAM_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_STREAM_POLL_MS),
   /** Who the audit log names for CLI actions (default: the OS user). */
   FUNDGUARD_USER: z
     .string()
@@ -158,5 +167,6 @@ export function accessLimits(env: Env): AccessLimits {
     perAddress: env.FUNDGUARD_RATE_LIMIT_ADDRESS,
     perToken: env.FUNDGUARD_RATE_LIMIT_TOKEN,
     maxExports: env.FUNDGUARD_MAX_EXPORTS,
+    maxStreams: env.FUNDGUARD_MAX_STREAMS,
   };
 }

@@ -26,10 +26,15 @@ export class InProcessLog<V> {
 
   /** Appends under `key`'s partition (murmur2, as Kafka clients do); returns [partition, offset]. */
   append(key: string, value: V): [number, number] {
-    const p = partitioner({ topic: this.topic, partitionMetadata: this.meta, message: { key, value: null } });
+    const p = this.partitionOf(key);
     const log = this.partitions[p] as V[];
     log.push(value);
     return [p, log.length - 1];
+  }
+
+  /** The partition `key` goes to (murmur2, as Kafka clients do). */
+  partitionOf(key: string): number {
+    return partitioner({ topic: this.topic, partitionMetadata: this.meta, message: { key, value: null } });
   }
 
   endOffset(partition: number): number {

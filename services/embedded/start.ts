@@ -1,18 +1,22 @@
 // `fundguard start` / `npm start`: the embedded all-in-one mode. No Kafka, no ClickHouse server:
 // a sample stream (or the given files) runs through the engine over an in-process log into
-// chdb under FUNDGUARD_DATA_DIR, and the investigator UI is served on PORT.
+// chdb under FUNDGUARD_DATA_DIR, and the investigator UI is served on PORT. Then a live generated
+// trickle keeps flowing through the same log (live.ts), and /ingest writes to it too.
 import { chmodSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Limits } from "../../schemas/limits.ts";
+import type { SuspectFeed } from "../api/stream.ts";
 import { limitsOf, loadEnv } from "../config/env.ts";
 import { ensurePrivateDir } from "../config/private-fs.ts";
 import { activate } from "../engine/engine.ts";
-import { generate } from "../generate/generate.ts";
+import { DEFAULTS, generate } from "../generate/generate.ts";
 import { type BadLine, mergedEvents } from "../ingest/ndjson-source.ts";
 import { createLogger } from "../log.ts";
 import { chdbConfig, openStore, type Store } from "../store/index.ts";
+import { LiveTrickle, liveOrigin } from "./live.ts";
 import { EmbeddedPipeline } from "./pipeline.ts";
+import { restoreFromArchive } from "./restore.ts";
 import { serveEmbedded } from "./serve.ts";
 
 export interface StartOptions {
@@ -22,6 +26,24 @@ export interface StartOptions {
   sample: number;
   reference?: string;
   limits?: Limits;
+  /** Settlements per second of the live trickle that follows the sample (the CLI's default is 20); 0 or absent: none. */
+  liveRate?: number;
+}
+
+/** The embedded pipeline with start's detectors and catalogs; archive fallbacks are said. */
+export function startPipeline(
+  store: Store,
+  o: { reference?: string | undefined },
+  say: (s: string) => void,
+  onStored?: () => void,
+): EmbeddedPipeline {
+  return new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)), {
+    onArchiveFallback: (f) =>
+      say(
+        `warning: ClickHouse refused the archive's lines as data, written as JS rows instead: ${f.message}`,
+      ),
+    ...(onStored ? { onStored } : {}),
+  });
 }
 
 async function hasSuspects(store: Store): Promise<boolean> {
@@ -29,8 +51,17 @@ async function hasSuspects(store: Store): Promise<boolean> {
   return Number(row?.n ?? 0) > 0;
 }
 
-/** Runs the files (or a fresh sample) through the engine into the store; returns what was ingested. */
-export async function ingest(store: Store, o: StartOptions, dataDir: string, say: (s: string) => void) {
+/**
+ * Runs the files (or a fresh sample) through `pipeline` into the store; returns what was ingested,
+ * or undefined when the store already has suspects and no files were given.
+ */
+export async function ingest(
+  store: Store,
+  o: StartOptions,
+  dataDir: string,
+  say: (s: string) => void,
+  pipeline = startPipeline(store, o, say),
+) {
   let files = o.settlements ? { settlements: o.settlements, deaths: o.deaths } : undefined;
   if (!files) {
     if (await hasSuspects(store)) return undefined;
@@ -40,12 +71,6 @@ export async function ingest(store: Store, o: StartOptions, dataDir: string, say
     for (const f of Object.values(g.files)) chmodSync(f, 0o600);
     files = { settlements: g.files.settlements, deaths: g.files.deaths };
   }
-  const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)), {
-    onArchiveFallback: (f) =>
-      say(
-        `warning: ClickHouse refused the archive's lines as data, written as JS rows instead: ${f.message}`,
-      ),
-  });
   let bad = 0;
   const onBad = (b: BadLine) => {
     bad++;
@@ -70,13 +95,46 @@ export async function startCommand(o: StartOptions): Promise<void> {
   const dataDir = resolve(env.FUNDGUARD_DATA_DIR);
   ensurePrivateDir(dataDir);
   const store = await openStore(chdbConfig(dataDir));
-  await ingest(store, { ...o, limits: limitsOf(env) }, dataDir, say);
-  const { app, url, token } = await serveEmbedded({ store, log, env });
+  const limits = limitsOf(env);
+  let feed: SuspectFeed | undefined;
+  // /stream hears of each stored round at once, instead of at its next poll.
+  const pipeline = startPipeline(store, o, say, () => feed?.kick());
+  if (!(await ingest(store, { ...o, limits }, dataDir, say, pipeline))) {
+    const t0 = performance.now();
+    const n = await restoreFromArchive(store, pipeline);
+    say(
+      `engine state rebuilt from ${n.toLocaleString("en-US")} archived events in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  }
+  const { app, url, token } = await serveEmbedded({
+    store,
+    log,
+    env,
+    pipeline,
+    onFeed: (f) => {
+      feed = f;
+    },
+  });
   say(`investigator UI: ${url}`);
   say(`admin token (valid until the next start): ${token}`);
+  const rate = o.liveRate ?? 0;
+  let live: LiveTrickle | undefined;
+  if (rate > 0) {
+    const origin = await liveOrigin(store, DEFAULTS.start);
+    live = new LiveTrickle(pipeline, {
+      rate,
+      origin,
+      limits,
+      ...(o.reference ? { reference: o.reference } : {}),
+      onError: (err) => log.error({ err }, "live trickle"),
+    });
+    live.start();
+    say(`live trickle: ${rate} settlements/s, event time from ${origin.day} (--live-rate 0 stops it)`);
+  }
   await new Promise<void>((done) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => done());
   });
+  await live?.stop();
   await app.close();
   await store.close();
 }

@@ -10,7 +10,15 @@ import { CallbackOutput, type LineOutput, NdjsonWriter, WriteQueue } from "./out
 import { buildPools } from "./pools.ts";
 import { Rng } from "./prng.ts";
 import { SCHEME_CYCLE, SCHEMES } from "./schemes.ts";
-import { type Label, MAX_DAYS, secondOfDayAt, TAIL_DAYS, World, type WorldStats } from "./world.ts";
+import {
+  type IdCounters,
+  type Label,
+  MAX_DAYS,
+  secondOfDayAt,
+  TAIL_DAYS,
+  World,
+  type WorldStats,
+} from "./world.ts";
 
 /** Receives the generated lines instead of files (e.g. to feed an in-process log). */
 export interface GenerateEmitter {
@@ -40,6 +48,11 @@ export interface GenerateOptions {
   gzip?: boolean;
   /** Folder with the catalogs (pediatric-drugs.csv, sex-restricted-codes.csv); default the bundled ones. */
   reference?: string;
+  /**
+   * Person numbers and settlement / visit sequence numbers already used by the stream this one
+   * continues (its summary's `ids`): the new stream's ids then never repeat the earlier ones.
+   */
+  idsAfter?: IdCounters;
   /** Called about 200 times during the run, and once at the end. */
   onProgress?: (p: GenerateProgress) => void;
 }
@@ -81,6 +94,8 @@ export interface GenerateSummary {
   seconds: number;
   settlementsPerSecond: number;
   peakHeapBytes: number;
+  /** The last numbers used, for a stream that continues this one (`idsAfter`). */
+  ids: IdCounters;
 }
 
 export const DEFAULTS = {
@@ -101,7 +116,7 @@ function dayWeight(day: number): number {
 
 export function validateOptions(
   o: GenerateOptions,
-): Required<Omit<GenerateOptions, "onProgress" | "reference" | "emit">> {
+): Required<Omit<GenerateOptions, "onProgress" | "reference" | "emit" | "idsAfter">> {
   const settlements = o.settlements ?? DEFAULTS.settlements;
   const days = o.days ?? DEFAULTS.days;
   const schemeRate = o.schemeRate ?? DEFAULTS.schemeRate;
@@ -116,6 +131,8 @@ export function validateOptions(
   }
   if (!(schemeRate >= 0 && schemeRate <= 0.5)) throw new Error("scheme rate must be between 0 and 0.5");
   parseDay(start);
+  for (const [k, n] of Object.entries(o.idsAfter ?? {}))
+    if (!Number.isInteger(n) || n < 0) throw new Error(`idsAfter.${k} must be a whole number ≥ 0`);
   const persons = o.persons ?? Math.max(200, Math.round(settlements / 9));
   if (!Number.isInteger(persons) || persons < 1) throw new Error("persons must be a positive whole number");
   return {
@@ -164,6 +181,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateSummar
     persons: o.persons,
     day0,
     days: o.days,
+    ...(options.idsAfter ? { idsAfter: options.idsAfter } : {}),
     sink: {
       settlement: (line, writeMs) => queue.push(writeMs, line),
       death: (line) => deathsOut.write(line),
@@ -292,5 +310,6 @@ export async function generate(options: GenerateOptions): Promise<GenerateSummar
     seconds,
     settlementsPerSecond: settlementsOut.lines / Math.max(seconds, 1e-9),
     peakHeapBytes: peakHeap,
+    ids: world.idsUsed,
   };
 }

@@ -144,6 +144,15 @@ export interface WorldOptions {
   day0: number;
   days: number;
   sink: Sink;
+  /** Numbers already taken by an earlier stream this one continues (default none). */
+  idsAfter?: IdCounters;
+}
+
+/** The last person number and settlement / visit sequence numbers a stream used. */
+export interface IdCounters {
+  persons: number;
+  settlements: number;
+  visits: number;
 }
 
 const KINDS = ["OUTPATIENT", "PHARMACY", "INPATIENT"] as const;
@@ -215,8 +224,10 @@ export class World {
   pendingLabels = 0;
   /** The simulation's current day: per-person state before it is pruned. */
   today: number;
-  private settlementSeq = 0;
-  private visitSeq = 0;
+  private settlementSeq: number;
+  private visitSeq: number;
+  /** Person numbers start after this one. */
+  private readonly personBase: number;
   private schemeSeq = 0;
   readonly stats: WorldStats = {
     settlements: 0,
@@ -247,6 +258,9 @@ export class World {
     this.startYear = yearOf(o.day0);
     this.today = o.day0 - 1;
     this.sink = o.sink;
+    this.personBase = o.idsAfter?.persons ?? 0;
+    this.settlementSeq = o.idsAfter?.settlements ?? 0;
+    this.visitSeq = o.idsAfter?.visits ?? 0;
     this.sex = new Uint8Array(this.n);
     this.birth = new Int32Array(this.n);
     this.resident = new Uint8Array(this.n);
@@ -382,7 +396,16 @@ export class World {
   // ---------------------------------------------------------------- population
 
   personId(p: number): string {
-    return `P${String(p + 1).padStart(10, "0")}`;
+    return `P${String(this.personBase + p + 1).padStart(10, "0")}`;
+  }
+
+  private personIndex(personId: string): number {
+    return Number(personId.slice(1)) - 1 - this.personBase;
+  }
+
+  /** The numbers used so far, for a stream that continues this one. */
+  get idsUsed(): IdCounters {
+    return { persons: this.personBase + this.n, settlements: this.settlementSeq, visits: this.visitSeq };
   }
 
   hasFlag(p: number, flag: number): boolean {
@@ -1115,7 +1138,7 @@ export class World {
       }
       case "reversal": {
         const o = e.original;
-        const p = Number(o.person_id.slice(1)) - 1;
+        const p = this.personIndex(o.person_id);
         const ms = this.plannedMs(p, day, e.sec);
         this.lastMs[p] = ms;
         const inst = this.institutions.find((i) => i.id === o.institution_id) as Institution;
@@ -1136,7 +1159,7 @@ export class World {
       }
       case "resubmit": {
         const o = e.original;
-        const p = Number(o.person_id.slice(1)) - 1;
+        const p = this.personIndex(o.person_id);
         const ms = this.plannedMs(p, day, e.sec);
         this.lastMs[p] = ms;
         const inst = this.institutions.find((i) => i.id === o.institution_id) as Institution;

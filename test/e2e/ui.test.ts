@@ -1,13 +1,17 @@
 // The web UI in a real browser: Debian's Chromium driven by playwright-core against a real
 // listener over embedded chdb. Log in, filter, open a case, change its status, export CSV,
-// look at the charts. Screenshots are kept under test-results/ui/ as artifacts.
+// look at the charts; suspects stored after the page opened announce themselves (/stream).
+// Screenshots are kept under test-results/ui/ as artifacts.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
+import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
+import { activate } from "../../services/engine/engine.ts";
 import { createLogger } from "../../services/log.ts";
 import { chdbConfig, openStore, type Store } from "../../services/store/index.ts";
 import { death, line, settlement, stay } from "../fixtures/events.ts";
@@ -242,6 +246,58 @@ describe("web UI", () => {
     await page.locator("#logout").click();
     await page.locator("#token").waitFor();
     expect(await page.evaluate("sessionStorage.getItem('fundguard.token')")).toBeNull();
+    await page.context().close();
+    expect(problems).toEqual([]);
+  });
+
+  it("a suspect stored after the page opened: a notice on the list for the filters that match it, loaded on click; chart counts move", async () => {
+    // Written as the embedded pipeline writes (wall-clock versions), after the page was read.
+    const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs()));
+    const readmit = async (person: string, where: typeof inA, month: string) => {
+      for (const [a, d, id] of [
+        [`2025-${month}-01`, `2025-${month}-05`, `${person}-1`],
+        [`2025-${month}-10`, `2025-${month}-14`, `${person}-2`],
+      ] as const) {
+        const s = stay(a, d, { settlement_id: id, person_id: person, ...where });
+        pipeline.publish({ kind: "settlement", value: s }, JSON.stringify(s));
+      }
+      await pipeline.process();
+    };
+    const page = await newPage();
+    await login(page, INV_A);
+    const before = await page.locator("#suspects tbody tr").count();
+    // Filtered to another rule, the list hears of no new suspect; unfiltered, of the one in its region.
+    await page.evaluate("location.hash = '#/suspects?detector=pediatric_drug'");
+    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(1);
+    await readmit("P-LIVE-OTHER", inA, "07");
+    await page.waitForTimeout(2500);
+    expect(await page.locator("#new-suspects").isHidden()).toBe(true);
+    await page.evaluate("location.hash = '#/suspects'");
+    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(before + 1);
+
+    await readmit("P-LIVE-B", inB, "08");
+    await readmit("P-LIVE-A", inA, "09");
+    const notice = page.locator("#new-suspects");
+    await notice.waitFor({ state: "visible", timeout: 15_000 });
+    expect(await notice.textContent()).toContain("1 new suspect");
+    await shot(page, "09-new-suspects");
+    await notice.click();
+    await expect.poll(() => page.locator("#suspects tbody tr").count()).toBe(before + 2);
+    const first = await page.locator("#suspects tbody tr").first().textContent();
+    expect(first).toContain("分解住院");
+    expect(first).toContain("2025-09-14");
+    expect(await page.locator("#new-suspects").isHidden()).toBe(true);
+
+    // The charts page's counts follow what is stored, without a reload.
+    await page.locator("[data-nav=charts]").click();
+    await page.locator("#chart-total").waitFor();
+    const total = Number(await page.locator("#chart-total").textContent());
+    await readmit("P-LIVE-A2", inA, "10");
+    await readmit("P-LIVE-B2", inB, "10");
+    await expect
+      .poll(() => page.locator("#chart-total").textContent(), { timeout: 15_000 })
+      .toBe(String(total + 1));
+    await shot(page, "10-charts-moved");
     await page.context().close();
     expect(problems).toEqual([]);
   });

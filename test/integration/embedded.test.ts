@@ -1,5 +1,6 @@
 // The embedded mode (npm start): the in-process log and the same engine into chdb give exactly
-// the suspects of `detect`, and the started server answers with the printed token.
+// the suspects of `detect`; the started server answers with the printed token, /ingest feeds the
+// in-process log, and the live trickle keeps suspects coming with event time moving forward.
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
@@ -8,8 +9,37 @@ import { ingest } from "../../services/embedded/start.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
 import { benchBatchSql } from "../bench/batch-sql.ts";
+import { death, settlement, stay } from "../fixtures/events.ts";
 import { canonical } from "../fixtures/run.ts";
-import { killStrays, sleep, spawnCli, tempDir } from "./harness.ts";
+import { killStrays, type RunningCli, sleep, spawnCli, tempDir } from "./harness.ts";
+
+/** `fundguard start` with these arguments, once it printed its URL and token. */
+async function started(
+  args: string[],
+  dataDir = tempDir("start"),
+): Promise<{ child: RunningCli; url: string; token: string }> {
+  const child = spawnCli(["start", ...args], {
+    FUNDGUARD_DATA_DIR: dataDir,
+    PORT: "0",
+    LOG_LEVEL: "warn",
+  });
+  let url: string | undefined;
+  let token: string | undefined;
+  for (let i = 0; i < 900 && !(url && token); i++) {
+    if (child.exitCode !== null) break;
+    await sleep(100);
+    url = /investigator UI: (\S+)/.exec(child.stdoutAndErr())?.[1];
+    token = /admin token[^:]*: (\S+)/.exec(child.stdoutAndErr())?.[1];
+  }
+  if (!url || !token) throw new Error(`start did not come up:\n${child.stdoutAndErr()}`);
+  return { child, url, token };
+}
+
+async function stopped(child: RunningCli): Promise<void> {
+  child.kill("SIGTERM");
+  await child.result;
+  killStrays();
+}
 
 describe("embedded mode", () => {
   it("stores exactly the suspects detect finds, which batch SQL over the archive confirms", async () => {
@@ -69,6 +99,128 @@ describe("embedded mode", () => {
       child.kill("SIGTERM");
       await child.result;
       killStrays();
+    }
+  });
+
+  it("`start`'s /ingest writes to the in-process log: the embedded engine finds what was accepted", async () => {
+    const { child, url, token } = await started(["--sample", "2000", "--live-rate", "0"]);
+    try {
+      const post = (path: string, body: string, type: string) =>
+        fetch(`${url}api/v1/ingest/${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": type },
+          body,
+        });
+      const first = stay("2025-03-01", "2025-03-05", { settlement_id: "EI1", person_id: "P-EMB-INGEST" });
+      const again = stay("2025-03-10", "2025-03-15", { settlement_id: "EI2", person_id: "P-EMB-INGEST" });
+      const body = [
+        JSON.stringify(first),
+        "{not json",
+        JSON.stringify({ ...again, gender: "X" }),
+        JSON.stringify(again),
+      ];
+      const r = await post("settlements", body.join("\n"), "application/x-ndjson");
+      expect(r.status).toBe(200);
+      const answer = (await r.json()) as { accepted: number; rejected: { line: number; reason: string }[] };
+      expect(answer.accepted).toBe(2);
+      expect(answer.rejected.map((x) => x.line)).toEqual([2, 3]);
+      expect(answer.rejected[1]?.reason).toMatch(/gender/);
+
+      // Stored when the answer left: the readmission is found, the archive has both stays.
+      const suspects = async (person: string) => {
+        const res = await fetch(`${url}api/v1/suspects?person=${person}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as { items: { rule: string; settlement_ids: string[] }[] }).items;
+      };
+      expect((await suspects("P-EMB-INGEST")).map((x) => [x.rule, x.settlement_ids])).toEqual([
+        ["readmission", ["EI2", "EI1"]],
+      ]);
+
+      // A death record as a JSON array, then a settlement after it: deceased_activity.
+      const d = await post(
+        "deaths",
+        JSON.stringify([death("2025-02-01", { person_id: "P-EMB-DEAD" }), { person_id: "P-EMB-DEAD" }]),
+        "application/json",
+      );
+      expect(await d.json()).toMatchObject({ accepted: 1, rejected: [{ line: 2 }] });
+      const after = settlement({
+        settlement_id: "ED1",
+        person_id: "P-EMB-DEAD",
+        admission_date: "2025-06-01",
+      });
+      expect(await (await post("settlements", JSON.stringify([after]), "application/json")).json()).toEqual({
+        accepted: 1,
+        rejected: [],
+      });
+      expect((await suspects("P-EMB-DEAD")).map((x) => x.rule)).toEqual(["deceased_activity"]);
+    } finally {
+      await stopped(child);
+    }
+  });
+
+  it("the live trickle keeps generated suspects arriving after the sample, with event time moving forward", async () => {
+    const { child, url, token } = await started(["--sample", "2000", "--live-rate", "400"]);
+    try {
+      const from = /event time from (\d{4}-\d{2}-\d{2})/.exec(child.stdoutAndErr())?.[1];
+      expect(from, child.stdoutAndErr()).toBeDefined();
+      const get = async (path: string) =>
+        (await (await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+          total: number;
+        };
+      // Everything of the sample is before the trickle's first day; live suspects come after it.
+      const live = async () => (await get(`api/v1/suspects/count?from=${from}`)).total;
+      expect(await live()).toBe(0);
+      const sample = (await get("api/v1/suspects/count")).total;
+      let n = 0;
+      for (let i = 0; i < 600 && n < 5; i++) {
+        await sleep(100);
+        n = await live();
+      }
+      expect(n, child.stdoutAndErr()).toBeGreaterThanOrEqual(5);
+      expect((await get("api/v1/suspects/count")).total).toBeGreaterThan(sample);
+    } finally {
+      await stopped(child);
+    }
+  });
+
+  it("a restarted `start` rebuilds the engines from the archive: a settlement ingested after it is judged with the history", async () => {
+    const data = tempDir("restart");
+    const ingestOne = async (url: string, token: string, s: ReturnType<typeof stay>) => {
+      const r = await fetch(`${url}api/v1/ingest/settlements`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify([s]),
+      });
+      expect(await r.json()).toEqual({ accepted: 1, rejected: [] });
+    };
+    const first = await started(["--sample", "2000", "--live-rate", "0"], data);
+    try {
+      await ingestOne(
+        first.url,
+        first.token,
+        stay("2025-03-01", "2025-03-05", { settlement_id: "ER1", person_id: "P-RESTART" }),
+      );
+    } finally {
+      await stopped(first.child);
+    }
+    const second = await started(["--live-rate", "0"], data);
+    try {
+      expect(second.child.stdoutAndErr()).toMatch(/engine state rebuilt from [\d,]+ archived events/);
+      expect(second.child.stdoutAndErr()).not.toMatch(/generating a sample/);
+      await ingestOne(
+        second.url,
+        second.token,
+        stay("2025-03-10", "2025-03-15", { settlement_id: "ER2", person_id: "P-RESTART" }),
+      );
+      const res = await fetch(`${second.url}api/v1/suspects?person=P-RESTART`, {
+        headers: { authorization: `Bearer ${second.token}` },
+      });
+      const items = ((await res.json()) as { items: { rule: string; settlement_ids: string[] }[] }).items;
+      expect(items.map((x) => [x.rule, x.settlement_ids])).toEqual([["readmission", ["ER2", "ER1"]]]);
+    } finally {
+      await stopped(second.child);
     }
   });
 });

@@ -181,8 +181,29 @@
     );
   }
 
+  // --- live updates (GET /api/v1/stream, ui/stream.js) --------------------------------------
+  // One stream at a time, for the view on screen: a view that wants one opens it, any route closes it.
+  let closeLive = null;
+  function live(params, onEvent) {
+    stopLive();
+    const q = apiFilters(params);
+    q.delete("sort");
+    closeLive = window.fundguardStream.open(q, {
+      token: () => sessionStorage.getItem(TOKEN_KEY),
+      onEvent,
+      onStop: (status) => {
+        if (status === 401) logout("登录已失效，请重新登录 Session expired, please log in again");
+      },
+    });
+  }
+  function stopLive() {
+    closeLive?.();
+    closeLive = null;
+  }
+
   // --- login ---------------------------------------------------------------------------
   function logout(message) {
+    stopLive();
     sessionStorage.removeItem(TOKEN_KEY);
     state.me = null;
     state.meta = null;
@@ -244,6 +265,7 @@
 
   async function route() {
     if (!state.me) return;
+    stopLive();
     const { parts, params } = parseHash();
     for (const a of document.querySelectorAll("[data-nav]")) {
       a.classList.toggle(
@@ -516,12 +538,34 @@
       pageEl.textContent = `第 ${page} / ${Math.max(1, Math.ceil(total / limit))} 页 Page`;
       nextBtn.disabled = offset + limit >= total;
     };
+    // Suspects stored after this page was read that match its filters: a notice, loaded on click.
+    const fresh = new Set();
+    const notice = h("button", {
+      type: "button",
+      id: "new-suspects",
+      class: "notice",
+      hidden: true,
+      onclick: () => {
+        const p = new URLSearchParams(params);
+        p.delete("offset");
+        if (`#/suspects${[...p.keys()].length ? `?${p}` : ""}` === location.hash) route();
+        else go("suspects", p);
+      },
+    });
+    live(params, (name, data) => {
+      if (name !== "suspects" || !notice.isConnected) return;
+      for (const id of data.matching) fresh.add(id);
+      if (fresh.size === 0) return;
+      notice.textContent = `有 ${count(fresh.size)} 条新线索 ${count(fresh.size)} new suspect${fresh.size === 1 ? "" : "s"} · 点击加载 click to load`;
+      notice.hidden = false;
+    });
     results.replaceChildren(
       h(
         "div",
         { class: "summary" },
         h("span", {}, "共 Total ", totalEl, " 条 suspects"),
         h("span", {}, "涉及金额 Amount at risk ", amountEl),
+        notice,
       ),
       h(
         "table",
@@ -1065,13 +1109,36 @@
       showError(body, err);
       return;
     }
+    renderCharts(body, a);
+    // The counts move as suspects are stored: the stream says when the filters' total changed,
+    // and the charts are read again (at most every two seconds).
+    let shown = a.total;
+    let timer = null;
+    live(params, (_name, data) => {
+      if (data.total === undefined || data.total === shown || timer) return;
+      timer = setTimeout(async () => {
+        timer = null;
+        if (!body.isConnected) return;
+        try {
+          const next = await api(`/api/v1/aggregates?${q}`);
+          if (!body.isConnected) return;
+          shown = next.total;
+          renderCharts(body, next);
+        } catch (err) {
+          if (err.status !== 401) toast(`刷新失败 Refresh failed: ${err.message}`);
+        }
+      }, 2000);
+    });
+  }
+
+  function renderCharts(body, a) {
     const g = a.groups;
     const ruleLabel = (r) => `${r.title_zh}`;
     body.replaceChildren(
       h(
         "div",
         { class: "summary" },
-        h("span", {}, "共 Total ", h("strong", {}, count(a.total)), " 条 suspects"),
+        h("span", {}, "共 Total ", h("strong", { id: "chart-total" }, count(a.total)), " 条 suspects"),
         h("span", {}, "涉及金额 Amount at risk ", h("strong", {}, yuan(a.amount_at_risk_fen))),
       ),
       h(
