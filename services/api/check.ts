@@ -1,6 +1,7 @@
 // POST /api/v1/check: what a proposed settlement would trigger, for a HIS before it pays (事前提醒,
-// 事中审核). The person's evidence is read from the archive (both modes archive every event they
-// process), so a settlement archived a second ago counts; the evaluation is engine/check.ts.
+// 事中审核). Where this process holds the engines (embedded mode) the owning engine answers from its
+// state (Engine.whatIf); elsewhere the person's evidence is read from the archive (every mode archives
+// every event it processes), so a settlement archived a second ago counts. Evaluation: engine/check.ts.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, RawServerDefault } from "fastify";
 import {
@@ -136,6 +137,8 @@ export interface CheckRouteOptions {
   /** The stream's detectors with their current config (updated in place as the config topic changes). */
   detectors: ActiveDetector[];
   retentionDays: number;
+  /** The live engine's what-if, where this process holds the engines: no archive read. */
+  onEngine?: (s: Settlement) => CheckAnswer;
   limits: Limits;
   authorize(req: FastifyRequest): void;
   audited(req: FastifyRequest, filters: Record<string, unknown>, rows: number): void;
@@ -147,6 +150,13 @@ export function registerCheckRoute<L extends FastifyBaseLogger>(
   o: CheckRouteOptions,
 ): void {
   const archive = new ArchiveEvidence(o.store);
+  const fromArchive = async (s: Settlement, req: FastifyRequest) => {
+    const evidence = await archive.of(s.person_id).catch((err: unknown) => {
+      req.log.error({ err }, "check: the archive cannot be read");
+      throw o.fail(503, "store_unavailable", "the person's evidence cannot be read now; retry later");
+    });
+    return checkSettlement(s, evidence, { detectors: o.detectors, retentionDays: o.retentionDays });
+  };
   // Built once: a zod schema costs more to build than to run.
   const validator = settlementValidatorFor(fieldLimits("settlement", o.limits));
   // Room for one settlement at the message limit, and the object around it.
@@ -158,11 +168,7 @@ export function registerCheckRoute<L extends FastifyBaseLogger>(
       const p = proposedSettlement(req.body, validator);
       if ("issues" in p) throw o.fail(400, "bad_request", "invalid settlement", { issues: p.issues });
       const s = p.settlement;
-      const evidence = await archive.of(s.person_id).catch((err: unknown) => {
-        req.log.error({ err }, "check: the archive cannot be read");
-        throw o.fail(503, "store_unavailable", "the person's evidence cannot be read now; retry later");
-      });
-      const answer = checkSettlement(s, evidence, { detectors: o.detectors, retentionDays: o.retentionDays });
+      const answer = o.onEngine ? o.onEngine(s) : await fromArchive(s, req);
       o.audited(
         req,
         {

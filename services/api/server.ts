@@ -8,13 +8,14 @@ import { Readable } from "node:stream";
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import { z } from "zod";
 import { type AnyDetector, DETECTORS, loadCatalogs } from "../../detectors/index.ts";
-import { DEFAULT_LIMITS, type Limits, SEVERITIES } from "../../schemas/index.ts";
+import { DEFAULT_LIMITS, type Limits, SEVERITIES, type Settlement } from "../../schemas/index.ts";
 import {
   type AccessLimits,
   DEFAULT_ACCESS_LIMITS,
   DEFAULT_MAX_INGEST_BYTES,
   DEFAULT_STREAM_POLL_MS,
 } from "../config/env.ts";
+import type { CheckAnswer } from "../engine/check.ts";
 import { type ActiveDetector, activate } from "../engine/engine.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -66,6 +67,11 @@ export interface BuildServerOptions {
   active?: ActiveDetector[];
   /** The stream's state retention in days, for /check (default 400). */
   retentionDays?: number;
+  /**
+   * A live engine's what-if for /check, where this process holds the engines (embedded mode);
+   * without one, /check replays the person's archived evidence.
+   */
+  checkOnEngine?: (s: Settlement) => CheckAnswer;
   /** Where /ingest puts accepted records; without one, /ingest answers 503. Closed with the server. */
   ingest?: IngestDestination;
   /** The contract's input limits for /check and /ingest records (default DEFAULT_LIMITS). */
@@ -707,6 +713,7 @@ export async function buildServer(o: BuildServerOptions) {
     store: o.store,
     detectors: o.active ?? activate(detectors, loadCatalogs()),
     retentionDays: o.retentionDays ?? 400,
+    onEngine: o.checkOnEngine,
     limits: inputLimits,
     authorize: (req) => requireRole(userOf(req), ["admin", "investigator", "his"], "check a settlement"),
     audited,

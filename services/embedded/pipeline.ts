@@ -1,6 +1,8 @@
 // The embedded pipeline: the same engine as the Kafka workers, one per partition of an
 // in-process log, writing suspects and the settlement archive to the store, committing
 // offsets only after the store has the round. The archive takes the input lines as they are.
+import type { Settlement } from "../../schemas/index.ts";
+import { type CheckAnswer, checkOnEngine } from "../engine/check.ts";
 import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import { type ArchiveFallback, type ArchiveRecord, ndjsonArchiveBytes, type Store } from "../store/index.ts";
@@ -65,6 +67,12 @@ export class EmbeddedPipeline {
     );
     this.onArchiveFallback = o.onArchiveFallback;
     this.onStored = o.onStored;
+  }
+
+  /** /check's what-if on the engine that owns the person, over what it has processed. */
+  check(proposed: Settlement): CheckAnswer {
+    const engine = this.engines[this.log.partitionOf(proposed.person_id)] as Engine;
+    return checkOnEngine(proposed, engine, this.detectors);
   }
 
   /** `line`: the valid NDJSON line the event was read from (without its newline). */

@@ -48,6 +48,7 @@ export async function serveEmbedded(o: {
     limits: accessLimits(o.env),
     trustProxy: o.env.FUNDGUARD_TRUST_PROXY,
     active: o.pipeline.detectors,
+    checkOnEngine: (s) => o.pipeline.check(s),
     ingest: new LogIngest(o.pipeline),
     maxIngestBytes: o.env.FUNDGUARD_MAX_INGEST_BYTES,
     inputLimits: limitsOf(o.env),

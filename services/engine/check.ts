@@ -4,7 +4,7 @@
 // engine is thrown away, so nothing is stored and no state changes.
 import type { DeathRecord, Settlement, Severity } from "../../schemas/index.ts";
 import { SEVERITIES } from "../../schemas/index.ts";
-import { type ActiveDetector, Engine, type EngineEvent } from "./engine.ts";
+import { type ActiveDetector, type Change, Engine, type EngineEvent } from "./engine.ts";
 
 /** What the archive holds about one person: settlements (SETTLE and REVERSAL) and death records. */
 export interface PersonEvidence {
@@ -66,8 +66,25 @@ export function checkSettlement(
   const engine = new Engine({ detectors: o.detectors, retentionDays: o.retentionDays });
   for (const { e } of retained) engine.process(e);
   const changes = engine.process({ kind: "settlement", value: proposed });
+  return answerOf(changes, o.detectors, retained.at(-1)?.t ?? null);
+}
 
-  const rules = new Map(o.detectors.map((a) => [a.detector.id, a.detector.rules]));
+/**
+ * The what-if on a live engine that owns the person (embedded mode): its retained state, as the
+ * stream holds it, with nothing replayed, stored or changed (Engine.whatIf).
+ */
+export function checkOnEngine(
+  proposed: Settlement,
+  engine: Engine,
+  detectors: ActiveDetector[],
+): CheckAnswer {
+  const { changes, stateAsOfMs } = engine.whatIf(proposed);
+  return answerOf(changes, detectors, stateAsOfMs);
+}
+
+/** The findings the changes upsert, gravest first, and the decision they make. */
+function answerOf(changes: Change[], detectors: ActiveDetector[], stateAsOfMs: number | null): CheckAnswer {
+  const rules = new Map(detectors.map((a) => [a.detector.id, a.detector.rules]));
   const findings = changes
     .filter((c) => c.op === "upsert")
     .map(({ suspect: s }): CheckFinding => {
@@ -89,11 +106,10 @@ export function checkSettlement(
         a.detector.localeCompare(b.detector) ||
         a.rule.localeCompare(b.rule),
     );
-  const last = retained.at(-1);
   return {
     decision: findings[0]?.severity ?? "PASS",
     findings,
-    state_as_of: last ? new Date(last.t).toISOString() : null,
+    state_as_of: stateAsOfMs === null ? null : new Date(stateAsOfMs).toISOString(),
   };
 }
 

@@ -164,6 +164,26 @@ export class Engine {
     p.apply({ kind, id, value } as StateEntry);
   }
 
+  /**
+   * What processing `proposed` would change, changing nothing: its person's state is copied into a
+   * scratch engine at this one's watermark, without a settlement of the same id (a re-check), and the
+   * settlement processed there. `stateAsOfMs`: the newest evidence the answer saw.
+   */
+  whatIf(proposed: Settlement): { changes: Change[]; stateAsOfMs: number | null } {
+    const scratch = new Engine({
+      detectors: this.detectors,
+      retentionDays: this.retentionMs / DAY_MS,
+      clock: this.clock,
+    });
+    scratch.watermarkMs = this.watermarkMs;
+    // No sweep in the scratch engine: this one's state is already swept to its watermark.
+    scratch.sweptAtMs = Number.POSITIVE_INFINITY;
+    const held = this.persons.get(proposed.person_id)?.copyWithout(proposed.settlement_id);
+    if (held) scratch.persons.set(held.personId, held);
+    const stateAsOfMs = held?.newestEvidenceMs() ?? null;
+    return { changes: scratch.process({ kind: "settlement", value: proposed }), stateAsOfMs };
+  }
+
   /** Every active finding, for `detect` output and tests. */
   *activeSuspects(): Iterable<Suspect> {
     for (const p of this.persons.values()) for (const list of p.findings.values()) yield* list;

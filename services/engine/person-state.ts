@@ -89,6 +89,28 @@ export class PersonState implements PersonView {
     this.onChange?.(this.personId, { kind: "f", id: subject, value: list.length > 0 ? list : null });
   }
 
+  /**
+   * A copy to try an event on (a check's what-if), without the settlement `id` and its findings, so
+   * that the event may bring it again; records are shared, being immutable, and nothing is reported.
+   */
+  copyWithout(id: string): PersonState {
+    const c = new PersonState(this.personId);
+    for (const s of this.settlements) if (s.id !== id) c.add(s);
+    for (const [original, x] of this.cancellations) c.cancel(original, x);
+    if (this.deathRecord) c.setDeath(this.deathRecord);
+    for (const [subject, list] of this.active) if (subject !== id) c.setFindings(subject, [...list]);
+    return c;
+  }
+
+  /** Event time of the newest evidence held (settlements, reversals, the death record); null when none. */
+  newestEvidenceMs(): number | null {
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const s of this.settlements) newest = Math.max(newest, s.settledAtMs);
+    for (const c of this.cancellations.values()) newest = Math.max(newest, c.atMs);
+    if (this.deathRecord) newest = Math.max(newest, Date.parse(this.deathRecord.reported_at));
+    return newest === Number.NEGATIVE_INFINITY ? null : newest;
+  }
+
   /** Drops evidence older than the horizon; returns whether anything is left. */
   evict(horizonMs: number): boolean {
     if (this.oldestMs >= horizonMs) return this.holdsAnything();

@@ -1,8 +1,9 @@
 // POST /api/v1/check over the real embedded chdb archive: for every rule of the six detectors, a
 // settlement checked before it is ingested gets exactly the findings that ingesting it (through
 // the embedded pipeline, which archives each batch) then produces; a clean one, one after a
-// reversal, after a late death record, and for a person with no history are checked too. The
-// check stores nothing and is audited; the machine roles reach their own routes only.
+// reversal, after a late death record, and for a person with no history are checked too. Every
+// answer is also asked of the pipeline's live engines (as `fundguard start` answers) and must be
+// the same. The check stores nothing and is audited; the machine roles reach their own routes only.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,6 +38,8 @@ const dir = mkdtempSync(join(tmpdir(), "fg-api-check-"));
 let store: Store;
 let pipeline: EmbeddedPipeline;
 let app: Awaited<ReturnType<typeof buildServer>>;
+/** The same server answering /check from the pipeline's live engines, as `fundguard start` does. */
+let onEngine: Awaited<ReturnType<typeof buildServer>>;
 
 beforeAll(async () => {
   store = await openStore(chdbConfig(join(dir, "data")));
@@ -50,10 +53,19 @@ beforeAll(async () => {
     active,
   });
   await app.ready();
+  onEngine = await buildServer({
+    store,
+    users: await UsersFileDirectory.open(join(dir, "users.json")),
+    log: createLogger("api-check-test", "silent"),
+    active,
+    checkOnEngine: (s) => pipeline.check(s),
+  });
+  await onEngine.ready();
 });
 
 afterAll(async () => {
   await app?.close();
+  await onEngine?.close();
   await store?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -74,17 +86,20 @@ async function suspectsOf(person: string): Promise<Suspect[]> {
   return out;
 }
 
-const check = (body: object, token = T.his) =>
-  app.inject({
+const check = (body: object, token = T.his, server = app) =>
+  server.inject({
     method: "POST",
     url: "/api/v1/check",
     headers: { authorization: `Bearer ${token}` },
     payload: body,
   });
 
+/** The archive's answer, which the live engines' answer must equal. */
 async function checked(s: unknown): Promise<CheckAnswer> {
   const r = await check({ settlement: s });
   expect(r.statusCode, r.body).toBe(200);
+  const live = await check({ settlement: s }, T.his, onEngine);
+  expect(live.json(), "the live engine's answer").toEqual(r.json());
   return r.json() as CheckAnswer;
 }
 
@@ -280,9 +295,13 @@ describe("POST /api/v1/check", () => {
   });
 
   it("is audited with the decision", async () => {
-    await checked(
-      settlement({ person_id: "P-AUDIT", diagnoses: [{ code: "O80.000", name: "单胎顺产", primary: true }] }),
-    );
+    const r = await check({
+      settlement: settlement({
+        person_id: "P-AUDIT",
+        diagnoses: [{ code: "O80.000", name: "单胎顺产", primary: true }],
+      }),
+    });
+    expect(r.statusCode, r.body).toBe(200);
     await app.inject({ method: "GET", url: "/api/v1/me", headers: { authorization: `Bearer ${T.admin}` } });
     const rows = await store.query<{ who: string; filters: string }>(
       "SELECT who, filters FROM audit_log WHERE route = 'POST /api/v1/check' AND filters LIKE '%P-AUDIT%'",
