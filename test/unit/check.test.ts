@@ -3,8 +3,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
-import { checkSettlement } from "../../services/engine/check.ts";
-import { activate } from "../../services/engine/engine.ts";
+import { checkOnEngine, checkSettlement } from "../../services/engine/check.ts";
+import { activate, Engine, type EngineEvent } from "../../services/engine/engine.ts";
 import { death, reversal, settlement, stay } from "../fixtures/events.ts";
 
 const o = { detectors: activate(DETECTORS, loadCatalogs()), retentionDays: 400 };
@@ -41,5 +41,23 @@ describe("checkSettlement", () => {
     const given = structuredClone(history);
     checkSettlement(proposed, { settlements: given, deaths }, o);
     expect(given).toEqual(history);
+  });
+
+  it("on a live engine holding the evidence, answers as the replay does and changes nothing", () => {
+    const engine = new Engine({ ...o, changelog: true });
+    const events: EngineEvent[] = [
+      ...history.map((value): EngineEvent => ({ kind: "settlement", value })),
+      ...deaths.map((value): EngineEvent => ({ kind: "death", value })),
+    ];
+    for (const e of events) engine.process(e);
+    engine.takeDirty();
+    const active = [...engine.activeSuspects()];
+    const expected = checkSettlement(proposed, { settlements: history, deaths }, o);
+    expect(checkOnEngine(proposed, engine, o.detectors)).toEqual(expected);
+    expect(engine.takeDirty()).toEqual([]);
+    expect([...engine.activeSuspects()]).toEqual(active);
+    // Once ingested, a re-check of the same settlement finds the same again rather than a duplicate.
+    engine.process({ kind: "settlement", value: proposed });
+    expect(checkOnEngine(proposed, engine, o.detectors).findings).toEqual(expected.findings);
   });
 });
