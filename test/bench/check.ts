@@ -1,6 +1,7 @@
 // The hospitals' endpoints over a real HTTP listener: POST /api/v1/check latency at a fixed
 // open-loop rate (default 200 checks/s) against embedded chdb filled by the embedded pipeline
-// from the generated stream, each check a settlement of a person with history; and
+// from the generated stream, each check a settlement of a person with history, answered by the
+// pipeline's live engines (as `start` answers) and from the archive (as `serve` does); and
 // POST /api/v1/ingest/settlements throughput into the real broker (NDJSON bodies of 5 000,
 // one request after another), when KAFKA_BROKERS and SCHEMA_REGISTRY_URL are set.
 // Targets (issue 11): check p99 ≤ 50 ms embedded, ingest ≥ 5k settlements/s.
@@ -67,62 +68,90 @@ export async function benchCheck(o: BenchCheckOptions) {
     const fillSeconds = (performance.now() - t0) / 1000;
 
     const ingest = await kafkaIngest();
-    const app = await buildServer({
-      store,
-      log,
-      users: usersFromList([{ name: "admin", role: "admin", token: TOKEN }]),
-      active,
-      ...(ingest ? { ingest } : {}),
-      limits: { perToken: 1_000_000, perAddress: 1_000_000 },
-    });
-    await app.listen({ port: 0, host: "127.0.0.1" });
-    const { port } = app.server.address() as { port: number };
-    const post = (path: string, body: string, type: string) =>
-      fetch(`http://127.0.0.1:${port}${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
-        body,
+    const serve = async (onEngine: boolean) => {
+      const app = await buildServer({
+        store,
+        log,
+        users: usersFromList([{ name: "admin", role: "admin", token: TOKEN }]),
+        active,
+        ...(ingest && !onEngine ? { ingest } : {}),
+        ...(onEngine ? { checkOnEngine: (s: Settlement) => pipeline.check(s) } : {}),
+        limits: { perToken: 1_000_000, perAddress: 1_000_000 },
       });
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const { port } = app.server.address() as { port: number };
+      const post = (path: string, body: string, type: string) =>
+        fetch(`http://127.0.0.1:${port}${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
+          body,
+        });
+      return { app, post };
+    };
 
     // Settlements of people with history: their evidence is what a check reads and replays.
     const lines = readFileSync(o.files.settlements, "utf8").split("\n").filter(Boolean);
-    const proposed = lines
-      .map((l) => JSON.parse(l) as Settlement)
-      .filter((s) => s.event_type === "SETTLE")
-      .slice(-5_000);
+    const settles = lines.map((l) => JSON.parse(l) as Settlement).filter((s) => s.event_type === "SETTLE");
+    const proposed = settles.slice(-5_000);
     const rate = o.rate ?? 200;
     const total = rate * (o.seconds ?? 10);
-    const ms: number[] = [];
-    const decisions: Record<string, number> = {};
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: total }, async (_, i) => {
-        // Open loop: request i leaves at its slot whatever the earlier ones are doing.
-        await new Promise((r) => setTimeout(r, started + (i * 1000) / rate - performance.now()));
-        const s = proposed[i % proposed.length] as Settlement;
-        const t = performance.now();
-        const res = await post(
-          "/api/v1/check",
-          // A re-check of an archived settlement: it replaces itself in the evidence.
-          JSON.stringify({ settlement: s }),
-          "application/json",
-        );
-        const body = (await res.json()) as { decision: string };
-        ms.push(performance.now() - t);
-        if (res.status !== 200) throw new Error(`check: HTTP ${res.status} ${JSON.stringify(body)}`);
-        decisions[body.decision] = (decisions[body.decision] ?? 0) + 1;
-      }),
-    );
-    ms.sort((a, b) => a - b);
-    const check = {
-      checks: total,
-      rate_per_s: rate,
-      achieved_per_s: Math.round(total / ((performance.now() - started) / 1000)),
-      p50_ms: pct(ms, 50),
-      p99_ms: pct(ms, 99),
-      max_ms: pct(ms, 100),
-      decisions,
+    /** Open-loop check latency through one server: `start`'s (the live engines) or `serve`'s (the archive). */
+    const latency = async (onEngine: boolean) => {
+      const { app, post } = await serve(onEngine);
+      const ms: number[] = [];
+      const decisions: Record<string, number> = {};
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: total }, async (_, i) => {
+          // Open loop: request i leaves at its slot whatever the earlier ones are doing.
+          await new Promise((r) => setTimeout(r, started + (i * 1000) / rate - performance.now()));
+          const s = proposed[i % proposed.length] as Settlement;
+          const t = performance.now();
+          const res = await post(
+            "/api/v1/check",
+            // A re-check of an archived settlement: it replaces itself in the evidence.
+            JSON.stringify({ settlement: s }),
+            "application/json",
+          );
+          const body = (await res.json()) as { decision: string };
+          ms.push(performance.now() - t);
+          if (res.status !== 200) throw new Error(`check: HTTP ${res.status} ${JSON.stringify(body)}`);
+          decisions[body.decision] = (decisions[body.decision] ?? 0) + 1;
+        }),
+      );
+      await app.close();
+      ms.sort((a, b) => a - b);
+      return {
+        checks: total,
+        rate_per_s: rate,
+        achieved_per_s: Math.round(total / ((performance.now() - started) / 1000)),
+        p50_ms: pct(ms, 50),
+        p99_ms: pct(ms, 99),
+        max_ms: pct(ms, 100),
+        decisions,
+      };
     };
+    // A live trickle through the pipeline meanwhile, as `start` keeps one (20 settlements/s): new
+    // settlements of the same people, each stored in a round of its own as ingest stores them.
+    let trickled = 0;
+    const trickle = setInterval(() => {
+      const s = {
+        ...(proposed[trickled % proposed.length] as Settlement),
+        settlement_id: `live-${trickled}`,
+      };
+      trickled++;
+      pipeline.publish({ kind: "settlement", value: s }, JSON.stringify(s));
+      pipeline.process().catch(() => undefined);
+    }, 50);
+    const check = await (async () => {
+      try {
+        return { engine: await latency(true), archive: await latency(false), trickled_per_s: 20 };
+      } finally {
+        clearInterval(trickle);
+        await pipeline.process();
+      }
+    })();
+    const { app, post } = await serve(false);
 
     let ingestFigures: Record<string, number> | undefined;
     if (ingest) {
