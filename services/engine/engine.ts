@@ -166,8 +166,9 @@ export class Engine {
 
   /**
    * What processing `proposed` would change, changing nothing: its person's state is copied into a
-   * scratch engine at this one's watermark, without a settlement of the same id (a re-check), and the
-   * settlement processed there. `stateAsOfMs`: the newest evidence the answer saw.
+   * scratch engine at this one's watermark and the settlement processed there. A settlement of the
+   * same id already held is first taken out with what it decided (a re-check answers what its arrival
+   * brings, as if it had not come). `stateAsOfMs`: the newest evidence the answer saw.
    */
   whatIf(proposed: Settlement): { changes: Change[]; stateAsOfMs: number | null } {
     const scratch = new Engine({
@@ -178,10 +179,22 @@ export class Engine {
     scratch.watermarkMs = this.watermarkMs;
     // No sweep in the scratch engine: this one's state is already swept to its watermark.
     scratch.sweptAtMs = Number.POSITIVE_INFINITY;
-    const held = this.persons.get(proposed.person_id)?.copyWithout(proposed.settlement_id);
-    if (held) scratch.persons.set(held.personId, held);
+    const held = this.persons.get(proposed.person_id)?.copy();
+    if (held) {
+      scratch.persons.set(held.personId, held);
+      const prior = held.get(proposed.settlement_id);
+      if (prior) scratch.withdraw(held, prior);
+    }
     const stateAsOfMs = held?.newestEvidenceMs() ?? null;
     return { changes: scratch.process({ kind: "settlement", value: proposed }), stateAsOfMs };
+  }
+
+  /** Takes a settlement out of the evidence with what it decided, as a reversal does, but cancelling nothing. */
+  private withdraw(person: PersonState, record: SettlementRecord): Change[] {
+    const affected = this.affectedBy(person, record);
+    person.remove(record.id);
+    person.setFindings(record.id, []);
+    return this.reevaluate(person, affected);
   }
 
   /** Every active finding, for `detect` output and tests. */
@@ -257,15 +270,12 @@ export class Engine {
     const record = person.get(original);
     // A reversal of a settlement not seen yet cancels it on arrival.
     if (!record) return [];
-    const affected = this.affectedBy(person, record);
-    person.remove(original);
     const changes: Change[] = (person.findings.get(original) ?? []).map((suspect) => ({
       op: "retract",
       suspect,
       configHash: this.detectors.find((a) => a.detector.id === suspect.detector)?.configHash,
     }));
-    person.setFindings(original, []);
-    return changes.concat(this.reevaluate(person, affected));
+    return changes.concat(this.withdraw(person, record));
   }
 
   private onDeath(person: PersonState, d: DeathRecord): Change[] {

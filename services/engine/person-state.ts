@@ -89,16 +89,13 @@ export class PersonState implements PersonView {
     this.onChange?.(this.personId, { kind: "f", id: subject, value: list.length > 0 ? list : null });
   }
 
-  /**
-   * A copy to try an event on (a check's what-if), without the settlement `id` and its findings, so
-   * that the event may bring it again; records are shared, being immutable, and nothing is reported.
-   */
-  copyWithout(id: string): PersonState {
+  /** A copy to try events on (a check's what-if): records are shared, being immutable; nothing is reported. */
+  copy(): PersonState {
     const c = new PersonState(this.personId);
-    for (const s of this.settlements) if (s.id !== id) c.add(s);
+    for (const s of this.settlements) c.add(s);
     for (const [original, x] of this.cancellations) c.cancel(original, x);
     if (this.deathRecord) c.setDeath(this.deathRecord);
-    for (const [subject, list] of this.active) if (subject !== id) c.setFindings(subject, [...list]);
+    for (const [subject, list] of this.active) c.setFindings(subject, [...list]);
     return c;
   }
 

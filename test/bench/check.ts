@@ -68,13 +68,14 @@ export async function benchCheck(o: BenchCheckOptions) {
     const fillSeconds = (performance.now() - t0) / 1000;
 
     const ingest = await kafkaIngest();
-    const serve = async (onEngine: boolean) => {
+    // `ingest` is closed with the server it is given to: only the last one, which measures ingest, gets it.
+    const serve = async (onEngine: boolean, withIngest = false) => {
       const app = await buildServer({
         store,
         log,
         users: usersFromList([{ name: "admin", role: "admin", token: TOKEN }]),
         active,
-        ...(ingest && !onEngine ? { ingest } : {}),
+        ...(ingest && withIngest ? { ingest } : {}),
         ...(onEngine ? { checkOnEngine: (s: Settlement) => pipeline.check(s) } : {}),
         limits: { perToken: 1_000_000, perAddress: 1_000_000 },
       });
@@ -151,7 +152,7 @@ export async function benchCheck(o: BenchCheckOptions) {
         await pipeline.process();
       }
     })();
-    const { app, post } = await serve(false);
+    const { app, post } = await serve(false, true);
 
     let ingestFigures: Record<string, number> | undefined;
     if (ingest) {

@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { DeathRecord, Settlement } from "../../schemas/index.ts";
-import { checkSettlement } from "../../services/engine/check.ts";
+import { checkOnEngine, checkSettlement } from "../../services/engine/check.ts";
 import { activate, Engine, type EngineEvent } from "../../services/engine/engine.ts";
 import { generate } from "../../services/generate/generate.ts";
 
@@ -70,4 +70,32 @@ describe("check of each registered rule's generated cases", () => {
     }
     expect([...found].sort()).toEqual(everyRule);
   });
+
+  it("gets from the live engine that processed the stream the replay's answer, for re-checks of its settlements", () => {
+    const engine = new Engine({ detectors, retentionDays: options.retentionDays });
+    const events: EngineEvent[] = [
+      ...settlements.map((value): EngineEvent => ({ kind: "settlement", value })),
+      ...deaths.map((value): EngineEvent => ({ kind: "death", value })),
+    ].sort((a, b) => eventAt(a).localeCompare(eventAt(b)));
+    for (const e of events) engine.process(e);
+    const of = new Map<string, { settlements: Settlement[]; deaths: DeathRecord[] }>();
+    const evidenceOf = (person: string) => {
+      const had = of.get(person);
+      if (had) return had;
+      const fresh = { settlements: [] as Settlement[], deaths: [] as DeathRecord[] };
+      of.set(person, fresh);
+      return fresh;
+    };
+    for (const s of settlements) evidenceOf(s.person_id).settlements.push(s);
+    for (const d of deaths) evidenceOf(d.person_id).deaths.push(d);
+    let flagged = 0;
+    for (const proposed of settlements.filter((s) => s.event_type === "SETTLE").slice(-3_000)) {
+      const replayed = checkSettlement(proposed, evidenceOf(proposed.person_id), options);
+      expect(checkOnEngine(proposed, engine, detectors), proposed.settlement_id).toEqual(replayed);
+      if (replayed.decision !== "PASS") flagged++;
+    }
+    expect(flagged).toBeGreaterThan(10);
+  });
 });
+
+const eventAt = (e: EngineEvent) => (e.kind === "settlement" ? e.value.settled_at : e.value.reported_at);
