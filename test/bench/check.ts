@@ -132,13 +132,15 @@ export async function benchCheck(o: BenchCheckOptions) {
         decisions,
       };
     };
-    // A live trickle through the pipeline meanwhile, as `start` keeps one (20 settlements/s): new
-    // settlements of the same people, each stored in a round of its own as ingest stores them.
+    // A live trickle through the pipeline meanwhile, as `start` keeps one (20 settlements/s): copies of
+    // settlements under new ids and new people (the checked people's answers must not change between
+    // the two runs), each stored in a round of its own as ingest stores them.
     let trickled = 0;
     const trickle = setInterval(() => {
       const s = {
-        ...(proposed[trickled % proposed.length] as Settlement),
+        ...(settles[trickled % settles.length] as Settlement),
         settlement_id: `live-${trickled}`,
+        person_id: `live-P${trickled}`,
       };
       trickled++;
       pipeline.publish({ kind: "settlement", value: s }, JSON.stringify(s));
