@@ -183,8 +183,11 @@
 
   // --- live updates (GET /api/v1/stream, ui/stream.js) --------------------------------------
   // One stream at a time, for the view on screen: a view that wants one opens it, any route closes it.
+  // `owner` is the view's element: a view replaced while it was loading (a click away under load)
+  // opens nothing, or it would close the stream of the view that replaced it.
   let closeLive = null;
-  function live(params, onEvent) {
+  function live(params, onEvent, owner) {
+    if (!owner.isConnected) return;
     stopLive();
     const q = apiFilters(params);
     q.delete("sort");
@@ -552,13 +555,17 @@
         else go("suspects", p);
       },
     });
-    live(params, (name, data) => {
-      if (name !== "suspects" || !notice.isConnected) return;
-      for (const id of data.matching) fresh.add(id);
-      if (fresh.size === 0) return;
-      notice.textContent = `有 ${count(fresh.size)} 条新线索 ${count(fresh.size)} new suspect${fresh.size === 1 ? "" : "s"} · 点击加载 click to load`;
-      notice.hidden = false;
-    });
+    live(
+      params,
+      (name, data) => {
+        if (name !== "suspects" || !notice.isConnected) return;
+        for (const id of data.matching) fresh.add(id);
+        if (fresh.size === 0) return;
+        notice.textContent = `有 ${count(fresh.size)} 条新线索 ${count(fresh.size)} new suspect${fresh.size === 1 ? "" : "s"} · 点击加载 click to load`;
+        notice.hidden = false;
+      },
+      results,
+    );
     results.replaceChildren(
       h(
         "div",
@@ -1114,21 +1121,25 @@
     // and the charts are read again (at most every two seconds).
     let shown = a.total;
     let timer = null;
-    live(params, (_name, data) => {
-      if (data.total === undefined || data.total === shown || timer) return;
-      timer = setTimeout(async () => {
-        timer = null;
-        if (!body.isConnected) return;
-        try {
-          const next = await api(`/api/v1/aggregates?${q}`);
+    live(
+      params,
+      (_name, data) => {
+        if (data.total === undefined || data.total === shown || timer) return;
+        timer = setTimeout(async () => {
+          timer = null;
           if (!body.isConnected) return;
-          shown = next.total;
-          renderCharts(body, next);
-        } catch (err) {
-          if (err.status !== 401) toast(`刷新失败 Refresh failed: ${err.message}`);
-        }
-      }, 2000);
-    });
+          try {
+            const next = await api(`/api/v1/aggregates?${q}`);
+            if (!body.isConnected) return;
+            shown = next.total;
+            renderCharts(body, next);
+          } catch (err) {
+            if (err.status !== 401) toast(`刷新失败 Refresh failed: ${err.message}`);
+          }
+        }, 2000);
+      },
+      body,
+    );
   }
 
   function renderCharts(body, a) {
