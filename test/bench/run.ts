@@ -68,6 +68,14 @@ const report: Record<string, unknown> = {
     node: process.version,
   },
 };
+/** A section's figures with this run's header, for sections reported apart from the run's own header. */
+const stamped = (figures: object) => ({
+  command: report.command,
+  at: report.at,
+  machine: report.machine,
+  dataset: report.dataset,
+  ...figures,
+});
 
 // The big stream only for the sections that read it (generating it takes minutes the first time).
 const streamSize = ["detect", "kafka", "transport", "check", "rules"].some((s) => sections.has(s))
@@ -92,15 +100,9 @@ if (sections.has("detect")) {
 if (sections.has("rules")) {
   process.stderr.write("bench: detect with a generated 56,500-row rule table vs with none\n");
   const { benchRuleTables } = await import("./rule-tables.ts");
-  report.ruleTables = {
-    command: report.command,
-    at: report.at,
-    machine: report.machine,
-    dataset: report.dataset,
-    ...(await benchRuleTables((reference) =>
-      runChild(["detect", files.settlements, files.deaths, reference]),
-    )),
-  };
+  report.ruleTables = stamped(
+    await benchRuleTables((reference) => runChild(["detect", files.settlements, files.deaths, reference])),
+  );
 }
 
 if (sections.has("startup")) {
@@ -179,13 +181,7 @@ if (sections.has("check")) {
 if (sections.has("transport")) {
   process.stderr.write("bench: Kafka clients behind the transport seam, kafkajs vs @platformatic/kafka\n");
   const { benchTransport } = await import("./transport.ts");
-  report.transport = {
-    command: report.command,
-    at: report.at,
-    machine: report.machine,
-    dataset: report.dataset,
-    ...(await benchTransport(files, ROOT, opts.settlements)),
-  };
+  report.transport = stamped(await benchTransport(files, ROOT, opts.settlements));
 }
 
 // Sections this run did not measure keep their figures, and the header (command, machine, dataset) of
