@@ -163,7 +163,12 @@ describe("embedded mode", () => {
   it("the live trickle keeps generated suspects arriving after the sample, with event time moving forward", async () => {
     const { child, url, token } = await started(["--sample", "2000", "--live-rate", "400"]);
     try {
-      const from = /event time from (\d{4}-\d{2}-\d{2})/.exec(child.stdoutAndErr())?.[1];
+      // The trickle announces itself after the UI lines, once it has read its origin from the archive.
+      let from: string | undefined;
+      for (let i = 0; i < 300 && !from; i++) {
+        from = /event time from (\d{4}-\d{2}-\d{2})/.exec(child.stdoutAndErr())?.[1];
+        if (!from) await sleep(100);
+      }
       expect(from, child.stdoutAndErr()).toBeDefined();
       const get = async (path: string) =>
         (await (await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
