@@ -1,27 +1,17 @@
 // An in-process log with Kafka's partition and offset semantics, for the embedded mode: events are
 // partitioned by key exactly as Kafka's default partitioner does, read in offset order per
 // partition, and a consumer group's committed offsets say where processing resumes.
-import { Partitioners, type PartitionMetadata } from "kafkajs";
-
-const partitioner = Partitioners.DefaultPartitioner();
+import { keyPartition } from "../kafka/partition.ts";
 
 export class InProcessLog<V> {
   private readonly partitions: V[][];
   private readonly committed = new Map<string, number>();
-  private readonly meta: PartitionMetadata[];
 
   constructor(
     readonly topic: string,
     readonly partitionCount: number,
   ) {
     this.partitions = Array.from({ length: partitionCount }, () => []);
-    this.meta = Array.from({ length: partitionCount }, (_, i) => ({
-      partitionId: i,
-      leader: 0,
-      partitionErrorCode: 0,
-      replicas: [0],
-      isr: [0],
-    }));
   }
 
   /** Appends under `key`'s partition (murmur2, as Kafka clients do); returns [partition, offset]. */
@@ -34,7 +24,7 @@ export class InProcessLog<V> {
 
   /** The partition `key` goes to (murmur2, as Kafka clients do). */
   partitionOf(key: string): number {
-    return partitioner({ topic: this.topic, partitionMetadata: this.meta, message: { key, value: null } });
+    return keyPartition(Buffer.from(key), this.partitionCount);
   }
 
   endOffset(partition: number): number {
