@@ -33,10 +33,7 @@ export class KafkaIngest implements IngestDestination {
     const byTopic = new Map<string, Message[]>();
     for (const e of events) {
       const topic = e.kind === "settlement" ? this.topics.settlements : this.topics.deaths;
-      const value =
-        e.kind === "settlement"
-          ? this.serde.encode("settlement", e.value)
-          : this.serde.encode("death", e.value);
+      const value = this.serde.encodeEvent(e);
       let messages = byTopic.get(topic);
       if (!messages) {
         messages = [];

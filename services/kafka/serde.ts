@@ -18,6 +18,7 @@ import {
   settlementSchema,
   suspectSchema,
 } from "../../schemas/index.ts";
+import type { EngineEvent } from "../engine/engine.ts";
 import { type Parsed, type Validators, validators } from "../ingest/validate.ts";
 import { SchemaCache, type SchemaCacheOptions } from "./schema-cache.ts";
 import type { Topics } from "./topics.ts";
@@ -97,6 +98,11 @@ export class AvroSerde {
     const header = Buffer.alloc(5);
     header.writeInt32BE(this.ids[kind], 1);
     return Buffer.concat([header, body]);
+  }
+
+  /** An input event under its kind's schema. */
+  encodeEvent(e: EngineEvent): Buffer {
+    return e.kind === "settlement" ? this.encode("settlement", e.value) : this.encode("death", e.value);
   }
 
   /** Decodes and validates one message; a reason on failure says what is wrong with the message. */

@@ -73,10 +73,7 @@ export async function produceFiles(o: ProduceFilesOptions): Promise<ProduceSumma
       const read = { limits: o.limits, onRead: (b: number) => o.onProgress?.(doneBytes + b, total) };
       for await (const events of fileEvents(f.path, f.kind, onBad, read)) {
         for (const { event } of events) {
-          const value =
-            event.kind === "settlement"
-              ? o.serde.encode("settlement", event.value)
-              : o.serde.encode("death", event.value);
+          const value = o.serde.encodeEvent(event);
           const key = Buffer.from(event.value.person_id);
           pending.push({ key, value, partition: keyPartition(key, n) });
           if (f.kind === "settlement") summary.settlements++;
