@@ -149,6 +149,11 @@ export class Store {
     return this.backend.client;
   }
 
+  /** The client of API requests' statements (see Backend.requestClient). */
+  get requestClient(): ClickHouseClient {
+    return this.backend.requestClient;
+  }
+
   /**
    * Upserts as `active` rows, retractions as `retracted` rows carrying the same suspect content.
    * Resolves once every row is written to disk, so a consumer may commit its offsets then.
@@ -163,19 +168,19 @@ export class Store {
         version: checkVersion(opts.versionOf(change, i)),
       }),
     );
-    await this.insert("suspects", rows);
+    await this.insert(this.backend.client, "suspects", rows);
     return rows.length;
   }
 
   /** Archives settlement events; re-delivery of a settlement_id collapses to one row. */
   async writeSettlements(events: readonly Settlement[]): Promise<number> {
-    await this.insert("settlements", events.map(settlementRow));
+    await this.insert(this.backend.client, "settlements", events.map(settlementRow));
     return events.length;
   }
 
   /** Death records; per person the latest `reported_at` wins. */
   async writeDeaths(records: readonly DeathRecord[]): Promise<number> {
-    await this.insert("deaths", records.map(deathRow));
+    await this.insert(this.backend.client, "deaths", records.map(deathRow));
     return records.length;
   }
 
@@ -220,7 +225,7 @@ export class Store {
   }
 
   async appendCaseEvent(e: CaseEvent): Promise<void> {
-    await this.insert("case_events", [
+    await this.insert(this.backend.requestClient, "case_events", [
       {
         run_id: e.runId ?? LIVE_RUN,
         suspect_id: e.suspectId,
@@ -236,6 +241,7 @@ export class Store {
   async appendAudit(entries: AuditEntry | readonly AuditEntry[]): Promise<void> {
     const list = Array.isArray(entries) ? entries : [entries as AuditEntry];
     await this.insert(
+      this.backend.requestClient,
       "audit_log",
       list.map((e) => ({
         who: e.who,
@@ -308,7 +314,11 @@ export class Store {
 
   /** A bound query whose (small) result is returned whole. */
   async query<T>(query: string, params: QueryParams = {}): Promise<T[]> {
-    const rs = await this.backend.client.query({ query, query_params: params, format: "JSONEachRow" });
+    const rs = await this.backend.requestClient.query({
+      query,
+      query_params: params,
+      format: "JSONEachRow",
+    });
     return rs.json<T>();
   }
 
@@ -335,9 +345,13 @@ export class Store {
     this.spoolTimer = setTimeout(tick, 0).unref();
   }
 
-  private async insert<R extends object>(table: string, rows: readonly R[]): Promise<void> {
+  private async insert<R extends object>(
+    client: ClickHouseClient,
+    table: string,
+    rows: readonly R[],
+  ): Promise<void> {
     for (let i = 0; i < rows.length; i += this.chunkRows) {
-      await this.backend.client.insert({
+      await client.insert({
         table,
         values: rows.slice(i, i + this.chunkRows),
         format: "JSONEachRow",

@@ -40,29 +40,30 @@ beforeAll(async () => {
   store = await openStore(chdbConfig(join(dir, "data")));
   suspectId = (await storeEvents(store, events))[0]?.suspect_id ?? "";
 
-  // From here on, every statement reaching ClickHouse is recorded on its way.
-  const client = store.client;
-  const query = client.query.bind(client);
-  const insert = client.insert.bind(client);
-  const command = client.command.bind(client);
-  const exec = client.exec.bind(client);
+  // From here on, every statement reaching ClickHouse is recorded on its way (through either client).
+  for (const client of new Set([store.client, store.requestClient])) {
+    const query = client.query.bind(client);
+    const insert = client.insert.bind(client);
+    const command = client.command.bind(client);
+    const exec = client.exec.bind(client);
+    client.query = ((p: Parameters<typeof query>[0]) => {
+      reads.push(...tablesIn(p.query));
+      return query(p);
+    }) as typeof client.query;
+    client.insert = ((p: Parameters<typeof insert>[0]) => {
+      writes.push(String(p.table));
+      return insert(p);
+    }) as typeof client.insert;
+    client.command = ((p: Parameters<typeof command>[0]) => {
+      other.push(p.query);
+      return command(p);
+    }) as typeof client.command;
+    client.exec = ((p: Parameters<typeof exec>[0]) => {
+      other.push(p.query);
+      return exec(p);
+    }) as typeof client.exec;
+  }
   const stream = store.stream.bind(store);
-  client.query = ((p: Parameters<typeof query>[0]) => {
-    reads.push(...tablesIn(p.query));
-    return query(p);
-  }) as typeof client.query;
-  client.insert = ((p: Parameters<typeof insert>[0]) => {
-    writes.push(String(p.table));
-    return insert(p);
-  }) as typeof client.insert;
-  client.command = ((p: Parameters<typeof command>[0]) => {
-    other.push(p.query);
-    return command(p);
-  }) as typeof client.command;
-  client.exec = ((p: Parameters<typeof exec>[0]) => {
-    other.push(p.query);
-    return exec(p);
-  }) as typeof client.exec;
   store.stream = ((sql: string, params?: Record<string, unknown>) => {
     reads.push(...tablesIn(sql));
     return stream(sql, params);
