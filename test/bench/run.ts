@@ -171,11 +171,13 @@ if (sections.has("check")) {
   const { benchCheck } = await import("./check.ts");
   const dir = join(ROOT, ".cache/bench/check");
   mkdirSync(dir, { recursive: true });
-  report.check = await benchCheck({
-    files,
-    dir,
-    rate: Number(process.env.FUNDGUARD_BENCH_CHECK_RATE ?? 200),
-  });
+  report.check = stamped(
+    await benchCheck({
+      files,
+      dir,
+      rate: Number(process.env.FUNDGUARD_BENCH_CHECK_RATE ?? 200),
+    }),
+  );
 }
 
 if (sections.has("transport")) {
