@@ -66,10 +66,10 @@ async function distributedInputs(env: Env, log: Logger, active: ActiveDetector[]
     log,
   });
   const follower = await followConfigTopic(
-    ctx.kafka,
+    transport,
     configTopicFor(ctx.topics),
     (r) => void applyConfigRecord(active, r, log),
-    { groupPrefix: `fundguard-config.serve.${env.FUNDGUARD_GROUP}` },
+    { log },
   );
   await follower.caughtUp;
   return { ingest: new KafkaIngest(transport, serde, ctx.topics), stop: () => follower.stop() };

@@ -2,16 +2,17 @@
 import type { Command } from "commander";
 import { loadEnv } from "../config/env.ts";
 import type { ConfigContext } from "../dynamic-config/commands.ts";
-import { createKafka, kafkaConnection } from "../kafka/connection.ts";
+import { kafkaConnection } from "../kafka/connection.ts";
+import { openTransport } from "../kafka/transport.ts";
 import { createLogger } from "../log.ts";
 import { auditCli } from "./audit.ts";
 
-function configContext(): ConfigContext {
+async function configContext(): Promise<ConfigContext> {
   const env = loadEnv();
-  const connection = kafkaConnection(env, "config");
+  const { brokers, clientId } = kafkaConnection(env, "config");
   const log = createLogger("config", env.LOG_LEVEL);
   return {
-    kafka: createKafka(connection, log),
+    transport: await openTransport(env.FUNDGUARD_KAFKA_CLIENT, { brokers, clientId, log }),
     prefix: env.FUNDGUARD_TOPIC_PREFIX,
   };
 }
@@ -32,7 +33,7 @@ export function registerConfigCommands(program: Command): void {
     .option("--merge", "merge into the current config instead of replacing it")
     .action(async (detector: string, o: { json: string; merge?: boolean }) => {
       const { configSet } = await import("../dynamic-config/commands.ts");
-      const ctx = configContext();
+      const ctx = await configContext();
       await auditCli({ command: "config set", details: { detector, json: o.json, merge: o.merge === true } });
       print(await configSet(ctx, detector, o.json, { merge: o.merge }));
     });
@@ -42,7 +43,7 @@ export function registerConfigCommands(program: Command): void {
     .description("the effective config of one or every detector, as workers apply it")
     .action(async (detector: string | undefined) => {
       const { configGet } = await import("../dynamic-config/commands.ts");
-      const list = await configGet(configContext(), detector);
+      const list = await configGet(await configContext(), detector);
       print(detector ? list[0] : list);
     });
 
@@ -52,7 +53,7 @@ export function registerConfigCommands(program: Command): void {
     .option("--json", "JSON instead of a table")
     .action(async (detector: string, o: { json?: boolean }) => {
       const { configHistory, formatHistory } = await import("../dynamic-config/commands.ts");
-      const entries = await configHistory(configContext(), detector);
+      const entries = await configHistory(await configContext(), detector);
       if (o.json) print(entries);
       else process.stdout.write(formatHistory(entries));
     });
@@ -62,7 +63,7 @@ export function registerConfigCommands(program: Command): void {
     .description("publish a tombstone: the detector goes back to its defaults")
     .action(async (detector: string) => {
       const { configReset } = await import("../dynamic-config/commands.ts");
-      const ctx = configContext();
+      const ctx = await configContext();
       await auditCli({ command: "config reset", details: { detector } });
       print(await configReset(ctx, detector));
     });

@@ -1,8 +1,7 @@
 // `fundguard config set|get|history|reset`: the detector-config.v1 topic from the command line.
 import { userInfo } from "node:os";
-import type { Kafka } from "kafkajs";
 import { DETECTORS } from "../../detectors/index.ts";
-import { idempotentProducer } from "../kafka/client.ts";
+import { type KafkaTransport, tpKey } from "../kafka/transport.ts";
 import {
   CONFIG_HEADERS,
   type ConfigRecord,
@@ -13,7 +12,7 @@ import {
 import { checkDetectorConfig, defaultConfig, requireDetector } from "./validate.ts";
 
 export interface ConfigContext {
-  kafka: Kafka;
+  transport: KafkaTransport;
   prefix: string;
 }
 
@@ -94,26 +93,26 @@ async function produce(
   hash: string,
 ): Promise<string> {
   const topic = configTopicName(ctx.prefix);
-  const admin = ctx.kafka.admin();
-  await admin.connect();
+  const admin = ctx.transport.admin();
   try {
     await ensureConfigTopic(admin, topic);
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
-  const producer = idempotentProducer(ctx.kafka);
-  await producer.connect();
+  const producer = ctx.transport.producer();
   try {
-    const [meta] = await producer.send({
-      topic,
-      acks: -1,
-      messages: [
-        { key: detector, value, headers: { [CONFIG_HEADERS.hash]: hash, [CONFIG_HEADERS.setBy]: setBy() } },
-      ],
-    });
-    return meta?.baseOffset ?? "";
+    const offsets = await producer.send([
+      {
+        topic,
+        partition: 0,
+        key: detector,
+        value,
+        headers: { [CONFIG_HEADERS.hash]: hash, [CONFIG_HEADERS.setBy]: setBy() },
+      },
+    ]);
+    return String(offsets.get(tpKey(topic, 0)) ?? "");
   } finally {
-    await producer.disconnect();
+    await producer.close();
   }
 }
 
@@ -144,7 +143,7 @@ export async function configSet(
   let check = checkDetectorConfig(detector, raw);
   if (!check.ok) throw new Error(check.reason);
   if (opts.merge) {
-    const current = effectiveConfigs(await readConfigTopic(ctx.kafka, configTopicName(ctx.prefix))).get(
+    const current = effectiveConfigs(await readConfigTopic(ctx.transport, configTopicName(ctx.prefix))).get(
       detectorId,
     );
     raw = { ...(current?.config as Record<string, unknown>), ...(raw as Record<string, unknown>) };
@@ -177,7 +176,7 @@ export async function configReset(ctx: ConfigContext, detectorId: string): Promi
 
 export async function configGet(ctx: ConfigContext, detectorId?: string): Promise<EffectiveConfig[]> {
   if (detectorId) requireDetector(detectorId);
-  const all = effectiveConfigs(await readConfigTopic(ctx.kafka, configTopicName(ctx.prefix)));
+  const all = effectiveConfigs(await readConfigTopic(ctx.transport, configTopicName(ctx.prefix)));
   return [...all.values()].filter((c) => !detectorId || c.detector === detectorId);
 }
 
@@ -195,7 +194,7 @@ export interface HistoryEntry {
 /** Every record of one detector still in the topic (compaction may have removed older ones). */
 export async function configHistory(ctx: ConfigContext, detectorId: string): Promise<HistoryEntry[]> {
   const detector = requireDetector(detectorId);
-  const records = await readConfigTopic(ctx.kafka, configTopicName(ctx.prefix));
+  const records = await readConfigTopic(ctx.transport, configTopicName(ctx.prefix));
   return records
     .filter((r) => r.detector === detectorId)
     .map((r) => {

@@ -2,10 +2,9 @@
 // value = that detector's config as JSON (a tombstone resets it to the defaults). Every worker
 // reads the whole topic, like a Kafka Streams GlobalKTable, and applies changes without a restart.
 
-import type { Admin, IHeaders, ITopicConfig, Kafka } from "kafkajs";
-import type { ConsumerTiming } from "../kafka/connection.ts";
-import { openRange } from "../kafka/read-range.ts";
 import type { Topics } from "../kafka/topics.ts";
+import type { FetchedRecord, KafkaTransport, TopicSpec, TransportAdmin } from "../kafka/transport.ts";
+import type { Logger } from "../log.ts";
 
 export const CONFIG_TOPIC = "detector-config.v1";
 export const CONFIG_HEADERS = { hash: "fundguard-config-hash", setBy: "fundguard-set-by" } as const;
@@ -20,22 +19,18 @@ export function configTopicFor(topics: Topics): string {
 }
 
 /** One partition: a total order of changes, and every reader needs all keys anyway. */
-export function configTopicConfig(topic: string): ITopicConfig {
+export function configTopicConfig(topic: string): TopicSpec {
   return {
     topic,
-    numPartitions: 1,
-    configEntries: [
-      { name: "cleanup.policy", value: "compact" },
-      { name: "min.cleanable.dirty.ratio", value: "0.1" },
-    ],
+    partitions: 1,
+    configs: { "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1" },
   };
 }
 
-export async function ensureConfigTopic(admin: Admin, topic: string): Promise<void> {
-  const existing = new Set(await admin.listTopics());
-  if (existing.has(topic)) return;
+export async function ensureConfigTopic(admin: TransportAdmin, topic: string): Promise<void> {
+  if ((await admin.listTopics()).includes(topic)) return;
   try {
-    await admin.createTopics({ topics: [configTopicConfig(topic)], waitForLeaders: true });
+    await admin.createTopics([configTopicConfig(topic)]);
   } catch (e) {
     // Another process created it meanwhile.
     if (!(await admin.listTopics()).includes(topic)) throw e;
@@ -55,28 +50,18 @@ export interface ConfigRecord {
   headers: Record<string, string>;
 }
 
-function headersOf(h: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h ?? {})) if (v !== undefined) out[k] = String(v);
-  return out;
-}
-
-export function toConfigRecord(m: {
-  offset: string;
-  timestamp: string;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers?: IHeaders;
-}): ConfigRecord {
+export function toConfigRecord(r: FetchedRecord): ConfigRecord {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(r.headers ?? {})) headers[k] = v.toString();
   const base = {
-    offset: m.offset,
-    at: new Date(Number(m.timestamp)).toISOString(),
-    detector: m.key?.toString() ?? "",
-    headers: headersOf(m.headers),
+    offset: r.offset.toString(),
+    at: new Date(r.timestampMs ?? 0).toISOString(),
+    detector: r.key?.toString() ?? "",
+    headers,
   };
-  if (m.value === null) return { ...base, value: null };
+  if (r.value === null) return { ...base, value: null };
   try {
-    return { ...base, value: JSON.parse(m.value.toString()) as unknown };
+    return { ...base, value: JSON.parse(r.value.toString()) as unknown };
   } catch (e) {
     return { ...base, value: undefined, parseError: `value is not JSON: ${(e as Error).message}` };
   }
@@ -89,37 +74,59 @@ export interface ConfigFollower {
 }
 
 /**
- * Reads the topic from the beginning and keeps following it, in a group of its own (see
- * kafka/read-range.ts) deleted at stop. `onRecord` runs for every record in offset order; with
- * `follow: false` the reader stops at the end offsets seen at start.
+ * Reads the topic from its first record and keeps following it (no consumer group: nothing is
+ * committed, nothing to clean up). `onRecord` runs for every record in offset order; with
+ * `follow: false` the reader stops at the end offsets seen at start. A failure after the catch-up
+ * (onRecord throwing, the broker gone for good) ends the following and is logged.
  */
 export async function followConfigTopic(
-  kafka: Kafka,
+  transport: KafkaTransport,
   topic: string,
   onRecord: (r: ConfigRecord) => void | Promise<void>,
-  opts: { follow?: boolean; groupPrefix?: string; timing?: ConsumerTiming } = {},
+  opts: { follow?: boolean; log?: Logger } = {},
 ): Promise<ConfigFollower> {
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = transport.admin();
+  const ranges = new Map<number, { from: bigint; to: "end" }>();
   try {
     await ensureConfigTopic(admin, topic);
+    // The first retained record (timestamps are never before the epoch), or the end when none is.
+    for (const [p, from] of await admin.offsetsAt(topic, 0)) ranges.set(p, { from, to: "end" });
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
-  const reader = await openRange(kafka, {
-    topics: [topic],
-    follow: opts.follow !== false,
-    groupPrefix: `${opts.groupPrefix ?? "fundguard-config"}-`,
-    timing: opts.timing,
-    onRecord: ({ message }) => onRecord(toConfigRecord(message)),
+  const stopping = new AbortController();
+  let markCaughtUp: () => void = () => undefined;
+  const caughtUp = new Promise<void>((resolve) => {
+    markCaughtUp = resolve;
   });
-  return { caughtUp: reader.caughtUp, stop: reader.stop };
+  const reading = (async () => {
+    const follow = opts.follow === false ? undefined : { signal: stopping.signal, onCaughtUp: markCaughtUp };
+    for await (const b of transport.readRange({ topic, ranges, ...(follow ? { follow } : {}) }))
+      for (const r of b.records) await onRecord(toConfigRecord(r));
+    markCaughtUp();
+  })();
+  const failed = reading.then(
+    () => undefined,
+    (err: unknown) => {
+      opts.log?.error({ err, topic }, "stopped following the config topic");
+      throw err;
+    },
+  );
+  // A follower's caller awaits caughtUp once: a later failure must not become an unhandled rejection.
+  failed.catch(() => undefined);
+  return {
+    caughtUp: Promise.race([caughtUp, failed]),
+    stop: async () => {
+      stopping.abort();
+      await reading.catch(() => undefined);
+    },
+  };
 }
 
 /** Every record of the topic up to its end offsets now, in offset order. */
-export async function readConfigTopic(kafka: Kafka, topic: string): Promise<ConfigRecord[]> {
+export async function readConfigTopic(transport: KafkaTransport, topic: string): Promise<ConfigRecord[]> {
   const out: ConfigRecord[] = [];
-  const f = await followConfigTopic(kafka, topic, (r) => void out.push(r), { follow: false });
+  const f = await followConfigTopic(transport, topic, (r) => void out.push(r), { follow: false });
   try {
     await f.caughtUp;
   } finally {

@@ -24,6 +24,7 @@ import {
   type GroupOptions,
   type KafkaTransport,
   type RangeRead,
+  rangePlan,
   type TP,
   type TransportAdmin,
   type TransportConnection,
@@ -243,13 +244,9 @@ function byTopic(tps: TP[]): { topic: string; partitions: number[] }[] {
 /** A throwaway group reads the topic (kafkajs has no manual assignment), seeking each partition to `from`. */
 async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncIterable<FetchedBatch> {
   const ends = await a.endOffsets(o.topic);
-  const pending = new Map<number, { from: bigint; to: bigint }>();
-  for (const [p, r] of o.ranges) {
-    const end = ends.get(p) ?? 0n;
-    const to = r.to === "end" || r.to > end ? end : r.to;
-    if (r.from < to) pending.set(p, { from: r.from, to });
-  }
-  if (pending.size === 0) return;
+  const { follow } = o;
+  const { from, pending, reached } = rangePlan(o, ends);
+  if (from.size === 0 || follow?.signal.aborted) return;
   const groupId = `fundguard-range-${randomUUID()}`;
   const consumer = kafka.consumer({
     groupId,
@@ -258,23 +255,29 @@ async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncI
     maxBytes: 64 << 20,
   });
   const queue = new Handoff<FetchedBatch>();
+  const abort = () => queue.end();
+  follow?.signal.addEventListener("abort", abort);
   try {
     await consumer.connect();
     await consumer.subscribe({ topic: o.topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
-        const range = pending.get(batch.partition);
-        if (!range) return;
+        const start = from.get(batch.partition);
+        if (start === undefined) return;
+        const to = pending.get(batch.partition);
         const records = [];
         for (const m of batch.messages) {
           const offset = BigInt(m.offset);
-          if (offset >= range.to) break;
-          if (offset >= range.from) records.push(fetchedRecord(m));
+          if (!follow && to !== undefined && offset >= to) break;
+          if (offset >= start) records.push({ ...fetchedRecord(m), timestampMs: Number(m.timestamp) });
         }
         const last = BigInt(batch.lastOffset());
-        const done = last + 1n >= range.to;
-        if (done) pending.delete(batch.partition);
+        if (to !== undefined && last + 1n >= to) {
+          pending.delete(batch.partition);
+          if (!follow) from.delete(batch.partition);
+        }
+        if (follow) from.set(batch.partition, last + 1n);
         if (records.length > 0)
           await queue.put({
             topic: o.topic,
@@ -283,30 +286,40 @@ async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncI
             lastOffset: records[records.length - 1]?.offset ?? last,
             highWatermark: BigInt(batch.highWatermark),
           });
-        if (pending.size === 0) queue.end();
+        reached();
+        if (!follow && pending.size === 0) queue.end();
       },
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => queue.end(payload.error));
-    for (const [partition, r] of pending)
-      consumer.seek({ topic: o.topic, partition, offset: String(r.from) });
+    for (const [partition, offset] of from)
+      consumer.seek({ topic: o.topic, partition, offset: String(offset) });
     yield* queue;
   } finally {
+    follow?.signal.removeEventListener("abort", abort);
+    queue.drop();
     await consumer.disconnect();
     await a.deleteGroup(groupId).catch(() => undefined);
   }
 }
 
-/** One item at a time from a callback to an async iterator: put() resolves when the item is taken. */
+/** One item at a time from a callback to an async iterator: put() resolves once the reader has handled the item. */
 class Handoff<T> {
   #items: { item: T; taken: () => void }[] = [];
   #wake: (() => void) | undefined;
   #ended = false;
+  #dropped = false;
   #error: Error | undefined;
   put(item: T): Promise<void> {
+    if (this.#dropped) return Promise.resolve();
     return new Promise((taken) => {
       this.#items.push({ item, taken });
       this.#wake?.();
     });
+  }
+  /** The reader is gone: waiting and later puts resolve at once, so the callback never hangs. */
+  drop() {
+    this.#dropped = true;
+    for (const { taken } of this.#items.splice(0)) taken();
   }
   end(error?: Error) {
     this.#ended = true;
@@ -315,10 +328,12 @@ class Handoff<T> {
   }
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
-      const next = this.#items.shift();
+      const next = this.#items[0];
       if (next) {
-        next.taken();
+        // Released once the reader asks for the next item: the callback then knows this one was handled.
         yield next.item;
+        this.#items.shift();
+        next.taken();
         continue;
       }
       if (this.#error) throw this.#error;

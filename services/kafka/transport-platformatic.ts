@@ -18,11 +18,13 @@ import {
   assignmentDiff,
   type Compression,
   type FetchedBatch,
+  type FetchedRecord,
   type GroupConsumer,
   type GroupHandlers,
   type GroupOptions,
   type KafkaTransport,
   type RangeRead,
+  rangePlan,
   type TP,
   type TransportAdmin,
   type TransportConnection,
@@ -180,6 +182,7 @@ async function fetchOnce(
   consumer: Consumer,
   wants: Want[],
   maxBytesPerPartition: number,
+  timestamps = false,
 ): Promise<{ batches: FetchedBatch[]; next: Map<string, bigint> }> {
   const meta = await consumer.metadata({ topics: [...new Set(wants.map((w) => w.topic))] });
   const byLeader = new Map<number, Map<string, Want[]>>();
@@ -233,11 +236,12 @@ async function fetchOnce(
           for (const r of batch.records) {
             const offset = batch.firstOffset + BigInt(r.offsetDelta);
             if (offset < start) continue;
-            records.push(
+            const record: FetchedRecord =
               r.headers.length === 0
                 ? { offset, key: r.key, value: r.value }
-                : { offset, key: r.key, value: r.value, headers: headersOf(r.headers) },
-            );
+                : { offset, key: r.key, value: r.value, headers: headersOf(r.headers) };
+            if (timestamps) record.timestampMs = Number(batch.firstTimestamp + r.timestampDelta);
+            records.push(record);
           }
         }
         next.set(k, after);
@@ -425,33 +429,30 @@ function groupConsumer(conn: TransportConnection, o: GroupOptions): GroupConsume
 async function* readRange(conn: TransportConnection, o: RangeRead): AsyncIterable<FetchedBatch> {
   const a = admin(conn);
   const ends = await a.endOffsets(o.topic).finally(() => a.close());
-  const next = new Map<number, bigint>();
-  const stop = new Map<number, bigint>();
-  for (const [p, r] of o.ranges) {
-    const end = ends.get(p) ?? 0n;
-    const to = r.to === "end" || r.to > end ? end : r.to;
-    if (r.from < to) {
-      next.set(p, r.from);
-      stop.set(p, to);
-    }
-  }
+  const { follow } = o;
+  // `next`: where each partition's next fetch starts; `stop`: those short of their `to`.
+  const { from: next, pending: stop, reached } = rangePlan(o, ends);
   const consumer = new Consumer({ ...base(conn), groupId: "fundguard-range-unused", autocommit: false });
   try {
-    while (next.size > 0) {
+    while (next.size > 0 && !follow?.signal.aborted) {
       const wants = [...next].map(([partition, offset]) => ({ topic: o.topic, partition, offset }));
       // 1 MiB a partition: a larger first batch still comes whole (KIP-74), and big responses decode slower.
-      const fetched = await fetchOnce(consumer, wants, 1 << 20);
+      const fetched = await fetchOnce(consumer, wants, 1 << 20, true);
+      if (follow?.signal.aborted) return;
       for (const b of fetched.batches) {
-        const to = stop.get(b.partition) as bigint;
-        const records = b.records.filter((r) => r.offset < to);
+        const to = stop.get(b.partition);
+        const records = follow || to === undefined ? b.records : b.records.filter((r) => r.offset < to);
         const last = records[records.length - 1];
         if (last) yield { ...b, records, lastOffset: last.offset };
       }
       for (const [k, after] of fetched.next) {
         const p = Number(k.slice(k.lastIndexOf(":") + 1));
-        if (after >= (stop.get(p) as bigint)) next.delete(p);
+        const to = stop.get(p);
+        if (to !== undefined && after >= to) stop.delete(p);
+        if (!follow && to !== undefined && after >= to) next.delete(p);
         else next.set(p, after);
       }
+      reached();
     }
   } finally {
     await consumer.close();

@@ -57,6 +57,8 @@ export interface FetchedRecord {
   value: Buffer | null;
   /** Only on records that carry headers (suspect changes, dead letters). */
   headers?: Record<string, Buffer>;
+  /** The record's timestamp (ms since the epoch); set by readRange, not on the group consumer's hot path. */
+  timestampMs?: number;
 }
 
 /** One partition's records in offset order. */
@@ -108,6 +110,11 @@ export interface RangeRead {
   topic: string;
   /** Records with from ≤ offset < to; "end" is the partition's end offset when the read starts. */
   ranges: Map<number, { from: bigint; to: bigint | "end" }>;
+  /**
+   * Read on past `to` (a GlobalKTable's follower): the read ends only when `signal` aborts, within a
+   * fetch's wait; `onCaughtUp` is called once every range has reached its `to`.
+   */
+  follow?: { signal: AbortSignal; onCaughtUp?: () => void };
 }
 
 export interface KafkaTransport {
@@ -116,7 +123,7 @@ export interface KafkaTransport {
   /** Idempotent, acks=all, one request in flight. `retries` bounds one send (default: until delivered). */
   producer(o?: { retries?: number }): TransportProducer;
   groupConsumer(o: GroupOptions): GroupConsumer;
-  /** Reads the ranges without a consumer group's offsets; ends when every range is read. */
+  /** Reads the ranges without a consumer group's offsets; ends when every range is read (see `follow`). */
   readRange(o: RangeRead): AsyncIterable<FetchedBatch>;
 }
 
@@ -127,6 +134,30 @@ export interface TransportConnection {
 }
 
 /** "topic:partition": the key of per-partition maps. */
+/**
+ * A readRange's plan from the partitions' end offsets: where each partition's reading starts
+ * (`from`), which are short of their `to` (`pending`, to be deleted as each gets there), and
+ * `reached()`, to call after that, which tells `follow.onCaughtUp` once when none is left.
+ */
+export function rangePlan(o: RangeRead, ends: Map<number, bigint>) {
+  const from = new Map<number, bigint>();
+  const pending = new Map<number, bigint>();
+  for (const [p, r] of o.ranges) {
+    const end = ends.get(p) ?? 0n;
+    const to = r.to === "end" || r.to > end ? end : r.to;
+    if (o.follow || r.from < to) from.set(p, r.from);
+    if (r.from < to) pending.set(p, to);
+  }
+  let caughtUp = false;
+  const reached = () => {
+    if (caughtUp || pending.size > 0) return;
+    caughtUp = true;
+    o.follow?.onCaughtUp?.();
+  };
+  reached();
+  return { from, pending, reached };
+}
+
 export const tpKey = (topic: string, partition: number): string => `${topic}:${partition}`;
 
 /** The added and revoked topic-partitions between two assignments. */

@@ -182,7 +182,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const configTopic = o.configTopic === undefined ? configTopicFor(o.topics) : o.configTopic;
   if (configTopic) {
     configFollower = await followConfigTopic(
-      o.kafka,
+      o.transport,
       configTopic,
       (r) =>
         locked(async () => {
@@ -191,7 +191,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
           // After the batches already sent: every lane switches between the same batches of a partition.
           for (const lane of lanes) lane.config(r);
         }),
-      { groupPrefix: `fundguard-config.${o.group}` },
+      { log },
     );
     await configFollower.caughtUp;
     log.info(

@@ -152,6 +152,62 @@ describe.each(KAFKA_CLIENTS)("transport on %s", (client) => {
     expect(await readAll(t, topic, new Map([[0, { from: 10n, to: "end" }]]))).toEqual([]);
   });
 
+  it("follows past the ends: caught up once the ends seen at start are read, then records as they come, until aborted", async () => {
+    const topic = `${id}.follow`;
+    await admin.createTopics([{ topic, partitions: 2 }]);
+    const producer = t.producer();
+    const send = (partition: number, values: string[]) =>
+      producer.send(values.map((value) => ({ topic, partition, key: null, value })));
+    try {
+      await send(0, ["a0", "a1", "a2"]);
+      const sentAt = Date.now();
+      const stop = new AbortController();
+      const seen: { partition: number; offset: bigint; value: string; timestampMs?: number }[] = [];
+      let seenAtCaughtUp = -1;
+      const reading = (async () => {
+        for await (const b of t.readRange({
+          topic,
+          // Partition 1 is empty: only partition 0's three records stand before the catch-up.
+          ranges: new Map<number, { from: bigint; to: bigint | "end" }>([
+            [0, { from: 1n, to: "end" }],
+            [1, { from: 0n, to: "end" }],
+          ]),
+          follow: { signal: stop.signal, onCaughtUp: () => (seenAtCaughtUp = seen.length) },
+        })) {
+          for (const r of b.records)
+            seen.push({
+              partition: b.partition,
+              offset: r.offset,
+              value: String(r.value),
+              timestampMs: r.timestampMs,
+            });
+        }
+      })();
+      await until("the catch-up", () => seenAtCaughtUp >= 0);
+      expect(seenAtCaughtUp).toBe(2);
+      await send(1, ["b0"]);
+      await send(0, ["a3"]);
+      await until("the records sent after the catch-up", () => seen.length === 4);
+      const started = Date.now();
+      stop.abort();
+      await reading;
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(seen.map((r) => [r.partition, r.offset, r.value])).toEqual(
+        expect.arrayContaining([
+          [0, 1n, "a1"],
+          [0, 2n, "a2"],
+          [1, 0n, "b0"],
+          [0, 3n, "a3"],
+        ]),
+      );
+      expect(seen.slice(0, 2).map((r) => r.value)).toEqual(["a1", "a2"]);
+      // Record timestamps are the producer's clock: within a minute of the sends here.
+      for (const r of seen) expect(Math.abs((r.timestampMs ?? 0) - sentAt)).toBeLessThan(60_000);
+    } finally {
+      await producer.close();
+    }
+  });
+
   it("finds each partition's first offset at or after a time, and its end past the last record", async () => {
     const topic = `${id}.times`;
     await admin.createTopics([{ topic, partitions: 2 }]);
