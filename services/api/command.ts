@@ -43,28 +43,22 @@ function positiveDays(value: string): number {
  */
 async function distributedInputs(env: Env, log: Logger, active: ActiveDetector[]) {
   if (!env.KAFKA_BROKERS) return { stop: async () => undefined };
-  const { kafkaContext } = await import("../cli/context.ts");
+  const { contextTransport, kafkaContext } = await import("../cli/context.ts");
   const { AvroSerde } = await import("../kafka/serde.ts");
-  const { ensureTopics, inputTopicConfigs } = await import("../kafka/topics.ts");
-  const { openTransport } = await import("../kafka/transport.ts");
+  const { inputTopicConfigs } = await import("../kafka/topics.ts");
   const { applyConfigRecord } = await import("../dynamic-config/apply.ts");
   const { configTopicFor, followConfigTopic } = await import("../dynamic-config/topic.ts");
   const { KafkaIngest } = await import("./kafka-ingest.ts");
   const ctx = kafkaContext("serve");
-  const admin = ctx.kafka.admin();
-  await admin.connect();
+  const transport = await contextTransport(ctx);
+  const admin = transport.admin();
   try {
-    await ensureTopics(admin, inputTopicConfigs(ctx.topics, env.FUNDGUARD_PARTITIONS));
+    await admin.createTopics(inputTopicConfigs(ctx.topics, env.FUNDGUARD_PARTITIONS));
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
   const serde = new AvroSerde(ctx.registryUrl, ctx.topics, { limits: ctx.limits });
   await serde.register();
-  const transport = await openTransport(env.FUNDGUARD_KAFKA_CLIENT, {
-    brokers: ctx.connection.brokers,
-    clientId: ctx.connection.clientId,
-    log,
-  });
   const follower = await followConfigTopic(
     transport,
     configTopicFor(ctx.topics),

@@ -1,11 +1,10 @@
 // What every distributed command needs, built once from validated environment variables.
 
-import type { Kafka } from "kafkajs";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Limits } from "../../schemas/limits.ts";
 import { type Env, limitsOf, loadEnv, requireKafka } from "../config/env.ts";
 import { type ActiveDetector, activate } from "../engine/engine.ts";
-import { createKafka, type KafkaConnection, kafkaConnection } from "../kafka/connection.ts";
+import { type KafkaConnection, kafkaConnection } from "../kafka/connection.ts";
 import { type Topics, topicNames } from "../kafka/topics.ts";
 import type { KafkaTransport } from "../kafka/transport.ts";
 import { createLogger, type Logger } from "../log.ts";
@@ -13,7 +12,6 @@ import { createLogger, type Logger } from "../log.ts";
 export interface KafkaContext {
   env: Env;
   log: Logger;
-  kafka: Kafka;
   connection: KafkaConnection;
   topics: Topics;
   registryUrl: string;
@@ -28,7 +26,6 @@ export function kafkaContext(service: string): KafkaContext {
   return {
     env,
     log,
-    kafka: createKafka(connection, log),
     connection,
     topics: topicNames(env.FUNDGUARD_TOPIC_PREFIX),
     registryUrl,

@@ -2,7 +2,7 @@
 import { type Command, Option } from "commander";
 import { Health } from "../health.ts";
 import { AvroSerde } from "../kafka/serde.ts";
-import { ensureTopics, inputTopicConfigs } from "../kafka/topics.ts";
+import { inputTopicConfigs } from "../kafka/topics.ts";
 import { Metrics } from "../metrics.ts";
 import { produceFiles } from "../replay/produce-files.ts";
 import { backoffUpTo } from "../retry.ts";
@@ -13,12 +13,11 @@ import { bytesProgressBar } from "./progress-bar.ts";
 
 async function createTopics(service: string): Promise<ReturnType<typeof kafkaContext>> {
   const ctx = kafkaContext(service);
-  const admin = ctx.kafka.admin();
-  await admin.connect();
+  const admin = (await contextTransport(ctx)).admin();
   try {
-    await ensureTopics(admin, inputTopicConfigs(ctx.topics, ctx.env.FUNDGUARD_PARTITIONS));
+    await admin.createTopics(inputTopicConfigs(ctx.topics, ctx.env.FUNDGUARD_PARTITIONS));
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
   return ctx;
 }
@@ -151,7 +150,6 @@ export function registerKafkaCommands(program: Command): void {
             metrics,
             health,
             schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,
-            kafka: ctx.kafka,
             registryUrl: ctx.registryUrl,
             limits: ctx.limits,
             topics: ctx.topics,

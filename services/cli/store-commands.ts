@@ -42,7 +42,6 @@ export function registerStoreCommands(program: Command): void {
         await runSink({
           health: new Health({ log: ctx.log, policy: backoffUpTo(ctx.env.FUNDGUARD_BACKOFF_MAX_MS) }),
           schemaWaitMs: ctx.env.FUNDGUARD_SCHEMA_WAIT_MS,
-          kafka: ctx.kafka,
           transport: await contextTransport(ctx),
           sessionTimeoutMs: ctx.connection.sessionTimeoutMs,
           registryUrl: ctx.registryUrl,

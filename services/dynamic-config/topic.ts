@@ -27,14 +27,8 @@ export function configTopicConfig(topic: string): TopicSpec {
   };
 }
 
-export async function ensureConfigTopic(admin: TransportAdmin, topic: string): Promise<void> {
-  if ((await admin.listTopics()).includes(topic)) return;
-  try {
-    await admin.createTopics([configTopicConfig(topic)]);
-  } catch (e) {
-    // Another process created it meanwhile.
-    if (!(await admin.listTopics()).includes(topic)) throw e;
-  }
+export function ensureConfigTopic(admin: TransportAdmin, topic: string): Promise<void> {
+  return admin.createTopics([configTopicConfig(topic)]);
 }
 
 /** A record of the config topic as read back. */

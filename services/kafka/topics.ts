@@ -1,8 +1,5 @@
 // Topic names and their definitions: inputs co-partitioned by person_id, compacted where a key's latest value is all that matters.
-import kafkajs, { type Admin, type ITopicConfig } from "kafkajs";
-
-// kafkajs is CommonJS and Node's ESM loader does not see this one among its named exports.
-const { ConfigResourceTypes } = kafkajs;
+import type { TopicSpec, TransportAdmin } from "./transport.ts";
 
 export interface Topics {
   settlements: string;
@@ -23,10 +20,7 @@ export function topicNames(prefix = ""): Topics {
   };
 }
 
-const compacted = [
-  { name: "cleanup.policy", value: "compact" },
-  { name: "min.cleanable.dirty.ratio", value: "0.1" },
-];
+const compacted = { "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1" };
 
 /** What the dead-letter topic accepts per record batch; larger letters are truncated to fit (deadletter.ts). */
 export const DEADLETTER_MAX_MESSAGE_BYTES = 1 << 20;
@@ -36,46 +30,26 @@ export const DEADLETTER_MAX_MESSAGE_BYTES = 1 << 20;
  */
 export const SUSPECTS_MAX_MESSAGE_BYTES = 16 << 20;
 
-export function inputTopicConfigs(t: Topics, partitions: number): ITopicConfig[] {
+export function inputTopicConfigs(t: Topics, partitions: number): TopicSpec[] {
   return [
-    { topic: t.settlements, numPartitions: partitions },
-    { topic: t.deaths, numPartitions: partitions, configEntries: compacted },
+    { topic: t.settlements, partitions },
+    { topic: t.deaths, partitions, configs: compacted },
     {
       topic: t.deadletter,
-      numPartitions: 1,
-      configEntries: [{ name: "max.message.bytes", value: String(DEADLETTER_MAX_MESSAGE_BYTES) }],
+      partitions: 1,
+      configs: { "max.message.bytes": String(DEADLETTER_MAX_MESSAGE_BYTES) },
     },
     {
       topic: t.suspects,
-      numPartitions: partitions,
-      configEntries: [{ name: "max.message.bytes", value: String(SUSPECTS_MAX_MESSAGE_BYTES) }],
+      partitions,
+      configs: { "max.message.bytes": String(SUSPECTS_MAX_MESSAGE_BYTES) },
     },
   ];
 }
 
-/** Creates what is missing; existing topics are left as they are. */
-export async function ensureTopics(admin: Admin, configs: ITopicConfig[]): Promise<void> {
-  const existing = new Set(await admin.listTopics());
-  const missing = configs.filter((c) => !existing.has(c.topic));
-  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
-}
-
-/** Partitions of `topic`, 0 when it does not exist. */
-export async function partitionCount(admin: Admin, topic: string): Promise<number> {
-  if (!(await admin.listTopics()).includes(topic)) return 0;
-  const meta = await admin.fetchTopicMetadata({ topics: [topic] });
-  return meta.topics[0]?.partitions.length ?? 0;
-}
-
 /** A topic's effective max.message.bytes: its own setting, or the broker's default it inherits. */
-export async function maxMessageBytes(admin: Admin, topic: string): Promise<number> {
-  const { resources } = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["max.message.bytes"] }],
-  });
-  const value = Number(
-    resources[0]?.configEntries.find((e) => e.configName === "max.message.bytes")?.configValue,
-  );
+export async function maxMessageBytes(admin: TransportAdmin, topic: string): Promise<number> {
+  const value = Number(await admin.topicConfig(topic, "max.message.bytes"));
   if (!Number.isSafeInteger(value) || value <= 0)
     throw new Error(`${topic}: no max.message.bytes in its config`);
   return value;
@@ -103,10 +77,10 @@ export async function checkCoPartitioned(
 /** A person's state can outgrow the default 1 MiB record limit (long stays, many lines). */
 export const CHANGELOG_MAX_MESSAGE_BYTES = 16 << 20;
 
-export function changelogConfig(t: Topics, group: string, partitions: number): ITopicConfig {
+export function changelogConfig(t: Topics, group: string, partitions: number): TopicSpec {
   return {
     topic: t.changelog(group),
-    numPartitions: partitions,
-    configEntries: [...compacted, { name: "max.message.bytes", value: String(CHANGELOG_MAX_MESSAGE_BYTES) }],
+    partitions,
+    configs: { ...compacted, "max.message.bytes": String(CHANGELOG_MAX_MESSAGE_BYTES) },
   };
 }

@@ -1,7 +1,7 @@
 // The transport on kafkajs (2.2.4, the last release, 2023-02): no manual assignment, no static
 // membership, no KIP-447; lz4 through the codec connection.ts registers.
 import { randomUUID } from "node:crypto";
-import {
+import kafkajs, {
   CompressionTypes,
   type Consumer,
   type Kafka,
@@ -12,8 +12,6 @@ import {
 } from "kafkajs";
 import { idempotentProducer } from "./client.ts";
 import { consumerTiming, createKafka, DEFAULT_TIMING } from "./connection.ts";
-import { endOffsets as topicEndOffsets } from "./progress.ts";
-import { partitionCount } from "./topics.ts";
 import {
   assignmentDiff,
   type Compression,
@@ -31,6 +29,9 @@ import {
   type TransportProducer,
   tpKey,
 } from "./transport.ts";
+
+// kafkajs is CommonJS and Node's ESM loader does not see this one among its named exports.
+const { ConfigResourceTypes } = kafkajs;
 
 const CODECS: Record<Compression, CompressionTypes> = {
   none: CompressionTypes.None,
@@ -54,6 +55,7 @@ function admin(kafka: Kafka): TransportAdmin {
       const existing = new Set(await c.listTopics());
       const missing = specs.filter((s) => !existing.has(s.topic));
       if (missing.length === 0) return;
+      // kafkajs leaves a topic another process created meanwhile as it is (no error).
       await c.createTopics({
         waitForLeaders: true,
         topics: missing.map((s) => ({
@@ -63,12 +65,22 @@ function admin(kafka: Kafka): TransportAdmin {
         })),
       });
     },
-    partitions: async (topic) => partitionCount(await ready(), topic),
+    async partitions(topic) {
+      const c = await ready();
+      if (!(await c.listTopics()).includes(topic)) return 0;
+      const meta = await c.fetchTopicMetadata({ topics: [topic] });
+      return meta.topics[0]?.partitions.length ?? 0;
+    },
+    async topicConfig(topic, name) {
+      const { resources } = await (await ready()).describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: [name] }],
+      });
+      return resources[0]?.configEntries.find((e) => e.configName === name)?.configValue;
+    },
     async endOffsets(topic) {
-      const out = new Map<number, bigint>();
-      for (const [k, v] of await topicEndOffsets(await ready(), [topic]))
-        out.set(Number(k.slice(k.lastIndexOf(":") + 1)), v);
-      return out;
+      const offsets = await (await ready()).fetchTopicOffsets(topic);
+      return new Map(offsets.map((p) => [p.partition, BigInt(p.high)]));
     },
     async offsetsAt(topic, timestampMs) {
       // kafkajs answers the high watermark for a partition with no record at or after the time.

@@ -5,6 +5,7 @@ import {
   type Broker,
   type ClusterMetadata,
   type CommitOptionsPartition,
+  ConfigResourceTypes,
   type Connection,
   Consumer,
   compatibilityPartitioner,
@@ -70,11 +71,16 @@ function admin(conn: TransportConnection): TransportAdmin {
       const existing = new Set(await a.listTopics());
       const missing = specs.filter((x) => !existing.has(x.topic));
       for (const s of missing) {
-        await a.createTopics({
-          topics: [s.topic],
-          partitions: s.partitions,
-          configs: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
-        });
+        try {
+          await a.createTopics({
+            topics: [s.topic],
+            partitions: s.partitions,
+            configs: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
+          });
+        } catch (e) {
+          // Another process (a worker of the same group starting too) created it meanwhile.
+          if (!(await a.listTopics()).includes(s.topic)) throw e;
+        }
       }
       // As kafkajs's waitForLeaders: every partition has a leader before the first send.
       for (let tries = 0; missing.length > 0; tries++) {
@@ -90,6 +96,14 @@ function admin(conn: TransportConnection): TransportAdmin {
       }
     },
     partitions,
+    async topicConfig(topic, name) {
+      const [d] = await a.describeConfigs({
+        resources: [
+          { resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: [name] },
+        ],
+      });
+      return d?.configs.find((c) => c.name === name)?.value ?? undefined;
+    },
     endOffsets: (topic) => listOffsets(topic, -1n),
     async offsetsAt(topic, timestampMs) {
       const [at, ends] = await Promise.all([

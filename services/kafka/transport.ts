@@ -19,10 +19,15 @@ export interface TopicSpec {
 
 export interface TransportAdmin {
   listTopics(): Promise<string[]>;
-  /** Creates what is missing and waits for the leaders; existing topics are left as they are. */
+  /**
+   * Creates what is missing and waits for the leaders; existing topics (also one another process
+   * created meanwhile) are left as they are.
+   */
   createTopics(specs: TopicSpec[]): Promise<void>;
   /** Partitions of `topic`, 0 when it does not exist. */
   partitions(topic: string): Promise<number>;
+  /** A topic's effective value of one config (its own setting, or the broker default it inherits). */
+  topicConfig(topic: string, name: string): Promise<string | undefined>;
   /** Per partition, the offset the next record will get (the high watermark). */
   endOffsets(topic: string): Promise<Map<number, bigint>>;
   /** Per partition, the first offset whose record timestamp is at or after `timestampMs`; the end offset where none is. */

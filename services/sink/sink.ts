@@ -3,7 +3,6 @@
 // version), and offsets are committed only after the insert returns. An unavailable store,
 // registry or broker is waited out inside the batch (backoff, heartbeats), then the batch goes on.
 
-import type { Kafka } from "kafkajs";
 import type { Limits } from "../../schemas/index.ts";
 import type { EngineEvent } from "../engine/engine.ts";
 import { Health } from "../health.ts";
@@ -22,7 +21,6 @@ import { DEFAULT_BACKOFF, tickingWait } from "../retry.ts";
 import type { ArchiveRecord, Store } from "../store/index.ts";
 
 export interface SinkOptions {
-  kafka: Kafka;
   /** What the sink consumes through (FUNDGUARD_KAFKA_CLIENT). */
   transport: KafkaTransport;
   sessionTimeoutMs?: number;
@@ -54,8 +52,7 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
   const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs, limits: o.limits });
   const health = o.health ?? new Health({ log, policy: DEFAULT_BACKOFF });
   const topics = [o.topics.settlements, o.topics.deaths, o.topics.suspects];
-  const admin = o.kafka.admin();
-  await admin.connect();
+  const admin = o.transport.admin();
   const targets = o.untilCaughtUp ? await endOffsets(admin, topics) : undefined;
   const consumer = o.transport.groupConsumer({
     group: o.group,
@@ -142,7 +139,7 @@ export async function runSink(o: SinkOptions): Promise<SinkStats> {
   } finally {
     if (poll) clearInterval(poll);
     await consumer.close();
-    await admin.disconnect();
+    await admin.close();
   }
   if (failure) throw failure;
   log.info(stats, "sink stopped");

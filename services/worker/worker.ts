@@ -5,7 +5,7 @@
 // re-derive the same findings under the same ids and higher versions: exactly-once results.
 // An unavailable store, registry or broker is waited out (backoff, still in the group, fetching
 // stopped) and the flush or message that hit it is retried as it was, so nothing is lost or doubled.
-import { CompressionTypes, type Kafka, type Message, type ProducerRecord } from "kafkajs";
+import { CompressionTypes, type Message, type ProducerRecord } from "kafkajs";
 import type { Limits } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor, followConfigTopic } from "../dynamic-config/topic.ts";
@@ -20,10 +20,8 @@ import {
   CHANGELOG_MAX_MESSAGE_BYTES,
   changelogConfig,
   checkCoPartitioned,
-  ensureTopics,
   inputTopicConfigs,
   maxMessageBytes,
-  partitionCount,
   type Topics,
 } from "../kafka/topics.ts";
 import { type FetchedBatch, type KafkaTransport, type TP, tpKey } from "../kafka/transport.ts";
@@ -47,7 +45,6 @@ import {
 } from "./changelog.ts";
 
 export interface WorkerOptions {
-  kafka: Kafka;
   /** What the worker consumes, restores and sends (state, dead letters, suspects for the sink) through. */
   transport: KafkaTransport;
   registryUrl: string;
@@ -109,18 +106,17 @@ export interface WorkerStats {
 
 export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const log = o.log.child({ component: "worker", group: o.group });
-  const admin = o.kafka.admin();
-  await admin.connect();
+  const admin = o.transport.admin();
   // A worker may start before anything was produced: create missing topics, then insist on co-partitioning.
-  if (o.createPartitions) await ensureTopics(admin, inputTopicConfigs(o.topics, o.createPartitions));
-  const partitions = await checkCoPartitioned((topic) => partitionCount(admin, topic), o.topics);
+  if (o.createPartitions) await admin.createTopics(inputTopicConfigs(o.topics, o.createPartitions));
+  const partitions = await checkCoPartitioned((topic) => admin.partitions(topic), o.topics);
   const changelogTopic = o.topics.changelog(o.group);
   const toTopic = o.output.kind === "topic";
   // Suspects go to the partition of their person's input partition, so a restore reads only its own.
-  if (toTopic && (await partitionCount(admin, o.topics.suspects)) !== partitions) {
+  if (toTopic && (await admin.partitions(o.topics.suspects)) !== partitions) {
     throw new Error(`${o.topics.suspects} must have ${partitions} partitions, as the input topics`);
   }
-  await ensureTopics(admin, [changelogConfig(o.topics, o.group, partitions)]);
+  await admin.createTopics([changelogConfig(o.topics, o.group, partitions)]);
   // Dead letters are cut to what their topic accepts: one the broker refused would fail every flush.
   const deadLetterBytes = await maxMessageBytes(admin, o.topics.deadletter);
   const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs, limits: o.limits });
@@ -361,7 +357,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
 
   /** The suspects topic's end offsets, by partition. */
   const suspectsOffsets = async () =>
-    new Map((await admin.fetchTopicOffsets(o.topics.suspects)).map((x) => [x.partition, x.high]));
+    new Map([...(await admin.endOffsets(o.topics.suspects))].map(([p, end]) => [p, String(end)]));
 
   // Ends every wait for a dependency: a stop request does not wait out an outage.
   const stopping = new AbortController();
@@ -660,7 +656,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     } finally {
       await consumer.close();
       await producer.close();
-      await admin.disconnect();
+      await admin.close();
       await Promise.all(lanes.map((l) => l.close()));
     }
   }

@@ -8,7 +8,6 @@
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
-import { Kafka, logLevel } from "kafkajs";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Settlement } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
@@ -18,7 +17,7 @@ import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
 import { activate } from "../../services/engine/engine.ts";
 import { mergedEvents } from "../../services/ingest/ndjson-source.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
-import { ensureTopics, inputTopicConfigs, topicNames } from "../../services/kafka/topics.ts";
+import { inputTopicConfigs, topicNames } from "../../services/kafka/topics.ts";
 import { openTransport } from "../../services/kafka/transport.ts";
 import { createLogger } from "../../services/log.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
@@ -41,18 +40,16 @@ async function kafkaIngest(): Promise<IngestDestination | undefined> {
   const registry = process.env.SCHEMA_REGISTRY_URL;
   if (!brokers || !registry) return undefined;
   const topics = topicNames(`bench-ingest-${Date.now().toString(36)}.`);
-  const admin = new Kafka({ brokers: brokers.split(","), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  await ensureTopics(admin, inputTopicConfigs(topics, 6));
-  await admin.disconnect();
-  const serde = new AvroSerde(registry, topics);
-  await serde.register();
   const log = createLogger("bench-check", "silent");
   const transport = await openTransport("platformatic", {
     brokers: brokers.split(","),
     clientId: "bench",
     log,
   });
+  const admin = transport.admin();
+  await admin.createTopics(inputTopicConfigs(topics, 6)).finally(() => admin.close());
+  const serde = new AvroSerde(registry, topics);
+  await serde.register();
   return new KafkaIngest(transport, serde, topics);
 }
 

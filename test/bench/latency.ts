@@ -9,6 +9,8 @@ import { idempotentProducer } from "../../services/kafka/client.ts";
 import { endOffsets, isCaughtUp } from "../../services/kafka/progress.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
+import { openTransport } from "../../services/kafka/transport.ts";
+import { createLogger } from "../../services/log.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
 import { cliArgs } from "./shebang.ts";
 
@@ -83,10 +85,18 @@ export async function benchLatency(o: {
   }
   const achievedRate = events.length / ((Date.now() - t0) / 1000);
   await producer.disconnect();
-  const targets = await endOffsets(admin, [topics.settlements]);
-  while (!(await isCaughtUp(admin, env.FUNDGUARD_GROUP as string, targets)))
-    await new Promise((r) => setTimeout(r, 200));
   await admin.disconnect();
+  const progress = (
+    await openTransport("platformatic", {
+      brokers: [env.KAFKA_BROKERS as string],
+      clientId: "bench-latency",
+      log: createLogger("bench-latency", "silent"),
+    })
+  ).admin();
+  const targets = await endOffsets(progress, [topics.settlements]);
+  while (!(await isCaughtUp(progress, env.FUNDGUARD_GROUP as string, targets)))
+    await new Promise((r) => setTimeout(r, 200));
+  await progress.close();
   worker.kill("SIGTERM");
   await new Promise((r) => worker.on("close", r));
 
