@@ -88,13 +88,13 @@ if (sections.has("detect")) {
   process.stderr.write("bench: detect vs read+JSON.parse floor\n");
   const floor = await runChild(["floor", files.settlements, files.deaths]);
   const detect = await runChild(["detect", files.settlements, files.deaths]);
-  report.detect = {
+  report.detect = stamped({
     floor,
     detect,
     ratioToFloor: (detect.seconds as number) / (floor.seconds as number),
     target: "≤ 2× the floor",
     shipped160k: benchDetectShipped(ROOT, await dataset(160_000)),
-  };
+  });
 }
 
 if (sections.has("rules")) {
