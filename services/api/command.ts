@@ -46,8 +46,8 @@ async function distributedInputs(env: Env, log: Logger, active: ActiveDetector[]
   const { contextTransport, kafkaContext } = await import("../cli/context.ts");
   const { AvroSerde } = await import("../kafka/serde.ts");
   const { inputTopicConfigs } = await import("../kafka/topics.ts");
-  const { applyConfigRecord } = await import("../dynamic-config/apply.ts");
-  const { configTopicFor, followConfigTopic } = await import("../dynamic-config/topic.ts");
+  const { followDetectorConfig } = await import("../dynamic-config/apply.ts");
+  const { configTopicFor } = await import("../dynamic-config/topic.ts");
   const { KafkaIngest } = await import("./kafka-ingest.ts");
   const ctx = kafkaContext("serve");
   const transport = await contextTransport(ctx);
@@ -59,13 +59,7 @@ async function distributedInputs(env: Env, log: Logger, active: ActiveDetector[]
   }
   const serde = new AvroSerde(ctx.registryUrl, ctx.topics, { limits: ctx.limits });
   await serde.register();
-  const follower = await followConfigTopic(
-    transport,
-    configTopicFor(ctx.topics),
-    (r) => void applyConfigRecord(active, r, log),
-    { log },
-  );
-  await follower.caughtUp;
+  const follower = await followDetectorConfig(transport, configTopicFor(ctx.topics), active, { log });
   return { ingest: new KafkaIngest(transport, serde, ctx.topics), stop: () => follower.stop() };
 }
 

@@ -1,9 +1,8 @@
 // The distributed mode's ingest destination: the input topics, as `fundguard replay` writes them
 // (Avro in the Confluent wire format with the registry's ids, keyed by person_id so a person's
 // events share a partition), through the transport's idempotent, acks=all producer.
-import type { Message } from "kafkajs";
 import type { EngineEvent } from "../engine/engine.ts";
-import { produceRequests, sendRequest } from "../kafka/client.ts";
+import { type OutMessage, produceRequests, sendRequest } from "../kafka/produce.ts";
 import type { AvroSerde } from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
 import type { KafkaTransport, TransportProducer } from "../kafka/transport.ts";
@@ -30,7 +29,7 @@ export class KafkaIngest implements IngestDestination {
   }
 
   private async send(events: readonly EngineEvent[]): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
+    const byTopic = new Map<string, OutMessage[]>();
     for (const e of events) {
       const topic = e.kind === "settlement" ? this.topics.settlements : this.topics.deaths;
       const value = this.serde.encodeEvent(e);

@@ -2,8 +2,9 @@
 // by every engine of a worker, so swapping their ctx and hash reconfigures all partitions at once;
 // state is kept, and from then on each change carries the new config hash.
 import type { ActiveDetector } from "../engine/engine.ts";
+import type { KafkaTransport } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
-import type { ConfigRecord } from "./topic.ts";
+import { type ConfigFollower, type ConfigRecord, followConfigTopic } from "./topic.ts";
 import { checkDetectorConfig } from "./validate.ts";
 
 export type ApplyResult = "applied" | "unchanged" | "ignored";
@@ -35,4 +36,35 @@ export function applyConfigRecord(
   a.configHash = check.hash;
   log.info({ ...where, from, config_hash: check.hash, config: check.config }, "detector config applied");
   return "applied";
+}
+
+/**
+ * Keeps `active` on the config topic (a GlobalKTable of detector-config.v1): the whole topic is
+ * applied before this resolves, then each change as it arrives. `onApplied` hears of each record
+ * that changed an effective config; `serially` runs each application (under the caller's lock,
+ * so that a change lands between batches).
+ */
+export async function followDetectorConfig(
+  transport: KafkaTransport,
+  topic: string,
+  active: readonly ActiveDetector[],
+  o: {
+    log: Logger;
+    onApplied?: (r: ConfigRecord) => void;
+    serially?: (apply: () => Promise<void>) => Promise<void>;
+  },
+): Promise<ConfigFollower> {
+  const apply = async (r: ConfigRecord) => {
+    if (applyConfigRecord(active, r, o.log) === "applied") o.onApplied?.(r);
+  };
+  const follower = await followConfigTopic(
+    transport,
+    topic,
+    (r) => (o.serially ? o.serially(() => apply(r)) : apply(r)),
+    { log: o.log },
+  );
+  await follower.caughtUp;
+  const hashes = Object.fromEntries(active.map((a) => [a.detector.id, a.configHash]));
+  o.log.info({ topic, config_hashes: hashes }, "detector config loaded");
+  return follower;
 }

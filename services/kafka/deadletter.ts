@@ -3,8 +3,7 @@
 // and the restart would meet the same record again. A letter that would not fit keeps the head of
 // the original, with its size and sha256 beside the source topic, partition and offset.
 import { createHash } from "node:crypto";
-import type { Message } from "kafkajs";
-import { DEFAULT_BATCH_BYTES } from "./client.ts";
+import { DEFAULT_BATCH_BYTES, type OutMessage } from "./produce.ts";
 import { DEADLETTER_MAX_MESSAGE_BYTES } from "./topics.ts";
 
 export interface DeadLetter {
@@ -45,7 +44,7 @@ export interface LetterOptions {
 const headerBytes = (h: Record<string, string>) =>
   Object.entries(h).reduce((n, [k, v]) => n + k.length + Buffer.byteLength(v), 0);
 
-export function deadLetterMessage(d: DeadLetter, o: LetterOptions = {}): Message {
+export function deadLetterMessage(d: DeadLetter, o: LetterOptions = {}): OutMessage {
   const reason = d.reason.length > MAX_REASON_CHARS ? `${d.reason.slice(0, MAX_REASON_CHARS)}…` : d.reason;
   const headers: Record<string, string> = {
     [DLQ_HEADERS.reason]: reason,
@@ -70,6 +69,6 @@ export function deadLetterMessage(d: DeadLetter, o: LetterOptions = {}): Message
   return { key, value: value.subarray(0, kept), headers };
 }
 
-/** sendAll's per-request budget for dead letters, so a batch of them fits the topic too. */
+/** produceRequests' per-request budget for dead letters, so a batch of them fits the topic too. */
 export const deadLetterBatchBytes = (maxBytes: number): number =>
   Math.min(DEFAULT_BATCH_BYTES, maxBytes - FRAMING_BYTES);

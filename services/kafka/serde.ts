@@ -3,7 +3,6 @@
 // A body is checked against the contract's limits before avsc reads it (schemas/avro-bounds.ts).
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
 import type avro from "avsc";
-import type { KafkaMessage, Message } from "kafkajs";
 import { AvroBoundsError, avroBounds } from "../../schemas/avro-bounds.ts";
 import {
   type AvroRecord,
@@ -20,8 +19,10 @@ import {
 } from "../../schemas/index.ts";
 import type { EngineEvent } from "../engine/engine.ts";
 import { type Parsed, type Validators, validators } from "../ingest/validate.ts";
+import type { OutMessage } from "./produce.ts";
 import { SchemaCache, type SchemaCacheOptions } from "./schema-cache.ts";
 import type { Topics } from "./topics.ts";
+import type { FetchedRecord } from "./transport.ts";
 
 export { RegistryUnavailableError, SchemaNotYetKnownError } from "./schema-cache.ts";
 
@@ -170,7 +171,7 @@ export const SUSPECT_HEADERS = {
   configHash: "fundguard-config-hash",
 } as const;
 
-export function encodeSuspectChange(schemaId: number, c: SuspectChange): Message {
+export function encodeSuspectChange(schemaId: number, c: SuspectChange): OutMessage {
   const header = Buffer.alloc(5);
   header.writeInt32BE(schemaId, 1);
   const body = suspectType.toBuffer({ ...c.suspect, evidence: JSON.stringify(c.suspect.evidence) });
@@ -183,7 +184,7 @@ export function encodeSuspectChange(schemaId: number, c: SuspectChange): Message
 }
 
 /** Suspect changes are written by our own workers with our own schema, so no resolution is needed. */
-export function decodeSuspectChange(m: Pick<KafkaMessage, "value" | "headers">): SuspectChange {
+export function decodeSuspectChange(m: Pick<FetchedRecord, "value" | "headers">): SuspectChange {
   if (m.value?.[0] !== 0) throw new Error("suspect change is not in Confluent wire format");
   const raw = suspectType.fromBuffer(m.value.subarray(5)) as Omit<Suspect, "evidence"> & { evidence: string };
   const op = m.headers?.[SUSPECT_HEADERS.op]?.toString();

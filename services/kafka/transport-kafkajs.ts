@@ -9,8 +9,8 @@ import kafkajs, {
   type Message,
   Partitioners,
   type PartitionMetadata,
+  type Producer,
 } from "kafkajs";
-import { idempotentProducer } from "./client.ts";
 import { consumerTiming, createKafka, DEFAULT_TIMING } from "./connection.ts";
 import {
   assignmentDiff,
@@ -96,6 +96,21 @@ function admin(kafka: Kafka): TransportAdmin {
     deleteGroup: async (group) => (await ready()).deleteGroups([group]).then(() => undefined),
     close: async () => (await ready()).disconnect(),
   };
+}
+
+/**
+ * An idempotent producer partitioning like Java clients (murmur2 of the key), so topics
+ * written here and by other producers stay co-partitioned. By default it retries until
+ * delivered, as idempotence requires; a caller that resends what a send gave up on (the worker,
+ * which must report the outage meanwhile) may bound the retries of one send.
+ */
+export function idempotentProducer(kafka: Kafka, retries = Number.MAX_SAFE_INTEGER): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries, maxRetryTime: 30_000 },
+  });
 }
 
 function producer(kafka: Kafka, retries?: number): TransportProducer {

@@ -2,11 +2,10 @@
 // Records go to their key's partition as Java clients place them, so each request carries a full
 // record batch per partition; the next requests are encoded while one is in flight.
 import { statSync } from "node:fs";
-import type { Message } from "kafkajs";
 import type { Limits } from "../../schemas/limits.ts";
 import { type BadLine, fileEvents } from "../ingest/ndjson-source.ts";
-import { produceRequests, sendRequest } from "../kafka/client.ts";
 import { keyPartition } from "../kafka/partition.ts";
+import { type OutMessage, produceRequests, sendRequest } from "../kafka/produce.ts";
 import type { AvroSerde } from "../kafka/serde.ts";
 import type { Topics } from "../kafka/topics.ts";
 import type { KafkaTransport } from "../kafka/transport.ts";
@@ -54,7 +53,7 @@ export async function produceFiles(o: ProduceFilesOptions): Promise<ProduceSumma
     for (const f of files) {
       const n = partitions.get(f.topic) ?? 0;
       if (n === 0) throw new Error(`${f.topic}: no such topic`);
-      let pending: Message[] = [];
+      let pending: OutMessage[] = [];
       const send = async () => {
         if (pending.length === 0) return;
         const requests = produceRequests([{ topic: f.topic, messages: pending }]);

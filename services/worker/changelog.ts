@@ -1,8 +1,8 @@
 // The engine's per-person state in a compacted changelog topic, as Kafka Streams keeps its stores:
 // restoring a partition reads only the latest value of each state entry, never the input history.
 
-import type { Message } from "kafkajs";
 import { personOfStateKey } from "../engine/engine.ts";
+import type { OutMessage } from "../kafka/produce.ts";
 import type { KafkaTransport } from "../kafka/transport.ts";
 
 /**
@@ -96,10 +96,10 @@ export function encodeState(partition: number, dirty: { key: string; value: unkn
 }
 
 /** A changelog message that knows its produce group, so cutting requests decodes no key. */
-type ChangelogMessage = Message & { group: string };
+type ChangelogMessage = OutMessage & { group: string };
 
 /** Encoded state as changelog messages: views of its arena, no copies. */
-export function stateMessages(s: EncodedState): Message[] {
+export function stateMessages(s: EncodedState): OutMessage[] {
   const messages: ChangelogMessage[] = [];
   forEachEntry(s, (key, value) => {
     messages.push({
@@ -112,8 +112,10 @@ export function stateMessages(s: EncodedState): Message[] {
   return messages;
 }
 
-export const changelogMessages = (partition: number, dirty: { key: string; value: unknown }[]): Message[] =>
-  stateMessages(encodeState(partition, dirty));
+export const changelogMessages = (
+  partition: number,
+  dirty: { key: string; value: unknown }[],
+): OutMessage[] => stateMessages(encodeState(partition, dirty));
 
 /**
  * A partition's commit marker: the highest row version whose effects the state written before
@@ -129,12 +131,12 @@ export interface StateMarker {
   suspects?: string;
 }
 
-export function markerMessage(partition: number, marker: StateMarker): Message {
+export function markerMessage(partition: number, marker: StateMarker): OutMessage {
   return { key: MARKER_KEY, partition, value: JSON.stringify(marker) };
 }
 
 /** The produce group of a changelog message: its partition and person (see produceRequests). */
-export const changelogGroup = (m: Message): string =>
+export const changelogGroup = (m: OutMessage): string =>
   (m as Partial<ChangelogMessage>).group ?? `${m.partition}:${personOfStateKey(String(m.key))}`;
 
 /**

@@ -5,7 +5,7 @@ import { Kafka, logLevel } from "kafkajs";
 import type { Settlement } from "../../schemas/index.ts";
 import { readLineBatches } from "../../services/ingest/lines.ts";
 import { validateSettlement } from "../../services/ingest/validate.ts";
-import { idempotentProducer } from "../../services/kafka/client.ts";
+import { idempotentProducer } from "../../services/kafka/transport-kafkajs.ts";
 import { endOffsets, isCaughtUp } from "../../services/kafka/progress.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";

@@ -20,7 +20,7 @@ import { createLogger } from "../../services/log.ts";
 import { envFile, run } from "./kafka.ts";
 
 const PARTITIONS = 6;
-/** Records per partition in one send: the changelog's cap per request (services/kafka/client.ts). */
+/** Records per partition in one send: the changelog's cap per request (services/kafka/produce.ts). */
 const PER_PARTITION = 500;
 const COMPRESSIONS: Compression[] = ["none", "gzip", "lz4"];
 

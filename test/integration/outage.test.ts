@@ -7,16 +7,17 @@
 import { chmodSync, chownSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
-import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { runDetect } from "../../services/cli/detect.ts";
 import { generate } from "../../services/generate/generate.ts";
 import type { HealthReport } from "../../services/health.ts";
 import { parseEventLine } from "../../services/ingest/ndjson-source.ts";
 import { validators } from "../../services/ingest/validate.ts";
-import { idempotentProducer, sendAll } from "../../services/kafka/client.ts";
+import { sendAll } from "../../services/kafka/produce.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { topicNames } from "../../services/kafka/topics.ts";
+import { kafkajsTransport } from "../../services/kafka/transport-kafkajs.ts";
+import { createLogger } from "../../services/log.ts";
 import { canonical } from "../fixtures/run.ts";
 import {
   committed,
@@ -127,14 +128,15 @@ async function produceWith(
       if (!parsed?.ok || parsed.value.kind !== "settlement") throw new Error(`bad fixture line: ${line}`);
       return { key: parsed.value.value.person_id, value: writer.encode(id, parsed.value.value) };
     });
-  const producer = idempotentProducer(
-    new Kafka({ brokers: [env.KAFKA_BROKERS as string], logLevel: logLevel.NOTHING }),
-  );
-  await producer.connect();
+  const producer = kafkajsTransport({
+    brokers: [env.KAFKA_BROKERS as string],
+    clientId: "outage-test",
+    log: createLogger("outage-test", "silent"),
+  }).producer();
   try {
     await sendAll(producer, [{ topic, messages }]);
   } finally {
-    await producer.disconnect();
+    await producer.close();
   }
   return messages.length;
 }

@@ -1,9 +1,8 @@
 // A person's changelog entries of one flush reach the log together or not at all: a crash between
 // two produce requests must never restore a settlement without the findings decided with it.
 import fc from "fast-check";
-import type { Message } from "kafkajs";
 import { describe, expect, it } from "vitest";
-import { produceRequests } from "../../services/kafka/client.ts";
+import { type OutMessage, produceRequests } from "../../services/kafka/produce.ts";
 import { changelogGroup, changelogMessages } from "../../services/worker/changelog.ts";
 
 const SEP = "\u0001";
@@ -13,7 +12,7 @@ const entry = (person: string, kind: string, id: string) => ({
 });
 
 /** Which request each group's messages went to. */
-function requestsOfGroups(requests: { messages: Message[] }[], groupOf: (m: Message) => string) {
+function requestsOfGroups(requests: { messages: OutMessage[] }[], groupOf: (m: OutMessage) => string) {
   const seen = new Map<string, Set<number>>();
   requests.forEach((r, i) => {
     for (const m of r.messages) seen.set(groupOf(m), (seen.get(groupOf(m)) ?? new Set()).add(i));
@@ -99,14 +98,14 @@ describe("changelog messages", () => {
         ),
         fc.integer({ min: 500, max: 4_000 }),
         (groups, budget) => {
-          const messages: Message[] = groups.flatMap((g, gi) =>
+          const messages: OutMessage[] = groups.flatMap((g, gi) =>
             g.sizes.map((size, i) => ({
               key: `g${gi}${SEP}s${SEP}${i}`,
               partition: g.partition,
               value: "x".repeat(size),
             })),
           );
-          const groupOf = (m: Message) => String(m.key).split(SEP)[0] as string;
+          const groupOf = (m: OutMessage) => String(m.key).split(SEP)[0] as string;
           const requests = produceRequests([{ topic: "cl", messages, maxBatchBytes: budget, groupOf }]);
           expect(requests.flatMap((r) => r.messages)).toEqual(messages);
           const at = requestsOfGroups(requests, groupOf);

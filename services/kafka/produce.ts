@@ -1,27 +1,13 @@
-import {
-  CompressionTypes,
-  type Kafka,
-  type Message,
-  Partitioners,
-  type Producer,
-  type ProducerRecord,
-  type TopicMessages,
-} from "kafkajs";
-import type { Compression, TransportProducer } from "./transport.ts";
+// Cutting outgoing records into produce requests the broker accepts, for any transport.
+import type { Compression, OutRecord, TransportProducer } from "./transport.ts";
 
-/**
- * An idempotent producer partitioning like Java clients (murmur2 of the key), so topics
- * written here and by other producers stay co-partitioned. By default it retries until
- * delivered, as idempotence requires; a caller that resends what a send gave up on (the worker,
- * which must report the outage meanwhile) may bound the retries of one send.
- */
-export function idempotentProducer(kafka: Kafka, retries = Number.MAX_SAFE_INTEGER): Producer {
-  return kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    retry: { retries, maxRetryTime: 30_000 },
-  });
+/** A record of one topic's outgoing list: the topic is the list's. */
+export type OutMessage = Omit<OutRecord, "topic">;
+
+export interface ProduceRequest {
+  topic: string;
+  messages: OutMessage[];
+  compression?: Compression;
 }
 
 /** Per-partition bytes in one request, under the broker's default 1 MiB record-batch limit. */
@@ -33,22 +19,24 @@ export const DEFAULT_BATCH_BYTES = 768 * 1024;
  */
 const MAX_MESSAGES_PER_PARTITION = 500;
 
-const sizeOf = (m: Message) =>
+const sizeOf = (m: OutMessage) =>
   64 +
   (m.key?.length ?? 0) +
   (m.value?.length ?? 0) +
   Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + String(v).length, 0);
 
-export interface Outgoing extends TopicMessages {
+export interface Outgoing {
+  topic: string;
+  messages: OutMessage[];
   /** Per-partition record-batch budget: the topic's max.message.bytes, with headroom. */
   maxBatchBytes?: number;
-  compression?: CompressionTypes;
+  compression?: Compression;
   /**
    * Adjacent messages of one group go in one request, where a partition's share is one record batch
    * appended whole: a crash between requests never leaves half a group in the log. A group over
    * the byte budget on its own is still split (a refused request would fail every retry).
    */
-  groupOf?: (m: Message) => string;
+  groupOf?: (m: OutMessage) => string;
 }
 
 /**
@@ -56,13 +44,13 @@ export interface Outgoing extends TopicMessages {
  * the broker's record-batch limit allows. Budgets are per partition where messages name theirs;
  * keyed messages share one budget, since they may all hash to one partition.
  */
-export function produceRequests(outgoing: Outgoing[]): ProducerRecord[] {
-  const requests: ProducerRecord[] = [];
+export function produceRequests(outgoing: Outgoing[]): ProduceRequest[] {
+  const requests: ProduceRequest[] = [];
   for (const { topic, messages, maxBatchBytes = DEFAULT_BATCH_BYTES, compression, groupOf } of outgoing) {
-    let request: Message[] = [];
+    let request: OutMessage[] = [];
     const bytes = new Map<number, number>();
     const count = new Map<number, number>();
-    const add = (m: Message) => {
+    const add = (m: OutMessage) => {
       const bucket = m.partition ?? -1;
       request.push(m);
       bytes.set(bucket, (bytes.get(bucket) ?? 0) + sizeOf(m));
@@ -71,7 +59,7 @@ export function produceRequests(outgoing: Outgoing[]): ProducerRecord[] {
     /** Sends what the request holds before `keep`; the messages from `keep` on start the next one. */
     const cut = (keep = request.length) => {
       if (keep === 0) return;
-      requests.push({ topic, messages: request.slice(0, keep), acks: -1, compression });
+      requests.push({ topic, messages: request.slice(0, keep), compression });
       const carried = request.slice(keep);
       request = [];
       bytes.clear();
@@ -101,25 +89,20 @@ export function produceRequests(outgoing: Outgoing[]): ProducerRecord[] {
   return requests;
 }
 
-const CODECS = new Map<CompressionTypes | undefined, Compression>([
-  [CompressionTypes.GZIP, "gzip"],
-  [CompressionTypes.LZ4, "lz4"],
-]);
-
 /** A request of produceRequests as one send of the transport: one record batch per partition. */
-export function sendRequest(producer: TransportProducer, r: ProducerRecord): Promise<Map<string, bigint>> {
+export function sendRequest(producer: TransportProducer, r: ProduceRequest): Promise<Map<string, bigint>> {
   const records = r.messages.map((m) => ({
     topic: r.topic,
     // Dead letters of unkeyed records still need a home: the dead-letter topic's first partition.
     partition: m.partition ?? (m.key ? undefined : 0),
-    key: m.key ?? null,
+    key: m.key,
     value: m.value,
-    headers: m.headers as Record<string, string> | undefined,
+    headers: m.headers,
   }));
-  return producer.send(records, { compression: CODECS.get(r.compression) ?? "none" });
+  return producer.send(records, { compression: r.compression ?? "none" });
 }
 
 /** Sends all messages (see produceRequests), one request at a time. */
-export async function sendAll(producer: Producer, outgoing: Outgoing[]): Promise<void> {
-  for (const request of produceRequests(outgoing)) await producer.send(request);
+export async function sendAll(producer: TransportProducer, outgoing: Outgoing[]): Promise<void> {
+  for (const request of produceRequests(outgoing)) await sendRequest(producer, request);
 }
