@@ -6,6 +6,18 @@ export default defineConfig({
     projects: [
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
       {
+        // The engine's tests again on the LMDB person store (test/fixtures/person-store.ts).
+        test: {
+          name: "engine-lmdb",
+          include: [
+            "test/unit/{detectors,order-independence,excessive-dispensing,evidence-bounds,rule-tables,check,check-rules}.test.ts",
+          ],
+          env: { FUNDGUARD_TEST_PERSON_STORE: "lmdb" },
+          // Nearly every event reads its person back from disk: slower by design, not a timing test.
+          testTimeout: 60_000,
+        },
+      },
+      {
         // Tests against the real broker, registry and ClickHouse share the services the global setup provisions.
         test: {
           name: "integration",

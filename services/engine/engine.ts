@@ -12,6 +12,7 @@ import {
 } from "../../detectors/sdk.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import { PersonState, type StateEntry } from "./person-state.ts";
+import { MemoryPersonStore, type PersonStore } from "./person-store.ts";
 import { suspectId } from "./suspect-id.ts";
 
 export type EngineEvent = { kind: "settlement"; value: Settlement } | { kind: "death"; value: DeathRecord };
@@ -74,6 +75,8 @@ export interface EngineOptions {
    * an engine that records and is never drained keeps an entry for every event it ever saw.
    */
   changelog?: boolean;
+  /** Where persons' state is kept (default: the heap), given how the engine makes a person's object. */
+  store?: (create: (personId: string) => PersonState) => PersonStore;
 }
 
 export interface EngineStats {
@@ -91,7 +94,7 @@ const DAY_MS = 86_400_000;
 const SWEEP_EVERY_MS = 7 * DAY_MS;
 
 export class Engine {
-  private readonly persons = new Map<string, PersonState>();
+  private readonly persons: PersonStore;
   private readonly detectors: ActiveDetector[];
   private readonly retentionMs: number;
   private readonly clock: () => Date;
@@ -109,6 +112,7 @@ export class Engine {
     this.retentionMs = (opts.retentionDays ?? 400) * DAY_MS;
     this.clock = opts.clock ?? (() => new Date());
     this.changelog = opts.changelog ?? false;
+    this.persons = opts.store?.((id) => this.newPerson(id)) ?? new MemoryPersonStore();
   }
 
   get personCount(): number {
@@ -132,6 +136,7 @@ export class Engine {
         : event.value.event_type === "REVERSAL"
           ? this.onReversal(person, event.value, eventMs)
           : this.onSettle(person, event.value, eventMs);
+    this.persons.changed(person);
     if (this.watermarkMs - this.sweptAtMs >= SWEEP_EVERY_MS) this.sweep();
     return changes;
   }
@@ -151,17 +156,19 @@ export class Engine {
   /** Applies one changelog entry (as written by takeDirty) to rebuild state after a restart. */
   restoreEntry(key: string, value: unknown): void {
     if (key === WATERMARK_KEY) {
-      this.watermarkMs = Math.max(this.watermarkMs, value as number);
-      this.takenWatermarkMs = this.watermarkMs;
+      this.restoreWatermark(value as number);
       return;
     }
     const [personId, kind, id] = key.split(KEY_SEP) as [string, StateEntry["kind"], string];
-    let p = this.persons.get(personId);
-    if (!p) {
-      p = this.newPerson(personId);
-      this.persons.set(personId, p);
-    }
+    const p = this.person(personId);
     p.apply({ kind, id, value } as StateEntry);
+    this.persons.changed(p);
+  }
+
+  /** Carries on from a saved watermark (a store on disk keeps its persons, not the partition's event time). */
+  restoreWatermark(ms: number): void {
+    this.watermarkMs = Math.max(this.watermarkMs, ms);
+    this.takenWatermarkMs = this.watermarkMs;
   }
 
   /**
@@ -181,7 +188,7 @@ export class Engine {
     scratch.sweptAtMs = Number.POSITIVE_INFINITY;
     const held = this.persons.get(proposed.person_id)?.copy();
     if (held) {
-      scratch.persons.set(held.personId, held);
+      scratch.persons.add(held);
       const prior = held.get(proposed.settlement_id);
       if (prior) scratch.withdraw(held, prior);
     }
@@ -206,7 +213,7 @@ export class Engine {
     let p = this.persons.get(personId);
     if (!p) {
       p = this.newPerson(personId);
-      this.persons.set(personId, p);
+      this.persons.add(p);
     }
     return p;
   }
@@ -368,8 +375,9 @@ export class Engine {
 
   private sweep(): void {
     const horizon = this.watermarkMs - this.retentionMs;
-    for (const [id, p] of this.persons) {
-      if (!p.evict(horizon)) this.persons.delete(id);
+    for (const p of this.persons.expiring(horizon)) {
+      if (!p.evict(horizon)) this.persons.delete(p.personId);
+      else this.persons.changed(p);
     }
     this.sweptAtMs = this.watermarkMs;
   }

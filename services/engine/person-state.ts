@@ -19,6 +19,14 @@ export type StateEntry =
 
 type OnChange = (personId: string, entry: StateEntry) => void;
 
+/** A person's whole state as plain data, for a store on disk (the records are shared, not copied). */
+export interface PersonSnapshot {
+  s: SettlementRecord[];
+  c: [string, Cancellation][];
+  d: DeathRecord | null;
+  f: [string, Suspect[]][];
+}
+
 /** One person's retained evidence and the findings currently active for it. */
 export class PersonState implements PersonView {
   readonly settlements: SettlementRecord[] = [];
@@ -92,11 +100,30 @@ export class PersonState implements PersonView {
   /** A copy to try events on (a check's what-if): records are shared, being immutable; nothing is reported. */
   copy(): PersonState {
     const c = new PersonState(this.personId);
-    for (const s of this.settlements) c.add(s);
-    for (const [original, x] of this.cancellations) c.cancel(original, x);
-    if (this.deathRecord) c.setDeath(this.deathRecord);
-    for (const [subject, list] of this.active) c.setFindings(subject, [...list]);
+    c.load(this.snapshot());
     return c;
+  }
+
+  snapshot(): PersonSnapshot {
+    return {
+      s: [...this.settlements],
+      c: [...this.cancellations],
+      d: this.deathRecord ?? null,
+      f: [...this.active].map(([subject, list]) => [subject, [...list]]),
+    };
+  }
+
+  /** Takes a snapshot's state into this (empty) person; not reported as changes. */
+  load(x: PersonSnapshot): void {
+    for (const s of x.s) this.apply({ kind: "s", id: s.id, value: s });
+    for (const [id, value] of x.c) this.apply({ kind: "c", id, value });
+    if (x.d) this.apply({ kind: "d", id: "", value: x.d });
+    for (const [id, value] of x.f) this.apply({ kind: "f", id, value });
+  }
+
+  /** No retained evidence is older than this (a bound: removals leave it low). */
+  get oldestEvidenceMs(): number {
+    return this.oldestMs;
   }
 
   /** Event time of the newest evidence held (settlements, reversals, the death record); null when none. */

@@ -8,6 +8,7 @@ import type { DeathRecord, Settlement } from "../../schemas/index.ts";
 import { checkOnEngine, checkSettlement } from "../../services/engine/check.ts";
 import { activate, Engine, type EngineEvent } from "../../services/engine/engine.ts";
 import { generate } from "../../services/generate/generate.ts";
+import { testPersonStore } from "../fixtures/person-store.ts";
 
 interface Label {
   detector: string;
@@ -56,7 +57,11 @@ describe("check of each registered rule's generated cases", () => {
       const answer = checkSettlement(proposed, evidence, options);
       const checked = answer.findings.some((f) => `${f.detector}/${f.rule}` === rule);
       // Ingesting the same events, then the settlement, in one engine: the stream's verdict.
-      const engine = new Engine({ detectors, retentionDays: options.retentionDays });
+      const engine = new Engine({
+        store: testPersonStore(),
+        detectors,
+        retentionDays: options.retentionDays,
+      });
       const events: EngineEvent[] = [
         ...evidence.settlements.map((value): EngineEvent => ({ kind: "settlement", value })),
         ...evidence.deaths.map((value): EngineEvent => ({ kind: "death", value })),
@@ -72,7 +77,7 @@ describe("check of each registered rule's generated cases", () => {
   });
 
   it("gets from the live engine that processed the stream the replay's answer, for re-checks of its settlements", () => {
-    const engine = new Engine({ detectors, retentionDays: options.retentionDays });
+    const engine = new Engine({ store: testPersonStore(), detectors, retentionDays: options.retentionDays });
     const events: EngineEvent[] = [
       ...settlements.map((value): EngineEvent => ({ kind: "settlement", value })),
       ...deaths.map((value): EngineEvent => ({ kind: "death", value })),

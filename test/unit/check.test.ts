@@ -6,6 +6,7 @@ import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import { checkOnEngine, checkSettlement } from "../../services/engine/check.ts";
 import { activate, Engine, type EngineEvent } from "../../services/engine/engine.ts";
 import { death, reversal, settlement, stay } from "../fixtures/events.ts";
+import { testPersonStore } from "../fixtures/person-store.ts";
 
 const o = { detectors: activate(DETECTORS, loadCatalogs()), retentionDays: 400 };
 
@@ -44,7 +45,7 @@ describe("checkSettlement", () => {
   });
 
   it("on a live engine holding the evidence, answers as the replay does and changes nothing", () => {
-    const engine = new Engine({ ...o, changelog: true });
+    const engine = new Engine({ store: testPersonStore(), ...o, changelog: true });
     const events: EngineEvent[] = [
       ...history.map((value): EngineEvent => ({ kind: "settlement", value })),
       ...deaths.map((value): EngineEvent => ({ kind: "death", value })),

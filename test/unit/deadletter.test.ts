@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_BATCH_BYTES } from "../../services/kafka/produce.ts";
 import { DLQ_HEADERS, deadLetterBatchBytes, deadLetterMessage } from "../../services/kafka/deadletter.ts";
+import { DEFAULT_BATCH_BYTES } from "../../services/kafka/produce.ts";
 
 const letter = (key: Buffer | null, value: Buffer | null, reason = "contract violation: x") => ({
   topic: "p.settlements.v1",

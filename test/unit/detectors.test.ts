@@ -6,6 +6,7 @@ import { addDays } from "../../detectors/dates.ts";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import { activate, Engine } from "../../services/engine/engine.ts";
 import { death, line, reversal, settlement, stay } from "../fixtures/events.ts";
+import { testPersonStore } from "../fixtures/person-store.ts";
 import { asEvent, keys, rules, run } from "../fixtures/run.ts";
 
 const drug = (item_code: string, service_date: string) =>
@@ -60,7 +61,10 @@ describe("pediatric_drug", () => {
       "code_prefix,generic_name,age_limit,restriction,source\nXA01,broad,6,儿童,test\nXA0123,narrow,,儿童,test\n",
     );
     writeFileSync(join(dir, "sex-restricted-codes.csv"), "code_prefix,kind,allowed_sex,description,source\n");
-    const engine = new Engine({ detectors: activate(DETECTORS, loadCatalogs(dir)) });
+    const engine = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs(dir)),
+    });
     const ten = (code: string) => settlement({ birth_date: "2015-01-01", items: [drug(code, "2025-06-01")] });
     const broad = ten("XA0199");
     const narrow = ten("XA012345");
@@ -201,9 +205,13 @@ describe("duplicate_billing", () => {
       `duplicate_billing/outpatient_during_stay:${copy.settlement_id}>${stayLines.settlement_id}`,
     ]);
     // A worker restoring state written before the date ranges were kept.
-    const a = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), changelog: true });
+    const a = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs()),
+      changelog: true,
+    });
     a.process(asEvent(stayLines));
-    const b = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
+    const b = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
     for (const { key, value } of a.takeDirty()) {
       const facts = (value as { facts?: { duplicate_billing?: Record<string, unknown> } } | null)?.facts;
       if (facts?.duplicate_billing) {
@@ -304,7 +312,7 @@ describe("reversals", () => {
   });
 
   it("emits a retraction change for the withdrawn finding", () => {
-    const engine = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
+    const engine = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
     const first = copy("A", "2025-03-01T09:00:00+08:00");
     const dup = copy("B", "2025-03-02T09:00:00+08:00");
     engine.process(asEvent(first));
@@ -341,7 +349,11 @@ describe("high_out_of_pocket", () => {
 
 describe("engine", () => {
   it("ignores a re-delivered settlement and counts too-late events", () => {
-    const engine = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), retentionDays: 30 });
+    const engine = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs()),
+      retentionDays: 30,
+    });
     const s = settlement({ settled_at: "2025-06-01T10:00:00+08:00" });
     engine.process(asEvent(s));
     engine.process(asEvent(s));
@@ -352,17 +364,25 @@ describe("engine", () => {
   it("restores a person from a snapshot and carries on as if never stopped", () => {
     const first = stay("2025-01-01", "2025-01-10");
     const second = stay("2025-01-20", "2025-01-22");
-    const a = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), changelog: true });
+    const a = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs()),
+      changelog: true,
+    });
     a.process(asEvent(first));
     const entries = a.takeDirty();
-    const b = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
+    const b = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
     for (const { key, value } of entries) b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
     const changes = b.process(asEvent(second));
     expect(changes.map((c) => `${c.op}:${c.suspect.rule}`)).toEqual(["upsert:readmission"]);
   });
 
   it("evicts what falls behind the retention: persons seen long ago leave, recent evidence stays", () => {
-    const engine = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), retentionDays: 30 });
+    const engine = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs()),
+      retentionDays: 30,
+    });
     const at = (day: number) => `${addDays("2025-01-01", day)}T10:00:00+08:00`;
     for (let i = 0; i < 20; i++) {
       engine.process(
@@ -387,10 +407,14 @@ describe("engine", () => {
   });
 
   it("records changelog entries only when asked to, so an undrained engine does not grow with every event", () => {
-    const plain = new Engine({ detectors: activate(DETECTORS, loadCatalogs()) });
+    const plain = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
     plain.process(asEvent(stay("2025-01-01", "2025-01-10")));
     expect(() => plain.takeDirty()).toThrow(/changelog: true/);
-    const logged = new Engine({ detectors: activate(DETECTORS, loadCatalogs()), changelog: true });
+    const logged = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs()),
+      changelog: true,
+    });
     logged.process(asEvent(stay("2025-01-01", "2025-01-10")));
     expect(logged.takeDirty().length).toBeGreaterThan(0);
     expect(logged.takeDirty()).toEqual([]);

@@ -17,6 +17,7 @@ import { ruleTables } from "../../detectors/rule-tables.ts";
 import type { LineItem, Settlement, Suspect } from "../../schemas/index.ts";
 import { activate, Engine } from "../../services/engine/engine.ts";
 import { line, reversal, settlement, stay } from "../fixtures/events.ts";
+import { testPersonStore } from "../fixtures/person-store.ts";
 import { asEvent, canonical } from "../fixtures/run.ts";
 
 const HEADER = RULE_COLUMNS.join(",");
@@ -61,6 +62,7 @@ function run(
   c = catalogs,
 ): Suspect[] {
   const engine = new Engine({
+    store: testPersonStore(),
     detectors: activate([ruleTables], c, { rule_table: config }),
     clock: () => new Date("2026-01-01T00:00:00Z"),
   });
@@ -273,7 +275,7 @@ describe("rule tables: versions and order", () => {
 
   it("switches version on a running engine: retained state is judged by the new table when an event re-evaluates it", () => {
     const active = activate([ruleTables], catalogs, { rule_table: { version: "2025.1" } });
-    const engine = new Engine({ detectors: active });
+    const engine = new Engine({ store: testPersonStore(), detectors: active });
     for (const e of events) engine.process(asEvent(e));
     expect([...engine.activeSuspects()]).toEqual([]);
     const a = active[0] as (typeof active)[number];

@@ -1,0 +1,190 @@
+// An engine partition's persons on disk (LMDB through lmdb-js, values in msgpack), with the most
+// recently used as live objects in front: memory is bounded by the cache, not by the history.
+// Changed persons stay in the cache until commit() writes them in one transaction with the caller's
+// checkpoint (Kafka Streams' .checkpoint: the changelog offsets the written state reflects). Past
+// the bound they are spilled earlier, and the store is unclean until the next commit: state on
+// disk may then be ahead of any checkpoint, so a restart must not resume from it.
+import { mkdirSync } from "node:fs";
+import { type Database, open, type RootDatabase } from "lmdb";
+import type { PersonSnapshot, PersonState } from "../engine/person-state.ts";
+import type { PersonStore } from "../engine/person-store.ts";
+
+export interface LmdbStoreOptions {
+  /** A directory of its own (created if missing). */
+  path: string;
+  /** Persons kept as live objects (at least 1); the others are read from disk when an event needs them. */
+  cacheSize: number;
+  /** A person object as its engine makes them (with the engine's change listener). */
+  create: (personId: string) => PersonState;
+}
+
+/** A person's value on disk: its snapshot and the key it has in the expiry index. */
+type Stored = PersonSnapshot & { o: number };
+
+interface Cached {
+  state: PersonState;
+  /** The expiry key's time on disk; undefined when the person is not on disk. */
+  indexed: number | undefined;
+}
+
+const STRUCTURES = Symbol.for("structures");
+
+/** The expiry index's time of a person holding no dated evidence (a death record, findings). */
+const NEVER = Number.MAX_SAFE_INTEGER;
+
+export class LmdbPersonStore implements PersonStore {
+  private readonly root: RootDatabase;
+  private readonly persons: Database<Stored, string>;
+  /** [oldest evidence ms, person id] of every person on disk: a sweep reads only what may expire. */
+  private readonly expiry: Database<boolean, [number, string]>;
+  private readonly meta: Database<unknown, string>;
+  /** Least recently used first. */
+  private readonly cache = new Map<string, Cached>();
+  /** Persons changed since the last write; those absent from the cache were deleted (value: their expiry key). */
+  private readonly dirty = new Map<string, number | undefined>();
+  private count: number;
+  private clean: boolean;
+
+  constructor(private readonly o: LmdbStoreOptions) {
+    if (o.cacheSize < 1) throw new Error("an LMDB person store needs a cache of at least one person");
+    mkdirSync(o.path, { recursive: true });
+    // Every transaction synced (LMDB's default): a crash of the process or the machine leaves the
+    // last committed state, never a store that does not open.
+    this.root = open({ path: o.path, maxDbs: 4 });
+    this.persons = this.root.openDB<Stored, string>({ name: "persons", sharedStructuresKey: STRUCTURES });
+    this.expiry = this.root.openDB<boolean, [number, string]>({ name: "expiry" });
+    this.meta = this.root.openDB<unknown, string>({ name: "meta" });
+    // msgpackr's record structures are an entry of the persons' database too.
+    const entries = (this.persons.getStats() as { entryCount: number }).entryCount;
+    this.count = entries - (this.persons.doesExist(STRUCTURES as never) ? 1 : 0);
+    this.clean = this.meta.get("clean") !== false;
+  }
+
+  /** The last commit's checkpoint, unless state was spilled after it (then a restart must not resume from disk). */
+  checkpoint(): unknown {
+    return this.clean ? this.meta.get("checkpoint") : undefined;
+  }
+
+  get(personId: string): PersonState | undefined {
+    const hit = this.cache.get(personId);
+    if (hit) {
+      this.cache.delete(personId);
+      this.cache.set(personId, hit);
+      return hit.state;
+    }
+    // Deleted since the last write: what disk holds is gone.
+    if (this.dirty.has(personId)) return undefined;
+    const stored = this.persons.get(personId);
+    if (!stored) return undefined;
+    const state = this.o.create(personId);
+    state.load(stored);
+    this.cache.set(personId, { state, indexed: stored.o });
+    this.bound();
+    return state;
+  }
+
+  add(p: PersonState): void {
+    const was = this.dirty.get(p.personId);
+    this.cache.set(p.personId, { state: p, indexed: was });
+    this.dirty.set(p.personId, was);
+    this.count++;
+    this.bound();
+  }
+
+  delete(personId: string): void {
+    const e = this.cache.get(personId);
+    if (!e) return;
+    this.cache.delete(personId);
+    this.dirty.set(personId, e.indexed);
+    this.count--;
+  }
+
+  changed(p: PersonState): void {
+    this.dirty.set(p.personId, this.cache.get(p.personId)?.indexed);
+  }
+
+  *expiring(horizonMs: number): Iterable<PersonState> {
+    const ids = new Set<string>();
+    for (const [id, e] of this.cache) if (e.state.oldestEvidenceMs < horizonMs) ids.add(id);
+    // Disk keys of persons changed since are stale: their cached objects were looked at above.
+    for (const [, id] of this.expiry.getKeys({ end: [horizonMs, ""] })) if (!this.dirty.has(id)) ids.add(id);
+    for (const id of ids) {
+      const p = this.get(id);
+      if (p) yield p;
+    }
+  }
+
+  *values(): Iterable<PersonState> {
+    const cached = [...this.cache.keys()];
+    for (const id of cached) {
+      const p = this.cache.get(id)?.state;
+      if (p) yield p;
+    }
+    const seen = new Set(cached);
+    for (const id of [...this.persons.getKeys()]) {
+      if (seen.has(id)) continue;
+      const p = this.get(id);
+      if (p) yield p;
+    }
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Writes every change and the checkpoint in one transaction, on disk when this returns. */
+  commit(checkpoint: unknown): void {
+    this.write(checkpoint);
+  }
+
+  /** Writes every change in one transaction; with a checkpoint, the store is clean at it. */
+  private write(checkpoint?: unknown): void {
+    const cleanNow = checkpoint !== undefined;
+    this.root.transactionSync(() => {
+      for (const [id, was] of this.dirty) {
+        const e = this.cache.get(id);
+        if (!e) {
+          this.persons.removeSync(id);
+          if (was !== undefined) this.expiry.removeSync([was, id]);
+          continue;
+        }
+        const o = Math.min(e.state.oldestEvidenceMs, NEVER);
+        if (e.indexed !== undefined && e.indexed !== o) this.expiry.removeSync([e.indexed, id]);
+        this.persons.putSync(id, { ...e.state.snapshot(), o });
+        if (e.indexed !== o) this.expiry.putSync([o, id], true);
+        e.indexed = o;
+      }
+      if (cleanNow) this.meta.putSync("checkpoint", checkpoint);
+      if (cleanNow !== this.clean) this.meta.putSync("clean", cleanNow);
+    });
+    this.dirty.clear();
+    this.clean = cleanNow;
+  }
+
+  /** Empties the store (a restore from the changelog follows). */
+  clear(): void {
+    this.root.transactionSync(() => {
+      this.persons.clearSync();
+      this.expiry.clearSync();
+      this.meta.clearSync();
+    });
+    this.cache.clear();
+    this.dirty.clear();
+    this.count = 0;
+    this.clean = true;
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+
+  /** Evicts the least recently used unchanged persons past the bound, spilling changes when only those are left. */
+  private bound(): void {
+    if (this.cache.size <= this.o.cacheSize) return;
+    if (this.dirty.size > this.o.cacheSize / 2) this.write();
+    for (const [id] of this.cache) {
+      if (this.cache.size <= this.o.cacheSize) break;
+      if (!this.dirty.has(id)) this.cache.delete(id);
+    }
+  }
+}

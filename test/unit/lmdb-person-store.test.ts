@@ -1,0 +1,150 @@
+// The LMDB person store on its own: a restart resumes from a commit exactly, a spill makes the store
+// unclean until the next commit, deletions and sweeps read what they must and nothing else.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import type { Settlement } from "../../schemas/index.ts";
+import { activate, Engine, type EngineEvent } from "../../services/engine/engine.ts";
+import { PersonState } from "../../services/engine/person-state.ts";
+import { generate } from "../../services/generate/generate.ts";
+import { LmdbPersonStore } from "../../services/state/lmdb-person-store.ts";
+import { canonical } from "../fixtures/run.ts";
+
+const detectors = activate(DETECTORS, loadCatalogs());
+const clock = () => new Date("2026-01-01T00:00:00Z");
+const dirs: string[] = [];
+const freshDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "fundguard-lmdb-test-"));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function onDisk(path: string, cacheSize: number) {
+  let store: LmdbPersonStore | undefined;
+  const engine = new Engine({
+    detectors,
+    clock,
+    store: (create) => {
+      store = new LmdbPersonStore({ path, cacheSize, create });
+      return store;
+    },
+  });
+  return { engine, store: store as unknown as LmdbPersonStore };
+}
+
+describe("LMDB person store", () => {
+  const events: EngineEvent[] = [];
+  beforeAll(async () => {
+    await generate({
+      settlements: 4_000,
+      seed: "lmdb-store",
+      schemeRate: 0.2,
+      emit: {
+        settlement: (l) => void events.push({ kind: "settlement", value: JSON.parse(l) as Settlement }),
+        death: (l) => void events.push({ kind: "death", value: JSON.parse(l) }),
+        label: () => undefined,
+      },
+    });
+  });
+
+  it("resumes after a commit and a restart as one engine over the whole stream, on a cache far smaller than the persons", async () => {
+    const whole = new Engine({ detectors, clock });
+    for (const e of events) whole.process(e);
+    const expected = canonical([...whole.activeSuspects()]);
+    expect(expected.length).toBeGreaterThan(20);
+
+    const path = freshDir();
+    const half = Math.floor(events.length / 2);
+    const first = onDisk(path, 8);
+    for (const e of events.slice(0, half)) first.engine.process(e);
+    first.store.commit({ offset: half, watermark: first.engine.watermark });
+    await first.store.close();
+
+    const second = onDisk(path, 8);
+    const cp = second.store.checkpoint() as { offset: number; watermark: number };
+    expect(cp.offset).toBe(half);
+    second.engine.restoreWatermark(cp.watermark);
+    expect(second.engine.personCount).toBe(first.engine.personCount);
+    for (const e of events.slice(cp.offset)) second.engine.process(e);
+    expect(canonical([...second.engine.activeSuspects()])).toEqual(expected);
+    expect(second.engine.personCount).toBe(whole.personCount);
+    await second.store.close();
+  });
+
+  it("is unclean after a spill until the next commit", async () => {
+    const path = freshDir();
+    const { engine, store } = onDisk(path, 2);
+    store.commit({ offset: 0 });
+    expect(store.checkpoint()).toEqual({ offset: 0 });
+    // More changed persons than the cache holds: they go to disk before any commit.
+    for (const e of events.slice(0, 50)) engine.process(e);
+    expect(store.checkpoint()).toBeUndefined();
+    await store.close();
+    const reopened = new LmdbPersonStore({ path, cacheSize: 2, create: (id) => new PersonState(id) });
+    expect(reopened.checkpoint()).toBeUndefined();
+    reopened.commit({ offset: 50 });
+    expect(reopened.checkpoint()).toEqual({ offset: 50 });
+    await reopened.close();
+  });
+
+  it("forgets a deleted person on disk, takes it anew, and sweeps only who may expire", async () => {
+    const store = new LmdbPersonStore({
+      path: freshDir(),
+      cacheSize: 1,
+      create: (id) => new PersonState(id),
+    });
+    const person = (id: string, day: string) => {
+      const p = new PersonState(id);
+      const s = (events.find((e) => e.kind === "settlement") as { value: Settlement }).value;
+      p.apply({
+        kind: "s",
+        id: `${id}-s`,
+        value: { ...recordOf(s), id: `${id}-s`, settledAt: day, settledAtMs: Date.parse(day) },
+      });
+      return p;
+    };
+    store.add(person("old", "2025-01-01T00:00:00Z"));
+    store.add(person("new", "2025-06-01T00:00:00Z"));
+    store.add(person("gone", "2025-01-02T00:00:00Z"));
+    store.commit({ offset: 3 });
+    expect(store.size).toBe(3);
+    store.delete("gone");
+    expect(store.get("gone")).toBeUndefined();
+    expect([...store.expiring(Date.parse("2025-03-01T00:00:00Z"))].map((p) => p.personId)).toEqual(["old"]);
+    store.commit({ offset: 4 });
+    expect(store.get("gone")).toBeUndefined();
+    expect(store.size).toBe(2);
+    store.add(person("gone", "2025-07-01T00:00:00Z"));
+    store.commit({ offset: 5 });
+    expect(store.get("gone")?.settlements.map((s) => s.settledAt)).toEqual(["2025-07-01T00:00:00Z"]);
+    expect([...store.values()].map((p) => p.personId).sort()).toEqual(["gone", "new", "old"]);
+    await store.close();
+  });
+});
+
+/** A settlement's record as the engine keeps it (facts left empty: the store does not read them). */
+function recordOf(s: Settlement) {
+  return {
+    id: s.settlement_id,
+    personId: s.person_id,
+    gender: s.gender,
+    birthDate: s.birth_date,
+    visitType: s.visit_type,
+    institutionId: s.institution_id,
+    institutionName: s.institution_name,
+    regionCode: s.region_code,
+    admission: s.admission_date,
+    discharge: s.discharge_date,
+    dischargeReason: s.discharge_reason,
+    settledAt: s.settled_at,
+    settledAtMs: Date.parse(s.settled_at),
+    totalFen: s.total_fen,
+    fundPaidFen: s.fund_paid_fen,
+    facts: {},
+  };
+}
