@@ -82,6 +82,10 @@ const schema = z.object({
    */
   FUNDGUARD_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(10_000),
   FUNDGUARD_RETENTION_DAYS: z.coerce.number().int().min(1).default(400),
+  /** A worker's engine state on local disk (LMDB, one store per partition) instead of the heap. */
+  FUNDGUARD_STATE_DIR: z.string().min(1).optional(),
+  /** Persons a worker with FUNDGUARD_STATE_DIR keeps live in memory, over all its partitions. */
+  FUNDGUARD_STATE_CACHE_PERSONS: z.coerce.number().int().min(1).default(200_000),
   /** Longest wait between retries of an unavailable store, registry or broker. */
   FUNDGUARD_BACKOFF_MAX_MS: z.coerce.number().int().min(100).default(30_000),
   /** How long a schema id the registry does not know is waited for before its messages are dead-lettered. */

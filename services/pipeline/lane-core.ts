@@ -1,6 +1,8 @@
 // A lane: the engines of the partitions main gave it, and the decoding, validation and changelog
 // encoding around them. The same code runs in a worker thread (lane-thread.ts) or on main
 // (lanes.ts, FUNDGUARD_LANES=0); it does no I/O but the registry lookups of the Avro decoder.
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
@@ -8,6 +10,7 @@ import { type ActiveDetector, activate, type Change, Engine, type EngineEvent } 
 import { Health, type OutageListener } from "../health.ts";
 import { AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
 import { createLogger } from "../log.ts";
+import { LmdbPersonStore } from "../state/lmdb-person-store.ts";
 import { encodeState, forEachEntry } from "../worker/changelog.ts";
 import {
   type BatchResult,
@@ -29,6 +32,7 @@ const quiet = createLogger("lane", "silent");
 
 export class LaneCore {
   private readonly engines = new Map<number, Engine>();
+  private readonly stores = new Map<number, LmdbPersonStore>();
   private readonly detectors: ActiveDetector[];
   private readonly serde: AvroSerde;
   private readonly health: Health;
@@ -58,7 +62,10 @@ export class LaneCore {
   private async run(r: LaneRequest): Promise<LaneResult> {
     switch (r.op) {
       case "open":
-        for (const p of r.partitions) this.engines.set(p, this.newEngine());
+        for (const p of r.partitions) {
+          await this.closeStore(p);
+          this.engines.set(p, this.newEngine(p));
+        }
         return {};
       case "restore": {
         const engine = this.engineOf(r.partition);
@@ -68,7 +75,10 @@ export class LaneCore {
         return {};
       }
       case "drop":
-        for (const p of r.partitions) this.engines.delete(p);
+        for (const p of r.partitions) {
+          this.engines.delete(p);
+          await this.closeStore(p);
+        }
         return {};
       case "batch":
         return this.batch(r.partition, r.kind, r.values);
@@ -78,6 +88,9 @@ export class LaneCore {
         return { suspects: this.active(r.partitions) };
       case "config":
         applyConfigRecord(this.detectors, r.record, quiet);
+        return {};
+      case "close":
+        for (const p of [...this.stores.keys()]) await this.closeStore(p);
         return {};
     }
   }
@@ -114,7 +127,11 @@ export class LaneCore {
 
   private state(): StateResult {
     const states = [];
-    for (const [p, e] of this.engines) states.push(encodeState(p, e.takeDirty()));
+    for (const [p, e] of this.engines) {
+      states.push(encodeState(p, e.takeDirty()));
+      // The changelog stays the state's source of truth; the store writes what the cache holds changed.
+      this.stores.get(p)?.commit({ watermark: e.watermark });
+    }
     return { states, persons: this.persons() };
   }
 
@@ -136,11 +153,28 @@ export class LaneCore {
     return e;
   }
 
-  private newEngine(): Engine {
+  private newEngine(partition: number): Engine {
+    const local = this.setup.state;
     return new Engine({
       detectors: this.detectors,
       retentionDays: this.setup.retentionDays,
       changelog: true,
+      store: local
+        ? (create) => {
+            // A partition (re)opened is restored from its changelog: what its store held is dropped first.
+            const path = join(local.dir, `p${partition}`);
+            rmSync(path, { recursive: true, force: true });
+            const store = new LmdbPersonStore({ path, cacheSize: local.cachePersons, create });
+            this.stores.set(partition, store);
+            return store;
+          }
+        : undefined,
     });
+  }
+
+  private async closeStore(partition: number): Promise<void> {
+    const store = this.stores.get(partition);
+    this.stores.delete(partition);
+    await store?.close();
   }
 }

@@ -17,6 +17,14 @@ export interface DetectorSetup {
   configs?: Record<string, unknown>;
 }
 
+/** Engine state on local disk (LMDB) instead of the heap. */
+export interface LocalState {
+  /** The directory of this worker's partitions' stores (one per partition below it). */
+  dir: string;
+  /** Persons each partition's store keeps as live objects. */
+  cachePersons: number;
+}
+
 export interface LaneSetup {
   registryUrl: string;
   topics: SubjectTopics;
@@ -24,6 +32,8 @@ export interface LaneSetup {
   schemaWaitMs?: number;
   detectors: DetectorSetup;
   retentionDays: number;
+  /** Where the engines keep their persons (default: the heap). */
+  state?: LocalState;
   /** How an unreachable registry is waited out (the process's backoff). */
   backoff: BackoffPolicy;
 }
@@ -63,7 +73,9 @@ export type LaneRequest =
   /** Every partition's state changed since the last state request, encoded for the changelog. */
   | { op: "state" }
   | { op: "active"; partitions: number[] }
-  | { op: "config"; record: ConfigRecord };
+  | { op: "config"; record: ConfigRecord }
+  /** Closes the partitions' stores: the last request. */
+  | { op: "close" };
 
 export interface BatchResult {
   /** In the order the engine decided them; main gives them their versions. */

@@ -149,7 +149,9 @@ export class Lane {
     this.worker?.postMessage({ abort: true });
   }
 
+  /** Closes the lane's stores, then its thread. */
   async close(): Promise<void> {
+    await this.request({ op: "close" }).catch(() => undefined);
     await this.worker?.terminate();
   }
 

@@ -21,7 +21,7 @@ import {
 } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { BatchResult, LaneSetup } from "../pipeline/lane-protocol.ts";
+import type { BatchResult, LaneSetup, LocalState } from "../pipeline/lane-protocol.ts";
 import { type Lane, leastLoaded, openLanes } from "../pipeline/lanes.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import { awaitTicking, DEFAULT_BACKOFF } from "../retry.ts";
@@ -77,6 +77,7 @@ export interface TaskOptions {
   limits?: Limits;
   schemaWaitMs?: number;
   retentionDays: number;
+  state?: LocalState;
   deadLetterBytes: number;
   commitIntervalMs: number;
   stats: WorkerStats;
@@ -124,6 +125,7 @@ export class WorkerTask {
         configs: Object.fromEntries(o.active.map((a) => [a.detector.id, a.ctx.config])),
       },
       retentionDays: o.retentionDays,
+      state: o.state,
       backoff: DEFAULT_BACKOFF,
     };
     this.lanes = openLanes(o.lanes, setup, o.health);

@@ -5,6 +5,7 @@
 // re-derive the same findings under the same ids and higher versions: exactly-once results.
 // An unavailable store, registry or broker is waited out (backoff, still in the group, fetching
 // stopped) and the flush or message that hit it is retried as it was, so nothing is lost or doubled.
+import { join } from "node:path";
 import type { Limits } from "../../schemas/index.ts";
 import { followDetectorConfig } from "../dynamic-config/apply.ts";
 import { type ConfigFollower, configTopicFor } from "../dynamic-config/topic.ts";
@@ -26,6 +27,7 @@ import { activateSetup } from "../pipeline/lane-core.ts";
 import type { DetectorSetup } from "../pipeline/lane-protocol.ts";
 import { laneCount } from "../pipeline/lanes.ts";
 import { DEFAULT_BACKOFF } from "../retry.ts";
+import { lockStateDir } from "../state/dir-lock.ts";
 import type { TaskOutput } from "./flush.ts";
 import { emptyWorkerStats, type WorkerStats, WorkerTask } from "./task.ts";
 
@@ -42,6 +44,11 @@ export interface WorkerOptions {
   /** The registry's detectors with this catalog folder (configs from the config topic, if followed). */
   detectors: DetectorSetup;
   retentionDays: number;
+  /**
+   * Engine state on local disk (FUNDGUARD_STATE_DIR), `cachePersons` of it live in memory in all
+   * (divided among the input partitions); default: the heap. One worker process per directory.
+   */
+  state?: { dir: string; cachePersons: number };
   /**
    * Worker threads running the engines (FUNDGUARD_LANES; default: one per core but one, at most one
    * per partition); 0 runs them on the main thread.
@@ -126,6 +133,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       serially: (apply) => (task ? task.locked(apply) : apply()),
     });
   }
+  const unlock = o.state ? lockStateDir(o.state.dir) : () => undefined;
   const t = new WorkerTask({
     ...o,
     admin,
@@ -140,6 +148,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     reference: o.detectors.reference,
     // Lanes start from the effective configs; changes from now on reach them as messages.
     lanes: laneCount(o.lanes, partitions),
+    state: o.state && {
+      dir: join(o.state.dir, o.group),
+      cachePersons: Math.max(1, Math.ceil(o.state.cachePersons / partitions)),
+    },
     deadLetterBytes,
     stats,
     commitIntervalMs: o.commitIntervalMs ?? 1_000,
@@ -174,6 +186,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
       await producer.close();
       await admin.close();
       await t.close();
+      unlock();
     }
   }
   if (t.failure) throw t.failure;

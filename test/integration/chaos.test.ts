@@ -3,7 +3,10 @@
 // after the settlements they concern. Each incarnation interleaves the two input topics in its
 // own fetch order, which is what leaves a crashed worker's uncommitted findings unreproduced;
 // the restore's repair must retract them. Replays a failing schedule with FUNDGUARD_CHAOS_SEED.
-import { readFileSync } from "node:fs";
+// The topic-output worker keeps its engine state on disk (FUNDGUARD_STATE_DIR) behind a cache far
+// smaller than the persons, so its kills also hit stores mid-spill and locks left behind.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
@@ -147,6 +150,10 @@ describe.each<Output>(["store", "topic"])("output to the %s", (output) => {
     const rng = new Rng(SEED);
     process.stderr.write(`chaos: FUNDGUARD_CHAOS_SEED=${SEED}\n`);
     const env = pipelineEnv(`chaos-${output}`, { LOG_LEVEL: "debug", FUNDGUARD_SESSION_TIMEOUT_MS: "3000" });
+    if (output === "topic") {
+      env.FUNDGUARD_STATE_DIR = tempDir("chaos-state");
+      env.FUNDGUARD_STATE_CACHE_PERSONS = "60";
+    }
     // Deaths go last: every deceased_activity finding is decided by a record that arrives late.
     const [first, ...rest] = splitStream(files, tempDir("chaos-parts"), 3, 2) as StreamFiles[];
     await replay(env, first as StreamFiles);
@@ -191,6 +198,12 @@ describe.each<Output>(["store", "topic"])("output to the %s", (output) => {
     for (const x of repairsIn(last.stdout + last.stderr)) repaired += x.rewritten + x.retracted;
     process.stderr.write(`chaos: ${output}: ${repaired} suspects repaired over ${killed} kills\n`);
     expect(await result(env, output)).toEqual(expected);
+    if (env.FUNDGUARD_STATE_DIR) {
+      // One store per partition under the group, and the last worker's lock released as it stopped.
+      expect(readdirSync(env.FUNDGUARD_STATE_DIR)).toEqual([env.FUNDGUARD_GROUP]);
+      const stores = readdirSync(join(env.FUNDGUARD_STATE_DIR, env.FUNDGUARD_GROUP as string)).sort();
+      expect(stores).toEqual(["p0", "p1", "p2"]);
+    }
 
     const store = await openStore(chdbConfig(env.FUNDGUARD_DATA_DIR as string));
     try {

@@ -79,10 +79,17 @@ describe("Kafka pipeline", () => {
     const [first, second] = splitStream(files, tempDir("halves"), 2, 1) as [Files, Files];
     const half = await replay(env, first);
     // Two workers cannot share one embedded chdb: they write suspects.v1, and the sink writes ClickHouse.
-    // A runs its engines inline on its main thread, B in three lanes: where they run changes nothing.
+    // A runs its engines inline on its main thread with their state in the heap, B in three lanes with
+    // theirs on disk behind a small cache: where they run and keep state changes nothing.
     const a = spawnCli(["worker", "--output", "topic"], { ...env, FUNDGUARD_LANES: "0" });
     await waitFor(async () => (await committed(env)) >= half, "worker A through the first half");
-    const b = spawnCli(["worker", "--output", "topic"], { ...env, FUNDGUARD_LANES: "3", LOG_LEVEL: "info" });
+    const b = spawnCli(["worker", "--output", "topic"], {
+      ...env,
+      FUNDGUARD_LANES: "3",
+      LOG_LEVEL: "info",
+      FUNDGUARD_STATE_DIR: tempDir("rebalance-state"),
+      FUNDGUARD_STATE_CACHE_PERSONS: "300",
+    });
     await waitFor(async () => restoresOf(b.stdoutAndErr()).length > 0, "worker B joining the group");
     a.kill("SIGKILL");
     const total = half + (await replay(env, second));
