@@ -153,6 +153,19 @@ export class Engine {
     return out;
   }
 
+  /** The whole state as changelog entries: what a compacted changelog holds once every change is in it. */
+  *stateEntries(): Iterable<{ key: string; value: unknown }> {
+    for (const p of this.persons.values()) {
+      const x = p.snapshot();
+      const key = (kind: StateEntry["kind"], id: string) => `${p.personId}${KEY_SEP}${kind}${KEY_SEP}${id}`;
+      for (const s of x.s) yield { key: key("s", s.id), value: s };
+      for (const [id, c] of x.c) yield { key: key("c", id), value: c };
+      if (x.d) yield { key: key("d", ""), value: x.d };
+      for (const [id, f] of x.f) yield { key: key("f", id), value: f };
+    }
+    yield { key: WATERMARK_KEY, value: this.watermarkMs };
+  }
+
   /** Applies one changelog entry (as written by takeDirty) to rebuild state after a restart. */
   restoreEntry(key: string, value: unknown): void {
     if (key === WATERMARK_KEY) {

@@ -1,5 +1,5 @@
 // `npm run bench`: the performance figures of the README, measured in one run, written as JSON.
-//   npm run bench -- [--settlements N] [--only detect,kafka,api,startup,transport,check,rules] [--profile] [--out FILE]
+//   npm run bench -- [--settlements N] [--only detect,kafka,api,startup,transport,check,rules,state] [--profile] [--out FILE]
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -19,13 +19,27 @@ const opts = new Command()
   .option("--settlements <n>", "settlement events in the generated stream", (v) => Number(v), 1_000_000)
   .option(
     "--only <sections>",
-    "comma-separated: detect,kafka (with latency and batch SQL),api,startup,transport,check,rules",
+    "comma-separated: detect,kafka (with latency and batch SQL),api,startup,transport,check,rules,state",
     "detect,kafka,api",
   )
   .option("--out <file>", "JSON report", join(ROOT, "test/bench/report.json"))
   .option("--profile", "run the worker end to end under node --cpu-prof (kafka.profile.after)")
+  .option(
+    "--state-persons <n>",
+    "state: the generated population (180 days, 1.4 settlements each)",
+    (v) => Number(v),
+    500_000,
+  )
+  .option("--state-cache <n>", "state: persons the LMDB store keeps live", (v) => Number(v), 100_000)
   .parse()
-  .opts<{ settlements: number; only: string; out: string; profile?: boolean }>();
+  .opts<{
+    settlements: number;
+    only: string;
+    out: string;
+    profile?: boolean;
+    statePersons: number;
+    stateCache: number;
+  }>();
 const sections = new Set(opts.only.split(","));
 
 function runChild(args: string[]): Promise<Record<string, unknown>> {
@@ -59,7 +73,7 @@ async function dataset(settlements: number): Promise<{ settlements: string; deat
 }
 
 const report: Record<string, unknown> = {
-  command: `npm run bench -- --settlements ${opts.settlements} --only ${opts.only}${opts.profile ? " --profile" : ""}`,
+  command: `npm run bench -- --settlements ${opts.settlements} --only ${opts.only}${opts.profile ? " --profile" : ""}${sections.has("state") ? ` --state-persons ${opts.statePersons} --state-cache ${opts.stateCache}` : ""}`,
   at: new Date().toISOString(),
   machine: {
     cpu: cpus()[0]?.model,
@@ -184,6 +198,14 @@ if (sections.has("transport")) {
   process.stderr.write("bench: Kafka clients behind the transport seam, kafkajs vs @platformatic/kafka\n");
   const { benchTransport } = await import("./transport.ts");
   report.transport = stamped(await benchTransport(files, ROOT, opts.settlements));
+}
+
+if (sections.has("state")) {
+  process.stderr.write("bench: one engine holding a population's 180 days, heap store vs LMDB store\n");
+  const { benchState } = await import("./state-section.ts");
+  report.state = stamped(
+    await benchState(ROOT, { persons: opts.statePersons, cachePersons: opts.stateCache }),
+  );
 }
 
 // Sections this run did not measure keep their figures, and the header (command, machine, dataset) of

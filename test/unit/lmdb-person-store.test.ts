@@ -57,6 +57,12 @@ describe("LMDB person store", () => {
     for (const e of events) whole.process(e);
     const expected = canonical([...whole.activeSuspects()]);
     expect(expected.length).toBeGreaterThan(20);
+    // The whole state as a compacted changelog holds it rebuilds the same engine.
+    const copy = new Engine({ detectors, clock });
+    for (const { key, value } of whole.stateEntries()) copy.restoreEntry(key, JSON.parse(JSON.stringify(value)));
+    expect(canonical([...copy.activeSuspects()])).toEqual(expected);
+    expect(copy.personCount).toBe(whole.personCount);
+    expect(copy.watermark).toBe(whole.watermark);
 
     const path = freshDir();
     const half = Math.floor(events.length / 2);
