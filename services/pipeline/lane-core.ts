@@ -1,7 +1,6 @@
 // A lane: the engines of the partitions main gave it, and the decoding, validation and changelog
 // encoding around them. The same code runs in a worker thread (lane-thread.ts) or on main
 // (lanes.ts, FUNDGUARD_LANES=0); it does no I/O but the registry lookups of the Avro decoder.
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
@@ -18,6 +17,7 @@ import {
   type LaneRequest,
   type LaneResult,
   type LaneSetup,
+  type LocalCheckpoint,
   type RecordArena,
   type StateResult,
   unpackValues,
@@ -27,12 +27,23 @@ import {
 export const activateSetup = (s: DetectorSetup): ActiveDetector[] =>
   activate(DETECTORS, loadCatalogs(s.reference), s.configs);
 
+/** A store's own checkpoint: its commit number and the engine's watermark then. */
+interface StoreCheckpoint {
+  seq: number;
+  watermark: number;
+}
+
+/** What a store notes of the changelog's confirmation of its commit. */
+const CHANGELOG_NOTE = "changelog";
+
 /** A logger for what main already logs (config applied, outages): a lane's copies would be noise. */
 const quiet = createLogger("lane", "silent");
 
 export class LaneCore {
   private readonly engines = new Map<number, Engine>();
   private readonly stores = new Map<number, LmdbPersonStore>();
+  /** The last commit number of each partition's store. */
+  private readonly seqOf = new Map<number, number>();
   private readonly detectors: ActiveDetector[];
   private readonly serde: AvroSerde;
   private readonly health: Health;
@@ -61,12 +72,23 @@ export class LaneCore {
 
   private async run(r: LaneRequest): Promise<LaneResult> {
     switch (r.op) {
-      case "open":
+      case "open": {
+        const resumed: (LocalCheckpoint | null)[] = [];
         for (const p of r.partitions) {
           await this.closeStore(p);
-          this.engines.set(p, this.newEngine(p));
+          const engine = this.newEngine(p);
+          this.engines.set(p, engine);
+          resumed.push(this.resume(p, engine, r.resumeWithinMs ?? 0));
         }
+        return { resumed };
+      }
+      case "checkpointed": {
+        const store = this.stores.get(r.partition);
+        // Only for the commit the store holds: a later one may be under way.
+        if ((store?.checkpoint() as StoreCheckpoint | undefined)?.seq === r.checkpoint.seq)
+          store?.note(CHANGELOG_NOTE, r.checkpoint);
         return {};
+      }
       case "restore": {
         const engine = this.engineOf(r.partition);
         forEachEntry(r.entries, (key, value) =>
@@ -127,12 +149,40 @@ export class LaneCore {
 
   private state(): StateResult {
     const states = [];
+    const commits = [];
     for (const [p, e] of this.engines) {
       states.push(encodeState(p, e.takeDirty()));
-      // The changelog stays the state's source of truth; the store writes what the cache holds changed.
-      this.stores.get(p)?.commit({ watermark: e.watermark });
+      const store = this.stores.get(p);
+      if (!store) continue;
+      const seq = (this.seqOf.get(p) ?? 0) + 1;
+      this.seqOf.set(p, seq);
+      const checkpoint: StoreCheckpoint = { seq, watermark: e.watermark };
+      store.commit(checkpoint);
+      commits.push({ partition: p, seq });
     }
-    return { states, persons: this.persons() };
+    return { states, commits, persons: this.persons() };
+  }
+
+  /**
+   * Whether a partition's store holds the state of a commit its changelog confirmed (recently
+   * enough that the log's compaction has dropped no tombstone since): then the engine carries on
+   * from it and the changelog is read from the confirmed end. Otherwise the store is emptied. A
+   * stop always leaves it resumable (its last flush is confirmed before the lanes close); a crash
+   * does where it fell between a confirmation and the next commit.
+   */
+  private resume(partition: number, engine: Engine, withinMs: number): LocalCheckpoint | null {
+    const store = this.stores.get(partition);
+    if (!store) return null;
+    const at = store.checkpoint() as StoreCheckpoint | undefined;
+    const confirmed = store.noted(CHANGELOG_NOTE) as LocalCheckpoint | undefined;
+    // Commit numbers go on from the last one, so a confirmation of an old commit never matches a new one.
+    this.seqOf.set(partition, Math.max(at?.seq ?? 0, confirmed?.seq ?? 0));
+    if (at && confirmed && confirmed.seq === at.seq && Date.now() - confirmed.atMs <= withinMs) {
+      engine.restoreWatermark(at.watermark);
+      return confirmed;
+    }
+    store.clear();
+    return null;
   }
 
   private active(partitions: number[]): Suspect[] {
@@ -161,9 +211,7 @@ export class LaneCore {
       changelog: true,
       store: local
         ? (create) => {
-            // A partition (re)opened is restored from its changelog: what its store held is dropped first.
             const path = join(local.dir, `p${partition}`);
-            rmSync(path, { recursive: true, force: true });
             const store = new LmdbPersonStore({ path, cacheSize: local.cachePersons, create });
             this.stores.set(partition, store);
             return store;

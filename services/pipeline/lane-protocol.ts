@@ -8,7 +8,7 @@ import type { Change } from "../engine/engine.ts";
 import type { Dependency } from "../health.ts";
 import type { InputKind, SubjectTopics } from "../kafka/serde.ts";
 import type { BackoffPolicy } from "../retry.ts";
-import type { EncodedState, EntryArena } from "../worker/changelog.ts";
+import type { EncodedState, EntryArena, StateMarker } from "../worker/changelog.ts";
 
 /** The detectors a lane runs: the registry's, with this catalog folder and these effective configs. */
 export interface DetectorSetup {
@@ -23,6 +23,17 @@ export interface LocalState {
   dir: string;
   /** Persons each partition's store keeps as live objects. */
   cachePersons: number;
+}
+
+/**
+ * Where a partition's local store stands against its changelog: the store's commit `seq` holds the
+ * state the changelog holds up to `end` (its last marker `marker`), as confirmed at `atMs`.
+ */
+export interface LocalCheckpoint {
+  seq: number;
+  end: string;
+  marker: StateMarker;
+  atMs: number;
 }
 
 export interface LaneSetup {
@@ -65,8 +76,13 @@ export function* unpackValues(r: RecordArena): Generator<Buffer> {
 }
 
 export type LaneRequest =
-  /** Fresh, empty engines for these partitions (replacing any): a restore follows. */
-  | { op: "open"; partitions: number[] }
+  /**
+   * Engines for these partitions (replacing any), empty, or resumed from their local stores where a
+   * checkpoint confirmed within `resumeWithinMs` says where their changelog is to be read on from.
+   */
+  | { op: "open"; partitions: number[]; resumeWithinMs?: number }
+  /** The changelog has a state commit: the partition's store may resume from it. */
+  | { op: "checkpointed"; partition: number; checkpoint: LocalCheckpoint }
   | { op: "restore"; partition: number; entries: EntryArena }
   | { op: "drop"; partitions: number[] }
   | { op: "batch"; partition: number; kind: InputKind; values: RecordArena }
@@ -90,10 +106,22 @@ export interface BatchResult {
 
 export interface StateResult {
   states: EncodedState[];
+  /** The local stores' commits of this state, by partition (none without local state). */
+  commits: { partition: number; seq: number }[];
   persons: number;
 }
 
-export type LaneResult = BatchResult | StateResult | { suspects: Suspect[] } | Record<string, never>;
+export interface OpenResult {
+  /** Per partition opened, in order: the checkpoint its store resumed from, or null (restore it all). */
+  resumed: (LocalCheckpoint | null)[];
+}
+
+export type LaneResult =
+  | BatchResult
+  | StateResult
+  | OpenResult
+  | { suspects: Suspect[] }
+  | Record<string, never>;
 
 /** A lane's registry wait, forwarded to the process's Health. */
 export type OutageNote =

@@ -16,6 +16,8 @@ import {
   type LaneRequest,
   type LaneResult,
   type LaneSetup,
+  type LocalCheckpoint,
+  type OpenResult,
   packValues,
   type StateResult,
 } from "./lane-protocol.ts";
@@ -98,9 +100,14 @@ export class Lane {
     worker.on("exit", (code) => fail(new Error(`lane thread exited with code ${code}`)));
   }
 
-  open(partitions: number[]): Promise<void> {
+  /** Per partition, the local checkpoint its engine resumed from, or null when it starts empty. */
+  async open(partitions: number[], resumeWithinMs?: number): Promise<(LocalCheckpoint | null)[]> {
     for (const p of partitions) this.partitions.add(p);
-    return this.request({ op: "open", partitions }).then(() => undefined);
+    return ((await this.request({ op: "open", partitions, resumeWithinMs })) as OpenResult).resumed;
+  }
+
+  checkpointed(partition: number, checkpoint: LocalCheckpoint): void {
+    this.request({ op: "checkpointed", partition, checkpoint }).catch(() => undefined);
   }
 
   restore(partition: number, entries: EntryArena): Promise<void> {

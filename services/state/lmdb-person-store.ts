@@ -132,6 +132,19 @@ export class LmdbPersonStore implements PersonStore {
     return this.count;
   }
 
+  /** What was noted under `key` (see note). */
+  noted(key: string): unknown {
+    return this.meta.get(`note:${key}`);
+  }
+
+  /**
+   * Records what the caller learned after a commit (where its changelog ended), in a transaction of
+   * its own: the changes made since the commit are not written with it.
+   */
+  note(key: string, value: unknown): void {
+    this.meta.putSync(`note:${key}`, value);
+  }
+
   /** Writes every change and the checkpoint in one transaction, on disk when this returns. */
   commit(checkpoint: unknown): void {
     this.write(checkpoint);

@@ -140,17 +140,18 @@ export const changelogGroup = (m: OutMessage): string =>
   (m as Partial<ChangelogMessage>).group ?? `${m.partition}:${personOfStateKey(String(m.key))}`;
 
 /**
- * Reads `partitions` of the changelog from the start to the end offsets seen now, a fetched batch
- * (one partition's records, raw) at a time; the number of records.
+ * Reads `partitions` of the changelog from `from` (default: the start) to the end offsets seen now,
+ * a fetched batch (one partition's records, raw) at a time; the number of records.
  */
 export async function restoreFromChangelog(
   transport: KafkaTransport,
   topic: string,
   partitions: number[],
   apply: (partition: number, records: { key: Buffer | null; value: Buffer | null }[]) => Promise<void>,
+  from: ReadonlyMap<number, bigint> = new Map(),
 ): Promise<number> {
   let restored = 0;
-  const ranges = new Map(partitions.map((p) => [p, { from: 0n, to: "end" as const }]));
+  const ranges = new Map(partitions.map((p) => [p, { from: from.get(p) ?? 0n, to: "end" as const }]));
   for await (const b of transport.readRange({ topic, ranges })) {
     await apply(b.partition, b.records);
     restored += b.records.length;

@@ -16,7 +16,10 @@ import type { GroupConsumer, TP, TransportProducer } from "../kafka/transport.ts
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { RawArchiveRecord, Store } from "../store/index.ts";
-import { changelogGroup } from "./changelog.ts";
+import { changelogGroup, type StateMarker } from "./changelog.ts";
+
+/** The partition of a send result's "topic:partition". */
+const partitionOfKey = (k: string) => Number(k.slice(k.lastIndexOf(":") + 1));
 
 /** Where suspect changes go: the store (with the archive of the input events) or the suspects topic. */
 export type TaskOutput = { kind: "store"; store: Store } | { kind: "topic" };
@@ -32,6 +35,14 @@ export interface FlushContents {
   /** Changelog entries, each partition's ending with its marker. */
   state: OutMessage[];
   offsets: (TP & { offset: bigint })[];
+  /** The local stores' commits of this flush's state, with the marker each partition's state ends with. */
+  localCommits: LocalCommit[];
+}
+
+export interface LocalCommit {
+  partition: number;
+  seq: number;
+  marker: StateMarker;
 }
 
 export interface FlushOptions {
@@ -52,6 +63,8 @@ export interface FlushOptions {
   owns(partition: number): boolean;
   /** The suspects-topic offset after what this flush wrote to a partition there. */
   onSuspectsWritten(partition: number, end: bigint): void;
+  /** The changelog holds this flush's state: each local commit with the partition's changelog end after it. */
+  onStateWritten(commits: (LocalCommit & { end: bigint })[]): void;
   onFlushed(): void;
   /** A stage failed for good (or was stopped): the worker stops. */
   onFailure(e: unknown, stopped: boolean): void;
@@ -89,7 +102,12 @@ export class FlushStages {
     this.stored = thisStored;
     this.inFlight = Promise.all([previous, thisStored])
       .then(async () => {
-        await this.send(this.requests(c, owned), signal);
+        const ends = await this.send(this.requests(c, owned), signal);
+        const written = owned(c.localCommits).flatMap((x) => {
+          const end = ends.get(x.partition);
+          return end === undefined ? [] : [{ ...x, end }];
+        });
+        if (written.length > 0) o.onStateWritten(written);
         await o.health.retry(
           "broker",
           async () => {
@@ -139,9 +157,13 @@ export class FlushStages {
     ]);
   }
 
-  /** Sends the requests in order; a retry resumes at the first one not acknowledged. */
-  private async send(requests: ProduceRequest[], signal: AbortSignal): Promise<void> {
+  /**
+   * Sends the requests in order; a retry resumes at the first one not acknowledged. Returns the
+   * changelog's end offset after what was written to each of its partitions.
+   */
+  private async send(requests: ProduceRequest[], signal: AbortSignal): Promise<Map<number, bigint>> {
     const o = this.o;
+    const changelogEnds = new Map<number, bigint>();
     let sent = 0;
     await o.health.retry(
       "broker",
@@ -149,9 +171,10 @@ export class FlushStages {
         for (; sent < requests.length; sent++) {
           const request = requests[sent] as ProduceRequest;
           const written = await sendRequest(o.producer, request);
+          if (request.topic === o.changelogTopic)
+            for (const [k, last] of written) changelogEnds.set(partitionOfKey(k), last + 1n);
           if (request.topic !== o.topics.suspects) continue;
-          for (const [k, last] of written)
-            o.onSuspectsWritten(Number(k.slice(k.lastIndexOf(":") + 1)), last + 1n);
+          for (const [k, last] of written) o.onSuspectsWritten(partitionOfKey(k), last + 1n);
           if (requests[sent + 1]?.topic !== o.topics.suspects) {
             const changes = requests.reduce(
               (n, r) => n + (r.topic === o.topics.suspects ? r.messages.length : 0),
@@ -163,6 +186,7 @@ export class FlushStages {
       },
       { signal },
     );
+    return changelogEnds;
   }
 
   /** The store path: the archive first (from the Kafka values as they are), then the suspect changes. */

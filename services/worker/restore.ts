@@ -6,6 +6,7 @@ import type { Health } from "../health.ts";
 import { sendRequest } from "../kafka/produce.ts";
 import type { KafkaTransport, TransportAdmin, TransportProducer } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
+import type { LocalCheckpoint } from "../pipeline/lane-protocol.ts";
 import type { Lane } from "../pipeline/lanes.ts";
 import { type Repair, repairsAfter, writtenAfter, writtenToTopic } from "../pipeline/repair.ts";
 import type { VersionClock } from "../pipeline/version-clock.ts";
@@ -42,24 +43,39 @@ export interface Restored {
   records: number;
 }
 
-/** Reads the partitions' changelog into their (opened) lanes; every marker's version is observed. */
-export async function restoreState(c: RestoreContext, fresh: Map<number, Lane>): Promise<Restored> {
+/**
+ * Reads the partitions' changelog into their (opened) lanes, from the start or, for a lane that
+ * resumed a partition from its local store, from the checkpoint's end on; every marker's version
+ * is observed.
+ */
+export async function restoreState(
+  c: RestoreContext,
+  fresh: Map<number, Lane>,
+  resumed: ReadonlyMap<number, LocalCheckpoint>,
+): Promise<Restored> {
   const missing = [...fresh.keys()];
-  const markers = new Map<number, StateMarker>();
-  const logged = new Set<number>();
+  const markers = new Map<number, StateMarker>([...resumed].map(([p, at]) => [p, at.marker]));
+  const logged = new Set<number>(resumed.keys());
+  const from = new Map([...resumed].map(([p, at]) => [p, BigInt(at.end)]));
   /** Restore chunks the lanes have not applied yet: the read waits for them past a few. */
   const applying: Promise<void>[] = [];
-  const records = await restoreFromChangelog(c.transport, c.changelogTopic, missing, async (p, rs) => {
-    const entries = [];
-    for (const r of rs) {
-      if (isMarkerKey(r.key)) markers.set(p, JSON.parse(String(r.value)) as StateMarker);
-      else entries.push(r);
-    }
-    if (entries.length === 0) return;
-    logged.add(p);
-    applying.push((fresh.get(p) as Lane).restore(p, packEntries(entries)));
-    if (applying.length > 8) await applying.shift();
-  });
+  const records = await restoreFromChangelog(
+    c.transport,
+    c.changelogTopic,
+    missing,
+    async (p, rs) => {
+      const entries = [];
+      for (const r of rs) {
+        if (isMarkerKey(r.key)) markers.set(p, JSON.parse(String(r.value)) as StateMarker);
+        else entries.push(r);
+      }
+      if (entries.length === 0) return;
+      logged.add(p);
+      applying.push((fresh.get(p) as Lane).restore(p, packEntries(entries)));
+      if (applying.length > 8) await applying.shift();
+    },
+    from,
+  );
   await Promise.all(applying);
   for (const m of markers.values()) c.clock.observe(m.version);
   // A partition new to the group gets its first marker before anything is written for it, so a

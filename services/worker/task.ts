@@ -21,13 +21,13 @@ import {
 } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { BatchResult, LaneSetup, LocalState } from "../pipeline/lane-protocol.ts";
+import type { BatchResult, LaneSetup, LocalCheckpoint, LocalState } from "../pipeline/lane-protocol.ts";
 import { type Lane, leastLoaded, openLanes } from "../pipeline/lanes.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import { awaitTicking, DEFAULT_BACKOFF } from "../retry.ts";
 import type { RawArchiveRecord } from "../store/index.ts";
 import { markerMessage, stateMessages } from "./changelog.ts";
-import { FlushStages, type PartitionedChange, type TaskOutput } from "./flush.ts";
+import { FlushStages, type LocalCommit, type PartitionedChange, type TaskOutput } from "./flush.ts";
 import { type RestoreContext, repairsFor, restoreState } from "./restore.ts";
 
 export interface WorkerStats {
@@ -78,6 +78,8 @@ export interface TaskOptions {
   schemaWaitMs?: number;
   retentionDays: number;
   state?: LocalState;
+  /** A local store resumes from a changelog checkpoint at most this old (the changelog's delete.retention.ms). */
+  resumeWithinMs: number;
   deadLetterBytes: number;
   commitIntervalMs: number;
   stats: WorkerStats;
@@ -138,6 +140,11 @@ export class WorkerTask {
       suspectSchemaId: () => o.serde.suspectSchemaId,
       owns: (p) => this.assigned.has(p),
       onSuspectsWritten: (p, end) => this.suspectsEnd.set(p, String(end)),
+      onStateWritten: (commits) => {
+        const atMs = Date.now();
+        for (const { partition, seq, end, marker } of commits)
+          this.laneOf.get(partition)?.checkpointed(partition, { seq, end: String(end), marker, atMs });
+      },
       onFlushed: () => {
         this.stats.flushes++;
         o.onStats?.(this.stats);
@@ -216,12 +223,21 @@ export class WorkerTask {
       this.generation.set(p, (this.generation.get(p) ?? 0) + 1);
     }
     try {
-      await Promise.all([...fresh].map(([p, lane]) => lane.open([p])));
+      const resumed = new Map<number, LocalCheckpoint>();
+      await Promise.all(
+        [...fresh].map(async ([p, lane]) => {
+          const [at] = await lane.open([p], this.o.resumeWithinMs);
+          if (at) resumed.set(p, at);
+        }),
+      );
       const t0 = Date.now();
-      const { markers, records } = await restoreState(this.restoring, fresh);
+      const { markers, records } = await restoreState(this.restoring, fresh, resumed);
       for (const [p, m] of markers) if (m.suspects) this.suspectsEnd.set(p, m.suspects);
       this.stats.restoredPersons += records;
-      this.o.log.info({ partitions: missing, records, ms: Date.now() - t0 }, "state restored from changelog");
+      this.o.log.info(
+        { partitions: missing, resumed: [...resumed.keys()], records, ms: Date.now() - t0 },
+        "state restored from changelog",
+      );
       for (const { change, partition } of await repairsFor(this.restoring, fresh, markers))
         this.changes.push({ ...change, version: this.clock.next(), partition });
     } catch (e) {
@@ -246,13 +262,19 @@ export class WorkerTask {
     await tick(Promise.all(this.unaccounted));
     const results = await tick(Promise.all(this.lanes.map((l) => l.state())));
     const state: OutMessage[] = [];
+    const seqs = new Map<number, number>();
     results.forEach((r, i) => {
       this.personsOf.set(this.lanes[i] as Lane, r.persons);
       for (const st of r.states) if (this.laneOf.has(st.partition)) state.push(...stateMessages(st));
+      for (const c of r.commits) seqs.set(c.partition, c.seq);
     });
     // After every group (see MARKER_KEY): the versions this flush's state accounts for.
+    const localCommits: LocalCommit[] = [];
     for (const p of this.laneOf.keys()) {
-      state.push(markerMessage(p, { version: this.clock.current, suspects: this.suspectsEnd.get(p) }));
+      const marker = { version: this.clock.current, suspects: this.suspectsEnd.get(p) };
+      state.push(markerMessage(p, marker));
+      const seq = seqs.get(p);
+      if (seq !== undefined) localCommits.push({ partition: p, seq, marker });
     }
     const contents = {
       changes: this.changes,
@@ -260,6 +282,7 @@ export class WorkerTask {
       letters: this.deadbox,
       state,
       offsets: [...this.pendingOffsets.values()],
+      localCommits,
     };
     this.changes = [];
     this.archive = [];

@@ -99,6 +99,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     throw new Error(`${o.topics.suspects} must have ${partitions} partitions, as the input topics`);
   }
   await admin.createTopics([changelogConfig(o.topics, o.group, partitions)]);
+  // A local store older than this may miss a tombstone compaction has dropped from the changelog.
+  const resumeWithinMs = o.state
+    ? Number((await admin.topicConfig(o.topics.changelog(o.group), "delete.retention.ms")) ?? 86_400_000)
+    : 0;
   // Dead letters are cut to what their topic accepts: one the broker refused would fail every flush.
   const deadLetterBytes = await maxMessageBytes(admin, o.topics.deadletter);
   const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs, limits: o.limits });
@@ -154,6 +158,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     },
     deadLetterBytes,
     stats,
+    resumeWithinMs,
     commitIntervalMs: o.commitIntervalMs ?? 1_000,
   });
   task = t;

@@ -5,7 +5,8 @@
 // time to restore the partition after a restart: from the local store (reopen at its checkpoint)
 // and from its changelog alone (every state entry, JSON as the changelog holds them, into a fresh engine).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { once } from "node:events";
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getHeapStatistics } from "node:v8";
@@ -22,7 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), "fundguard-bench-state-"));
 /** A worker's commit interval, in events: each commit writes what the cache holds changed. */
 const COMMIT_EVERY = 50_000;
 
-const open = () => {
+const open = (path: string) => {
   let store: LmdbPersonStore | undefined;
   const engine = new Engine({
     detectors,
@@ -30,7 +31,7 @@ const open = () => {
     store:
       mode === "lmdb"
         ? (create) => {
-            store = new LmdbPersonStore({ path: dir, cacheSize: Number(cache), create });
+            store = new LmdbPersonStore({ path, cacheSize: Number(cache), create });
             return store;
           }
         : undefined,
@@ -40,7 +41,7 @@ const open = () => {
 
 gc();
 const baseHeap = process.memoryUsage().heapUsed;
-const { engine, store } = open();
+const { engine, store } = open(join(dir, "store"));
 // What a worker sends to its changelog at each commit leaves the process: here it is dropped.
 const drain = () => void engine.takeDirty();
 const t0 = performance.now();
@@ -71,14 +72,22 @@ gc();
 const heapBytes = process.memoryUsage().heapUsed - baseHeap;
 const diskBytes = mode === "lmdb" ? Number(execFileSync("du", ["-sb", dir]).toString().split("\t")[0]) : 0;
 
-// The partition's compacted changelog: every entry's latest value, as JSON.
-const entries = [...engine.stateEntries()].map(({ key, value }) => [key, JSON.stringify(value)] as const);
+// The partition's compacted changelog, every entry's latest value as JSON, in a file: a worker
+// restoring it holds no copy of it either.
+const changelogFile = join(dir, "changelog.ndjson");
+const out = createWriteStream(changelogFile);
+let entries = 0;
+for (const { key, value } of engine.stateEntries()) {
+  if (!out.write(`${JSON.stringify([key, value])}\n`)) await once(out, "drain");
+  entries++;
+}
+await new Promise((resolve) => out.end(resolve));
 
 let fromStoreMs: number | undefined;
 if (store) {
   await store.close();
   const t = performance.now();
-  const again = open();
+  const again = open(join(dir, "store"));
   const cp = again.store?.checkpoint() as { watermark: number };
   again.engine.restoreWatermark(cp.watermark);
   fromStoreMs = performance.now() - t;
@@ -86,10 +95,18 @@ if (store) {
   await again.store?.close();
 }
 const t1 = performance.now();
-const restored = new Engine({ detectors, changelog: true });
-for (const [key, value] of entries) restored.restoreEntry(key, JSON.parse(value));
+const restored = open(join(dir, "restored"));
+for await (const batch of readLineBatches(changelogFile)) {
+  for (const line of batch.lines) {
+    if (typeof line !== "string" || line.length === 0) continue;
+    const [key, value] = JSON.parse(line) as [string, unknown];
+    restored.engine.restoreEntry(key, value);
+  }
+}
+restored.store?.commit({ events, watermark: restored.engine.watermark });
 const fromChangelogMs = performance.now() - t1;
-if (restored.personCount !== persons) throw new Error("the changelog restore lost persons");
+if (restored.engine.personCount !== persons) throw new Error("the changelog restore lost persons");
+await restored.store?.close();
 rmSync(dir, { recursive: true, force: true });
 
 process.stdout.write(
@@ -106,6 +123,6 @@ process.stdout.write(
     heapLimitBytes: getHeapStatistics().heap_size_limit,
     diskBytes: diskBytes || undefined,
     diskBytesPerRetainedSettlement: diskBytes ? Math.round(diskBytes / retained) : undefined,
-    restore: { fromStoreMs, fromChangelogMs, changelogEntries: entries.length },
+    restore: { fromStoreMs, fromChangelogMs, changelogEntries: entries },
   })}\n`,
 );

@@ -3,8 +3,9 @@
 // after the settlements they concern. Each incarnation interleaves the two input topics in its
 // own fetch order, which is what leaves a crashed worker's uncommitted findings unreproduced;
 // the restore's repair must retract them. Replays a failing schedule with FUNDGUARD_CHAOS_SEED.
-// The topic-output worker keeps its engine state on disk (FUNDGUARD_STATE_DIR) behind a cache far
-// smaller than the persons, so its kills also hit stores mid-spill and locks left behind.
+// The topic-output worker keeps its engine state on disk (FUNDGUARD_STATE_DIR): a restart resumes a
+// partition from the store a kill left where the changelog had confirmed its last commit (a kill
+// between flushes), restores it from the changelog where not, and takes over the lock left behind.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
@@ -60,6 +61,13 @@ const repairsIn = (log: string) =>
     .split("\n")
     .filter((l) => l.includes('"store repaired"'))
     .map((l) => JSON.parse(l) as { rewritten: number; retracted: number });
+
+/** Partitions restores resumed from a local store (FUNDGUARD_STATE_DIR) rather than the changelog's start. */
+const resumedIn = (log: string) =>
+  log
+    .split("\n")
+    .filter((l) => l.includes('"state restored from changelog"'))
+    .flatMap((l) => (JSON.parse(l) as { resumed: number[] }).resumed);
 
 type Output = "store" | "topic";
 
@@ -152,7 +160,8 @@ describe.each<Output>(["store", "topic"])("output to the %s", (output) => {
     const env = pipelineEnv(`chaos-${output}`, { LOG_LEVEL: "debug", FUNDGUARD_SESSION_TIMEOUT_MS: "3000" });
     if (output === "topic") {
       env.FUNDGUARD_STATE_DIR = tempDir("chaos-state");
-      env.FUNDGUARD_STATE_CACHE_PERSONS = "60";
+      // Room for a flush's changes: a store spills none between commits, so a kill leaves it resumable.
+      env.FUNDGUARD_STATE_CACHE_PERSONS = "30000";
     }
     // Deaths go last: every deceased_activity finding is decided by a record that arrives late.
     const [first, ...rest] = splitStream(files, tempDir("chaos-parts"), 3, 2) as StreamFiles[];
@@ -188,8 +197,9 @@ describe.each<Output>(["store", "topic"])("output to the %s", (output) => {
       const repairs = repairsIn(r.stdout + r.stderr);
       for (const x of repairs) repaired += x.rewritten + x.retracted;
       killed++;
+      const resumed = resumedIn(r.stdout + r.stderr);
       process.stderr.write(
-        `chaos: ${output}: kill ${killed} after ${Math.round(wait)} ms (commit every ${interval} ms), repaired ${JSON.stringify(repairs.map((x) => [x.rewritten, x.retracted]))}\n`,
+        `chaos: ${output}: kill ${killed} after ${Math.round(wait)} ms (commit every ${interval} ms), repaired ${JSON.stringify(repairs.map((x) => [x.rewritten, x.retracted]))}, resumed from local stores ${JSON.stringify(resumed)}\n`,
       );
     }
     await produced;

@@ -74,6 +74,24 @@ describe("Kafka pipeline", () => {
     expect(await sunk(env)).toEqual(expected);
   });
 
+  it("a worker with its state on disk resumes from its stores after a restart, reading no changelog before their checkpoints", async () => {
+    const env = pipelineEnv("local-state", {
+      LOG_LEVEL: "info",
+      FUNDGUARD_STATE_DIR: tempDir("local-state"),
+      FUNDGUARD_STATE_CACHE_PERSONS: "600",
+    });
+    const [first, second] = splitStream(files, tempDir("local-halves"), 2, 1) as [Files, Files];
+    await replay(env, first);
+    const a = await cli(["worker", "--until-caught-up"], env);
+    expect(restoresOf(a.stderr).flatMap((r) => r.resumed)).toEqual([]);
+    await replay(env, second);
+    const b = await cli(["worker", "--until-caught-up"], env);
+    const resumed = restoresOf(b.stderr);
+    expect(resumed.flatMap((r) => r.resumed).sort()).toEqual([0, 1, 2]);
+    expect(resumed.reduce((n, r) => n + r.records, 0)).toBe(0);
+    expect(await exported(env)).toEqual(expected);
+  });
+
   it("two workers in one group, one killed: the survivor restores the partitions and the result is exact", async () => {
     const env = pipelineEnv("rebalance", { FUNDGUARD_COMMIT_INTERVAL_MS: "100" });
     const [first, second] = splitStream(files, tempDir("halves"), 2, 1) as [Files, Files];
@@ -117,9 +135,9 @@ async function expectArchiveOfFiles(env: Record<string, string>): Promise<void> 
   expect(await archiveTables(env.FUNDGUARD_DATA_DIR as string)).toEqual(js);
 }
 
-function restoresOf(log: string): { records: number }[] {
+function restoresOf(log: string): { records: number; resumed: number[] }[] {
   return log
     .split("\n")
     .filter((l) => l.includes("state restored from changelog"))
-    .map((l) => JSON.parse(l) as { records: number });
+    .map((l) => JSON.parse(l) as { records: number; resumed: number[] });
 }

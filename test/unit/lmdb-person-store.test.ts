@@ -59,7 +59,8 @@ describe("LMDB person store", () => {
     expect(expected.length).toBeGreaterThan(20);
     // The whole state as a compacted changelog holds it rebuilds the same engine.
     const copy = new Engine({ detectors, clock });
-    for (const { key, value } of whole.stateEntries()) copy.restoreEntry(key, JSON.parse(JSON.stringify(value)));
+    for (const { key, value } of whole.stateEntries())
+      copy.restoreEntry(key, JSON.parse(JSON.stringify(value)));
     expect(canonical([...copy.activeSuspects()])).toEqual(expected);
     expect(copy.personCount).toBe(whole.personCount);
     expect(copy.watermark).toBe(whole.watermark);
