@@ -6,7 +6,7 @@
 // and from its changelog alone (every state entry, JSON as the changelog holds them, into a fresh engine).
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getHeapStatistics } from "node:v8";
@@ -68,6 +68,11 @@ const retained = engine.stats.settlements - engine.stats.reversals;
 const persons = engine.personCount;
 // Peak RSS while holding the history (LMDB's pages mapped from its file count in it, as the OS may reclaim them).
 const maxRssBytes = process.resourceUsage().maxRSS * 1024;
+/** RSS now, split into the process's own memory and pages mapped from files (LMDB's among them). */
+const status = readFileSync("/proc/self/status", "utf8");
+const kb = (field: string) =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
+const rss = { anonBytes: kb("RssAnon"), fileBytes: kb("RssFile") };
 gc();
 const heapBytes = process.memoryUsage().heapUsed - baseHeap;
 const diskBytes = mode === "lmdb" ? Number(execFileSync("du", ["-sb", dir]).toString().split("\t")[0]) : 0;
@@ -120,6 +125,7 @@ process.stdout.write(
     retainedSettlements: retained,
     heapBytesPerRetainedSettlement: Math.round(heapBytes / retained),
     maxRssBytes,
+    rss,
     heapLimitBytes: getHeapStatistics().heap_size_limit,
     diskBytes: diskBytes || undefined,
     diskBytesPerRetainedSettlement: diskBytes ? Math.round(diskBytes / retained) : undefined,
