@@ -33,6 +33,8 @@ export class SuspectFeed {
   private readonly listeners = new Set<Listener>();
   /** The newest version when the first listener came: rows at or below it are not news. */
   private floor: bigint | undefined;
+  /** The read of `floor` under way (none once it is known, or after it failed: the next poll retries). */
+  private floorRead: Promise<void> | undefined;
   /** The newest version delivered. */
   private after = 0n;
   /** After a full read, the next one starts at its last row (no overlap) until it catches up. */
@@ -52,17 +54,39 @@ export class SuspectFeed {
     private readonly log: Logger,
   ) {}
 
-  /** Starts polling with the first listener; stops (and forgets where it was) with the last. */
-  subscribe(fn: Listener): () => void {
+  /**
+   * Starts polling with the first listener; stops (and forgets where it was) with the last.
+   * `ready` resolves once the feed knows where news starts: what is stored after it reaches `fn`,
+   * so a count read after it misses nothing that `fn` will not hear of.
+   */
+  subscribe(fn: Listener): { unsubscribe: () => void; ready: Promise<void> } {
     this.listeners.add(fn);
     if (!this.timer) {
       this.timer = setInterval(() => this.kick(), this.pollMs);
+      this.readFloor();
       this.kick();
     }
-    return () => {
+    const ready = (this.floorRead ?? Promise.resolve()).catch(() => undefined);
+    const unsubscribe = () => {
       this.listeners.delete(fn);
       if (this.listeners.size === 0) this.stop();
     };
+    return { unsubscribe, ready };
+  }
+
+  private readFloor(): void {
+    if (this.floor !== undefined || this.floorRead) return;
+    const read = this.q.newestVersion().then((v) => {
+      // Stopped meanwhile: a later start reads its own.
+      if (this.floorRead !== read) return;
+      this.floor = BigInt(v);
+      this.after = this.floor;
+      this.floorRead = undefined;
+    });
+    this.floorRead = read;
+    read.catch(() => {
+      if (this.floorRead === read) this.floorRead = undefined;
+    });
   }
 
   /** Look for new rows now (or once the last look is MIN_GAP_MS old); a no-op without listeners. */
@@ -91,6 +115,7 @@ export class SuspectFeed {
     this.timer = undefined;
     this.soon = undefined;
     this.floor = undefined;
+    this.floorRead = undefined;
     this.catchUp = undefined;
     this.delivered.clear();
   }
@@ -98,10 +123,9 @@ export class SuspectFeed {
   private async poll(): Promise<void> {
     this.lastPollMs = Date.now();
     try {
-      if (this.floor === undefined) {
-        this.floor = BigInt(await this.q.newestVersion());
-        this.after = this.floor;
-      }
+      this.readFloor();
+      if (this.floorRead) await this.floorRead;
+      if (this.floor === undefined) return;
       const behind = this.after - OVERLAP_US;
       const from = this.catchUp ?? (behind > this.floor ? behind : this.floor);
       const rows = await this.q.storedAfter(from.toString(), READ_LIMIT);
@@ -221,14 +245,19 @@ export function registerStreamRoute<L extends FastifyBaseLogger>(
     }
     req.fg.auditedByHandler = true;
     reply.raw.once("close", end);
-    unsubscribe = o.feed.subscribe((rows) => inbox.push(rows));
+    const subscribed = o.feed.subscribe((rows) => inbox.push(rows));
+    unsubscribe = subscribed.unsubscribe;
     const scoped = (r: StoredSuspectRow) =>
       r.run_id === f.run_id && (user.regions === null || user.regions.includes(r.region_code));
 
     async function* events(): AsyncGenerator<string> {
       let complete = false;
       try {
-        yield sse("hello", { ...counts });
+        // Counted again once the feed knows where news starts: a suspect stored after the first
+        // count is then either in the hello's or sent as news, never neither.
+        await subscribed.ready;
+        const now = await o.q.count(f, user).catch(() => counts);
+        yield sse("hello", { ...now });
         while (!closed) {
           await inbox.wait(HEARTBEAT_MS);
           if (closed) break;
