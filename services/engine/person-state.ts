@@ -19,6 +19,9 @@ export type StateEntry =
 
 type OnChange = (personId: string, entry: StateEntry) => void;
 
+/** What an absent map reads as (never written to). */
+const NONE: ReadonlyMap<never, never> = new Map<never, never>();
+
 /** A person's whole state as plain data, for a store on disk (the records are shared, not copied). */
 export interface PersonSnapshot {
   s: SettlementRecord[];
@@ -31,11 +34,15 @@ export interface PersonSnapshot {
 export class PersonState implements PersonView {
   readonly settlements: SettlementRecord[] = [];
   private readonly byId = new Map<string, SettlementRecord>();
-  /** original settlement id → the reversal that cancels it (it may not have arrived yet). */
-  private readonly cancellations = new Map<string, Cancellation>();
+  /**
+   * original settlement id → the reversal that cancels it (it may not have arrived yet). This map
+   * and the findings' are made on first use: most persons never need them, and a person's empty
+   * maps would cost more than its settlements in a big population.
+   */
+  private cancellations: Map<string, Cancellation> | undefined;
   private deathRecord: DeathRecord | undefined;
   /** suspect settlement id → its active findings. */
-  private readonly active = new Map<string, Suspect[]>();
+  private active: Map<string, Suspect[]> | undefined;
   /**
    * No retained settlement or cancellation is older than this, so a sweep with an earlier horizon
    * skips the person without a look. Removals leave it low, which only costs a needless pass.
@@ -53,7 +60,7 @@ export class PersonState implements PersonView {
   }
 
   get findings(): ReadonlyMap<string, Suspect[]> {
-    return this.active;
+    return this.active ?? NONE;
   }
 
   get(id: string): SettlementRecord | undefined {
@@ -61,7 +68,7 @@ export class PersonState implements PersonView {
   }
 
   isCancelled(id: string): boolean {
-    return this.cancellations.has(id);
+    return this.cancellations?.has(id) === true;
   }
 
   add(s: SettlementRecord): void {
@@ -81,7 +88,7 @@ export class PersonState implements PersonView {
   }
 
   cancel(original: string, c: Cancellation): void {
-    this.cancellations.set(original, c);
+    (this.cancellations ??= new Map()).set(original, c);
     this.oldestMs = Math.min(this.oldestMs, c.atMs);
     this.onChange?.(this.personId, { kind: "c", id: original, value: c });
   }
@@ -92,8 +99,8 @@ export class PersonState implements PersonView {
   }
 
   setFindings(subject: string, list: Suspect[]): void {
-    if (list.length > 0) this.active.set(subject, list);
-    else if (!this.active.delete(subject)) return;
+    if (list.length > 0) (this.active ??= new Map()).set(subject, list);
+    else if (!this.active?.delete(subject)) return;
     this.onChange?.(this.personId, { kind: "f", id: subject, value: list.length > 0 ? list : null });
   }
 
@@ -107,9 +114,9 @@ export class PersonState implements PersonView {
   snapshot(): PersonSnapshot {
     return {
       s: [...this.settlements],
-      c: [...this.cancellations],
+      c: [...(this.cancellations ?? NONE)],
       d: this.deathRecord ?? null,
-      f: [...this.active].map(([subject, list]) => [subject, [...list]]),
+      f: [...(this.active ?? NONE)].map(([subject, list]) => [subject, [...list]]),
     };
   }
 
@@ -130,7 +137,7 @@ export class PersonState implements PersonView {
   newestEvidenceMs(): number | null {
     let newest = Number.NEGATIVE_INFINITY;
     for (const s of this.settlements) newest = Math.max(newest, s.settledAtMs);
-    for (const c of this.cancellations.values()) newest = Math.max(newest, c.atMs);
+    for (const c of (this.cancellations ?? NONE).values()) newest = Math.max(newest, c.atMs);
     if (this.deathRecord) newest = Math.max(newest, Date.parse(this.deathRecord.reported_at));
     return newest === Number.NEGATIVE_INFINITY ? null : newest;
   }
@@ -144,20 +151,22 @@ export class PersonState implements PersonView {
         this.setFindings(s.id, []);
       }
     }
-    for (const [id, c] of this.cancellations) {
+    for (const [id, c] of this.cancellations ?? NONE) {
       if (c.atMs < horizonMs && !this.byId.has(id)) {
-        this.cancellations.delete(id);
+        this.cancellations?.delete(id);
         this.onChange?.(this.personId, { kind: "c", id, value: null });
       }
     }
     this.oldestMs = Number.POSITIVE_INFINITY;
     for (const x of this.settlements) this.oldestMs = Math.min(this.oldestMs, x.settledAtMs);
-    for (const c of this.cancellations.values()) this.oldestMs = Math.min(this.oldestMs, c.atMs);
+    for (const c of (this.cancellations ?? NONE).values()) this.oldestMs = Math.min(this.oldestMs, c.atMs);
     return this.holdsAnything();
   }
 
   private holdsAnything(): boolean {
-    return this.settlements.length > 0 || this.cancellations.size > 0 || this.deathRecord !== undefined;
+    return (
+      this.settlements.length > 0 || (this.cancellations?.size ?? 0) > 0 || this.deathRecord !== undefined
+    );
   }
 
   /** Applies a changelog entry while restoring; does not report it as a change. */
@@ -178,16 +187,16 @@ export class PersonState implements PersonView {
         break;
       case "c":
         if (e.value) {
-          this.cancellations.set(e.id, e.value);
+          (this.cancellations ??= new Map()).set(e.id, e.value);
           this.oldestMs = Math.min(this.oldestMs, e.value.atMs);
-        } else this.cancellations.delete(e.id);
+        } else this.cancellations?.delete(e.id);
         break;
       case "d":
         this.deathRecord = e.value ?? undefined;
         break;
       case "f":
-        if (e.value) this.active.set(e.id, e.value);
-        else this.active.delete(e.id);
+        if (e.value) (this.active ??= new Map()).set(e.id, e.value);
+        else this.active?.delete(e.id);
         break;
     }
   }

@@ -7,7 +7,10 @@ export interface PersonStore {
   /** A person new to the store. */
   add(p: PersonState): void;
   delete(personId: string): void;
-  /** Tells the store that a person it returned has changed (a persistent store writes it at its next flush). */
+  /**
+   * Tells the store that the person its last get (or add) returned has changed: a persistent store
+   * writes it at its next commit. Called before the store is asked for anyone else.
+   */
   changed(p: PersonState): void;
   /** Persons that may hold evidence older than `horizonMs` (a sweep's candidates; PersonState.evict decides). */
   expiring(horizonMs: number): Iterable<PersonState>;

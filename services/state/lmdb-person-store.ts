@@ -38,10 +38,12 @@ export class LmdbPersonStore implements PersonStore {
   /** [oldest evidence ms, person id] of every person on disk: a sweep reads only what may expire. */
   private readonly expiry: Database<boolean, [number, string]>;
   private readonly meta: Database<unknown, string>;
-  /** Least recently used first. */
-  private readonly cache = new Map<string, Cached>();
-  /** Persons changed since the last write; those absent from the cache were deleted (value: their expiry key). */
-  private readonly dirty = new Map<string, number | undefined>();
+  /** Unchanged since the last write, least recently used first: what eviction takes. */
+  private readonly lru = new Map<string, Cached>();
+  /** Changed since the last write: held until it writes them. */
+  private readonly changes = new Map<string, Cached>();
+  /** Deleted since the last write, with their expiry key on disk. */
+  private readonly deleted = new Map<string, number | undefined>();
   private count: number;
   private clean: boolean;
 
@@ -66,48 +68,55 @@ export class LmdbPersonStore implements PersonStore {
   }
 
   get(personId: string): PersonState | undefined {
-    const hit = this.cache.get(personId);
+    const changed = this.changes.get(personId);
+    if (changed) return changed.state;
+    const hit = this.lru.get(personId);
     if (hit) {
-      this.cache.delete(personId);
-      this.cache.set(personId, hit);
+      this.lru.delete(personId);
+      this.lru.set(personId, hit);
       return hit.state;
     }
     // Deleted since the last write: what disk holds is gone.
-    if (this.dirty.has(personId)) return undefined;
+    if (this.deleted.has(personId)) return undefined;
     const stored = this.persons.get(personId);
     if (!stored) return undefined;
     const state = this.o.create(personId);
     state.load(stored);
-    this.cache.set(personId, { state, indexed: stored.o });
-    this.bound();
+    this.makeRoom();
+    this.lru.set(personId, { state, indexed: stored.o });
     return state;
   }
 
   add(p: PersonState): void {
-    const was = this.dirty.get(p.personId);
-    this.cache.set(p.personId, { state: p, indexed: was });
-    this.dirty.set(p.personId, was);
+    this.makeRoom();
+    this.changes.set(p.personId, { state: p, indexed: this.deleted.get(p.personId) });
+    this.deleted.delete(p.personId);
     this.count++;
-    this.bound();
   }
 
   delete(personId: string): void {
-    const e = this.cache.get(personId);
+    const e = this.changes.get(personId) ?? this.lru.get(personId);
     if (!e) return;
-    this.cache.delete(personId);
-    this.dirty.set(personId, e.indexed);
+    this.changes.delete(personId);
+    this.lru.delete(personId);
+    this.deleted.set(personId, e.indexed);
     this.count--;
   }
 
   changed(p: PersonState): void {
-    this.dirty.set(p.personId, this.cache.get(p.personId)?.indexed);
+    const e = this.lru.get(p.personId);
+    if (!e) return;
+    this.lru.delete(p.personId);
+    this.changes.set(p.personId, e);
   }
 
   *expiring(horizonMs: number): Iterable<PersonState> {
     const ids = new Set<string>();
-    for (const [id, e] of this.cache) if (e.state.oldestEvidenceMs < horizonMs) ids.add(id);
+    for (const cached of [this.changes, this.lru])
+      for (const [id, e] of cached) if (e.state.oldestEvidenceMs < horizonMs) ids.add(id);
     // Disk keys of persons changed since are stale: their cached objects were looked at above.
-    for (const [, id] of this.expiry.getKeys({ end: [horizonMs, ""] })) if (!this.dirty.has(id)) ids.add(id);
+    for (const [, id] of this.expiry.getKeys({ end: [horizonMs, ""] }))
+      if (!this.changes.has(id) && !this.deleted.has(id)) ids.add(id);
     for (const id of ids) {
       const p = this.get(id);
       if (p) yield p;
@@ -115,9 +124,9 @@ export class LmdbPersonStore implements PersonStore {
   }
 
   *values(): Iterable<PersonState> {
-    const cached = [...this.cache.keys()];
+    const cached = [...this.changes.keys(), ...this.lru.keys()];
     for (const id of cached) {
-      const p = this.cache.get(id)?.state;
+      const p = (this.changes.get(id) ?? this.lru.get(id))?.state;
       if (p) yield p;
     }
     const seen = new Set(cached);
@@ -154,13 +163,11 @@ export class LmdbPersonStore implements PersonStore {
   private write(checkpoint?: unknown): void {
     const cleanNow = checkpoint !== undefined;
     this.root.transactionSync(() => {
-      for (const [id, was] of this.dirty) {
-        const e = this.cache.get(id);
-        if (!e) {
-          this.persons.removeSync(id);
-          if (was !== undefined) this.expiry.removeSync([was, id]);
-          continue;
-        }
+      for (const [id, was] of this.deleted) {
+        this.persons.removeSync(id);
+        if (was !== undefined) this.expiry.removeSync([was, id]);
+      }
+      for (const [id, e] of this.changes) {
         const o = Math.min(e.state.oldestEvidenceMs, NEVER);
         if (e.indexed !== undefined && e.indexed !== o) this.expiry.removeSync([e.indexed, id]);
         this.persons.putSync(id, { ...e.state.snapshot(), o });
@@ -170,7 +177,10 @@ export class LmdbPersonStore implements PersonStore {
       if (cleanNow) this.meta.putSync("checkpoint", checkpoint);
       if (cleanNow !== this.clean) this.meta.putSync("clean", cleanNow);
     });
-    this.dirty.clear();
+    // Written: now the most recently used of what eviction may take.
+    for (const [id, e] of this.changes) this.lru.set(id, e);
+    this.changes.clear();
+    this.deleted.clear();
     this.clean = cleanNow;
   }
 
@@ -181,8 +191,9 @@ export class LmdbPersonStore implements PersonStore {
       this.expiry.clearSync();
       this.meta.clearSync();
     });
-    this.cache.clear();
-    this.dirty.clear();
+    this.lru.clear();
+    this.changes.clear();
+    this.deleted.clear();
     this.count = 0;
     this.clean = true;
   }
@@ -191,13 +202,17 @@ export class LmdbPersonStore implements PersonStore {
     return this.root.close();
   }
 
-  /** Evicts the least recently used unchanged persons past the bound, spilling changes when only those are left. */
-  private bound(): void {
-    if (this.cache.size <= this.o.cacheSize) return;
-    if (this.dirty.size > this.o.cacheSize / 2) this.write();
-    for (const [id] of this.cache) {
-      if (this.cache.size <= this.o.cacheSize) break;
-      if (!this.dirty.has(id)) this.cache.delete(id);
+  /**
+   * Room for one more person: the least recently used unchanged ones are evicted, after the changes
+   * are written when they hold half of the cache. Called before the newcomer goes in, so that it
+   * is never the one evicted.
+   */
+  private makeRoom(): void {
+    if (this.lru.size + this.changes.size < this.o.cacheSize) return;
+    if (this.changes.size >= this.o.cacheSize / 2) this.write();
+    for (const id of this.lru.keys()) {
+      if (this.lru.size + this.changes.size < this.o.cacheSize) break;
+      this.lru.delete(id);
     }
   }
 }

@@ -13,13 +13,7 @@ import { Health } from "../health.ts";
 import { DEFAULT_TIMING } from "../kafka/connection.ts";
 import { endOffsets, isCaughtUp, type Offsets } from "../kafka/progress.ts";
 import { AvroSerde } from "../kafka/serde.ts";
-import {
-  changelogConfig,
-  checkCoPartitioned,
-  inputTopicConfigs,
-  maxMessageBytes,
-  type Topics,
-} from "../kafka/topics.ts";
+import type { Topics } from "../kafka/topics.ts";
 import type { KafkaTransport } from "../kafka/transport.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -30,6 +24,7 @@ import { DEFAULT_BACKOFF } from "../retry.ts";
 import { lockStateDir } from "../state/dir-lock.ts";
 import type { TaskOutput } from "./flush.ts";
 import { emptyWorkerStats, type WorkerStats, WorkerTask } from "./task.ts";
+import { prepareTopics } from "./topics.ts";
 
 export type { WorkerStats };
 
@@ -91,20 +86,10 @@ const SEND_RETRIES = 5;
 export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const log = o.log.child({ component: "worker", group: o.group });
   const admin = o.transport.admin();
-  // A worker may start before anything was produced: create missing topics, then insist on co-partitioning.
-  if (o.createPartitions) await admin.createTopics(inputTopicConfigs(o.topics, o.createPartitions));
-  const partitions = await checkCoPartitioned((topic) => admin.partitions(topic), o.topics);
-  // Suspects go to the partition of their person's input partition, so a restore reads only its own.
-  if (o.output.kind === "topic" && (await admin.partitions(o.topics.suspects)) !== partitions) {
-    throw new Error(`${o.topics.suspects} must have ${partitions} partitions, as the input topics`);
-  }
-  await admin.createTopics([changelogConfig(o.topics, o.group, partitions)]);
-  // A local store older than this may miss a tombstone compaction has dropped from the changelog.
-  const resumeWithinMs = o.state
-    ? Number((await admin.topicConfig(o.topics.changelog(o.group), "delete.retention.ms")) ?? 86_400_000)
-    : 0;
-  // Dead letters are cut to what their topic accepts: one the broker refused would fail every flush.
-  const deadLetterBytes = await maxMessageBytes(admin, o.topics.deadletter);
+  const { partitions, deadLetterBytes, resumeWithinMs } = await prepareTopics(admin, {
+    ...o,
+    suspectsToTopic: o.output.kind === "topic",
+  });
   const serde = new AvroSerde(o.registryUrl, o.topics, { unknownWaitMs: o.schemaWaitMs, limits: o.limits });
   await serde.register();
   const health = o.health ?? new Health({ log, policy: DEFAULT_BACKOFF, metrics: o.metrics });
