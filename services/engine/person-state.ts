@@ -88,7 +88,7 @@ export class PersonState implements PersonView {
   }
 
   cancel(original: string, c: Cancellation): void {
-    (this.cancellations ??= new Map()).set(original, c);
+    this.cancellationMap().set(original, c);
     this.oldestMs = Math.min(this.oldestMs, c.atMs);
     this.onChange?.(this.personId, { kind: "c", id: original, value: c });
   }
@@ -99,7 +99,7 @@ export class PersonState implements PersonView {
   }
 
   setFindings(subject: string, list: Suspect[]): void {
-    if (list.length > 0) (this.active ??= new Map()).set(subject, list);
+    if (list.length > 0) this.findingMap().set(subject, list);
     else if (!this.active?.delete(subject)) return;
     this.onChange?.(this.personId, { kind: "f", id: subject, value: list.length > 0 ? list : null });
   }
@@ -163,6 +163,16 @@ export class PersonState implements PersonView {
     return this.holdsAnything();
   }
 
+  private cancellationMap(): Map<string, Cancellation> {
+    this.cancellations ??= new Map();
+    return this.cancellations;
+  }
+
+  private findingMap(): Map<string, Suspect[]> {
+    this.active ??= new Map();
+    return this.active;
+  }
+
   private holdsAnything(): boolean {
     return (
       this.settlements.length > 0 || (this.cancellations?.size ?? 0) > 0 || this.deathRecord !== undefined
@@ -187,7 +197,7 @@ export class PersonState implements PersonView {
         break;
       case "c":
         if (e.value) {
-          (this.cancellations ??= new Map()).set(e.id, e.value);
+          this.cancellationMap().set(e.id, e.value);
           this.oldestMs = Math.min(this.oldestMs, e.value.atMs);
         } else this.cancellations?.delete(e.id);
         break;
@@ -195,7 +205,7 @@ export class PersonState implements PersonView {
         this.deathRecord = e.value ?? undefined;
         break;
       case "f":
-        if (e.value) (this.active ??= new Map()).set(e.id, e.value);
+        if (e.value) this.findingMap().set(e.id, e.value);
         else this.active?.delete(e.id);
         break;
     }
