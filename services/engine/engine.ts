@@ -157,7 +157,7 @@ export class Engine {
   *stateEntries(): Iterable<{ key: string; value: unknown }> {
     for (const p of this.persons.values()) {
       const x = p.snapshot();
-      const key = (kind: StateEntry["kind"], id: string) => `${p.personId}${KEY_SEP}${kind}${KEY_SEP}${id}`;
+      const key = (kind: StateEntry["kind"], id: string) => stateKey(p.personId, kind, id);
       for (const s of x.s) yield { key: key("s", s.id), value: s };
       for (const [id, c] of x.c) yield { key: key("c", id), value: c };
       if (x.d) yield { key: key("d", ""), value: x.d };
@@ -233,9 +233,7 @@ export class Engine {
 
   private newPerson(personId: string): PersonState {
     if (!this.changelog) return new PersonState(personId);
-    return new PersonState(personId, (pid, e) =>
-      this.dirty.set(`${pid}${KEY_SEP}${e.kind}${KEY_SEP}${e.id}`, e.value),
-    );
+    return new PersonState(personId, (pid, e) => this.dirty.set(stateKey(pid, e.kind, e.id), e.value));
   }
 
   private onSettle(person: PersonState, s: Settlement, settledAtMs: number): Change[] {
@@ -248,24 +246,7 @@ export class Engine {
     // detectors' reads of them stay monomorphic (undefined values are not written to the changelog).
     const facts: Record<string, unknown> = {};
     for (const { detector, ctx } of this.detectors) facts[detector.id] = detector.extract?.(s, ctx);
-    const record: SettlementRecord = {
-      id: s.settlement_id,
-      personId: s.person_id,
-      gender: s.gender,
-      birthDate: s.birth_date,
-      visitType: s.visit_type,
-      institutionId: s.institution_id,
-      institutionName: s.institution_name,
-      regionCode: s.region_code,
-      admission: s.admission_date,
-      discharge: s.discharge_date,
-      dischargeReason: s.discharge_reason,
-      settledAt: s.settled_at,
-      settledAtMs,
-      totalFen: s.total_fen,
-      fundPaidFen: s.fund_paid_fen,
-      facts,
-    };
+    const record = settlementRecord(s, settledAtMs, facts);
     person.add(record);
     // Evaluation changes findings only, never the evidence `affected` reads, so each detector's
     // subjects are found and judged in turn, without collecting pairs first.
@@ -404,6 +385,35 @@ export function personOfStateKey(key: string): string {
 }
 
 const KEY_SEP = "\u0001";
+/** A state entry's changelog key (see personOfStateKey). */
+const stateKey = (personId: string, kind: StateEntry["kind"], id: string) =>
+  `${personId}${KEY_SEP}${kind}${KEY_SEP}${id}`;
+
+/** What the engine retains of a settlement: its fields the detectors read, and their facts. */
+export function settlementRecord(
+  s: Settlement,
+  settledAtMs: number,
+  facts: Record<string, unknown>,
+): SettlementRecord {
+  return {
+    id: s.settlement_id,
+    personId: s.person_id,
+    gender: s.gender,
+    birthDate: s.birth_date,
+    visitType: s.visit_type,
+    institutionId: s.institution_id,
+    institutionName: s.institution_name,
+    regionCode: s.region_code,
+    admission: s.admission_date,
+    discharge: s.discharge_date,
+    dischargeReason: s.discharge_reason,
+    settledAt: s.settled_at,
+    settledAtMs,
+    totalFen: s.total_fen,
+    fundPaidFen: s.fund_paid_fen,
+    facts,
+  };
+}
 /** The partition's newest event time, kept with the state so retention survives restarts. */
 const WATERMARK_KEY = `${KEY_SEP}watermark`;
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Settlement } from "../../schemas/index.ts";
-import { activate, Engine, type EngineEvent } from "../../services/engine/engine.ts";
+import { activate, Engine, type EngineEvent, settlementRecord } from "../../services/engine/engine.ts";
 import { PersonState } from "../../services/engine/person-state.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { LmdbPersonStore } from "../../services/state/lmdb-person-store.ts";
@@ -111,7 +111,7 @@ describe("LMDB person store", () => {
       p.apply({
         kind: "s",
         id: `${id}-s`,
-        value: { ...recordOf(s), id: `${id}-s`, settledAt: day, settledAtMs: Date.parse(day) },
+        value: { ...settlementRecord(s, Date.parse(day), {}), id: `${id}-s`, settledAt: day },
       });
       return p;
     };
@@ -133,25 +133,3 @@ describe("LMDB person store", () => {
     await store.close();
   });
 });
-
-/** A settlement's record as the engine keeps it (facts left empty: the store does not read them). */
-function recordOf(s: Settlement) {
-  return {
-    id: s.settlement_id,
-    personId: s.person_id,
-    gender: s.gender,
-    birthDate: s.birth_date,
-    visitType: s.visit_type,
-    institutionId: s.institution_id,
-    institutionName: s.institution_name,
-    regionCode: s.region_code,
-    admission: s.admission_date,
-    discharge: s.discharge_date,
-    dischargeReason: s.discharge_reason,
-    settledAt: s.settled_at,
-    settledAtMs: Date.parse(s.settled_at),
-    totalFen: s.total_fen,
-    fundPaidFen: s.fund_paid_fen,
-    facts: {},
-  };
-}
