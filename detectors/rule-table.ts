@@ -60,8 +60,8 @@ export interface RuleTable {
   readonly version: string;
   readonly file: string;
   readonly rows: readonly RuleRow[];
-  /** Item-code rows per kind (age_sex: target item), longest prefix wins. */
-  readonly items: { readonly [K in RuleKind]: PrefixIndex<RowOf<K>> };
+  /** Item-code rows per kind (age_sex: target item), longest prefix wins: `lookup`, one kind at a time. */
+  readonly items: { readonly [K in RuleKind]: { longest(code: string): RowOf<K> | undefined } };
   /** age_sex rows on diagnosis codes. */
   readonly diagnoses: PrefixIndex<RowOf<"age_sex">>;
   /** The row of each kind a line's code falls under (the longest prefix per kind), in one walk. */
@@ -156,9 +156,6 @@ export function parseRuleTable(
     if (missing.length > 0) throw new RowError(file, 1, missing.join(", "), "missing from the header");
   }
   const rows: RuleRow[] = [];
-  const items = Object.fromEntries(RULE_KINDS.map((k) => [k, new PrefixIndex()])) as unknown as {
-    [K in RuleKind]: PrefixIndex<RowOf<K>>;
-  };
   const diagnoses = new PrefixIndex<RowOf<"age_sex">>();
   const merged = new PrefixIndex<{ [K in RuleKind]?: RowOf<K> }>();
   const ids = new Set<string>();
@@ -273,22 +270,18 @@ export function parseRuleTable(
         break;
       }
     }
-    const index: PrefixIndex<RuleRow> =
-      row.kind === "age_sex" && row.target === "diagnosis"
-        ? diagnoses
-        : (items[row.kind] as PrefixIndex<RuleRow>);
-    const other = index.get(row.codePrefix);
+    const onDiagnosis = row.kind === "age_sex" && row.target === "diagnosis";
+    const sameCode = onDiagnosis ? undefined : (merged.get(row.codePrefix) ?? {});
+    const other = sameCode ? sameCode[row.kind] : diagnoses.get(row.codePrefix);
     if (other)
       fail(
         "code_prefix",
         `${row.codePrefix} already has ${kind} row ${other.id}: one row per prefix and kind`,
       );
-    index.add(row.codePrefix, row);
-    if (index !== diagnoses) {
-      const at = merged.get(row.codePrefix) ?? {};
-      (at as Record<RuleKind, RuleRow>)[row.kind] = row;
-      merged.add(row.codePrefix, at);
-    }
+    if (sameCode) {
+      (sameCode as Record<RuleKind, RuleRow>)[row.kind] = row;
+      merged.add(row.codePrefix, sameCode);
+    } else diagnoses.add(row.codePrefix, row as RowOf<"age_sex">);
     rows.push(row);
   });
   const lookup = remembered((code: string): ItemRows => {
@@ -296,6 +289,9 @@ export function parseRuleTable(
     merged.eachPrefix(code, (at) => Object.assign(found, at));
     return found;
   });
+  const items = Object.fromEntries(
+    RULE_KINDS.map((k) => [k, { longest: (code: string) => lookup(code)[k] }]),
+  ) as unknown as RuleTable["items"];
   return { version, file, rows, items, diagnoses, lookup };
 }
 

@@ -15,14 +15,26 @@ type Line = [
   lineNo: number,
   name: string,
 ];
+/** Values per line in `RuleFacts.lines`, in Line's order. */
+const STRIDE = 7;
 interface RuleFacts {
-  lines: Line[];
+  /**
+   * The kept lines, flat (STRIDE values each): one array per settlement instead of one per line, as
+   * a person's retained state is mostly these (read back as Line by linesOf).
+   */
+  lines: (string | number)[];
   /** Every diagnosis code of the settlement (diagnosis_required reads them all). */
   diagnoses: string[];
   /** The earliest and latest service date of `lines` ("" when there are none): rules that look at other settlements skip those out of reach. */
   first: string;
   last: string;
 }
+
+const linesOf = (f: RuleFacts): Line[] => {
+  const out: Line[] = [];
+  for (let k = 0; k < f.lines.length; k += STRIDE) out.push(f.lines.slice(k, k + STRIDE) as Line);
+  return out;
+};
 
 /** Whether some line of `f` may be dated within [from, to]. */
 const reaches = (f: RuleFacts | undefined, from: string, to: string): f is RuleFacts =>
@@ -110,26 +122,17 @@ export const ruleTables = defineDetector({
   // Lines any version's rows may judge are kept, so a version switch applies to retained state.
   extract(s, { catalogs }): RuleFacts | undefined {
     const t = catalogs.ruleTables;
-    const lines: Line[] = [];
+    const lines: (string | number)[] = [];
+    let first = "";
+    let last = "";
     for (const i of s.items) {
-      if (t.relevantItem(i.item_code))
-        lines.push([
-          i.item_code,
-          i.service_date,
-          i.quantity,
-          i.unit_price_fen,
-          i.amount_fen,
-          i.line_no,
-          i.item_name,
-        ]);
+      if (!t.relevantItem(i.item_code)) continue;
+      const date = i.service_date;
+      if (first === "" || date < first) first = date;
+      if (date > last) last = date;
+      lines.push(i.item_code, date, i.quantity, i.unit_price_fen, i.amount_fen, i.line_no, i.item_name);
     }
     if (lines.length === 0 && !s.diagnoses.some((d) => t.relevantDiagnosis(d.code))) return undefined;
-    let first = lines[0]?.[1] ?? "";
-    let last = first;
-    for (const l of lines) {
-      if (l[1] < first) first = l[1];
-      if (l[1] > last) last = l[1];
-    }
     return { lines, diagnoses: s.diagnoses.map((d) => d.code), first, last };
   },
   // Per-days limits and exclusive pairs look at other settlements: those with a line on a day the changed one reaches.
@@ -137,17 +140,22 @@ export const ruleTables = defineDetector({
     const f = facts(changed);
     if (!f || f.lines.length === 0) return [];
     const days = catalogs.ruleTables.reachDays;
-    const spans = [...new Set(f.lines.map(([, e]) => e))].map((e) => [e, addDays(e, days - 1)] as const);
+    const dates = new Set<string>();
+    for (let k = 1; k < f.lines.length; k += STRIDE) dates.add(f.lines[k] as string);
+    const spans = [...dates].map((e) => [e, addDays(e, days - 1)] as const);
     const to = addDays(f.last, days - 1);
     const out: SettlementRecord[] = [];
     for (const s of person.settlements) {
       if (s.id === changed.id) continue;
       const theirs = facts(s);
-      if (
-        reaches(theirs, f.first, to) &&
-        theirs.lines.some(([, d]) => spans.some(([from, to]) => from <= d && d <= to))
-      )
-        out.push(s);
+      if (!reaches(theirs, f.first, to)) continue;
+      for (let k = 1; k < theirs.lines.length; k += STRIDE) {
+        const d = theirs.lines[k] as string;
+        if (spans.some(([from, to]) => from <= d && d <= to)) {
+          out.push(s);
+          break;
+        }
+      }
     }
     return out;
   },
@@ -159,7 +167,8 @@ export const ruleTables = defineDetector({
     const at = <K extends RuleKind>(kind: K, code: string) =>
       table.lookup(code)[kind] as RowOf<K> | undefined;
     // The rows of each of the settlement's lines, looked up once for every kind.
-    const look = mine.lines.map((l) => table.lookup(l[0]));
+    const own = linesOf(mine);
+    const look = own.map((l) => table.lookup(l[0]));
     // Window starts per date and length: a stay's lines share a few dates.
     const starts = new Map<string, string>();
     const windowFrom = (date: string, days: number) => {
@@ -174,8 +183,8 @@ export const ruleTables = defineDetector({
 
     // quantity_limit: sums per row, per day or stay within the settlement, per N days over the person's.
     const sums = new Map<string, { row: RowOf<"quantity_limit">; lines: Line[]; total: number }>();
-    for (let i = 0; i < mine.lines.length; i++) {
-      const l = mine.lines[i] as Line;
+    for (let i = 0; i < own.length; i++) {
+      const l = own[i] as Line;
       const row = look[i]?.quantity_limit;
       if (!row || row.per === "days" || (row.per === "stay" && subject.visitType !== "INPATIENT")) continue;
       const key = `${row.id}\u0001${row.per === "day" ? l[1] : ""}`;
@@ -208,9 +217,10 @@ export const ruleTables = defineDetector({
         for (const s of person.settlements) {
           const theirs = facts(s);
           if (!reaches(theirs, from, mine.last)) continue;
-          for (const o of theirs.lines) {
-            const r = at("quantity_limit", o[0]);
-            if (r) perDays.get(r)?.push({ s, line: o });
+          for (let k = 0; k < theirs.lines.length; k += STRIDE) {
+            const r = at("quantity_limit", theirs.lines[k] as string);
+            const list = r && perDays.get(r);
+            if (list) list.push({ s, line: theirs.lines.slice(k, k + STRIDE) as Line });
           }
         }
         const order = (a: Dated, b: Dated) =>
@@ -239,8 +249,8 @@ export const ruleTables = defineDetector({
       }
       return lo;
     };
-    for (let i = 0; i < mine.lines.length; i++) {
-      const l = mine.lines[i] as Line;
+    for (let i = 0; i < own.length; i++) {
+      const l = own[i] as Line;
       const row = look[i]?.quantity_limit;
       if (row?.per !== "days") continue;
       const from = windowFrom(l[1], row.days);
@@ -267,7 +277,7 @@ export const ruleTables = defineDetector({
         for (const s of person.settlements) {
           const theirs = facts(s);
           if (s.institutionId !== subject.institutionId || !reaches(theirs, mine.first, mine.last)) continue;
-          for (const o of theirs.lines) {
+          for (const o of linesOf(theirs)) {
             const list = byDate.get(o[1]) ?? [];
             list.push({ s, line: o });
             byDate.set(o[1], list);
@@ -276,8 +286,8 @@ export const ruleTables = defineDetector({
       }
       return byDate.get(date) ?? [];
     };
-    for (let i = 0; i < mine.lines.length; i++) {
-      const l = mine.lines[i] as Line;
+    for (let i = 0; i < own.length; i++) {
+      const l = own[i] as Line;
       const row = look[i]?.exclusive_items;
       if (!row) continue;
       const partners = onDate(l[1]).filter(
@@ -297,11 +307,21 @@ export const ruleTables = defineDetector({
       });
     }
 
-    // diagnosis_required: none of the settlement's diagnoses starts with a listed prefix.
-    for (let i = 0; i < mine.lines.length; i++) {
-      const l = mine.lines[i] as Line;
+    // diagnosis_required: none of the settlement's diagnoses starts with a listed prefix (judged
+    // once per row: a settlement's lines often share one).
+    const covered = new Map<RowOf<"diagnosis_required">, boolean>();
+    const isCovered = (row: RowOf<"diagnosis_required">) => {
+      let yes = covered.get(row);
+      if (yes === undefined) {
+        yes = mine.diagnoses.some((d) => row.diagnoses.some((p) => d.startsWith(p)));
+        covered.set(row, yes);
+      }
+      return yes;
+    };
+    for (let i = 0; i < own.length; i++) {
+      const l = own[i] as Line;
       const row = look[i]?.diagnosis_required;
-      if (!row || mine.diagnoses.some((d) => row.diagnoses.some((p) => d.startsWith(p)))) continue;
+      if (!row || isCovered(row)) continue;
       hits.push({
         row,
         line: l,
@@ -312,8 +332,8 @@ export const ruleTables = defineDetector({
 
     // price_limit: unit price above the standard for the institution's level; at risk is the excess.
     const level = catalogs.ruleTables.levels.longest(subject.institutionId);
-    for (let i = 0; i < mine.lines.length; i++) {
-      const l = mine.lines[i] as Line;
+    for (let i = 0; i < own.length; i++) {
+      const l = own[i] as Line;
       const row = look[i]?.price_limit;
       const limit = row && level !== undefined ? row.limits[level] : undefined;
       if (!row || limit === undefined || l[3] <= limit) continue;
@@ -335,11 +355,12 @@ export const ruleTables = defineDetector({
       min_age: r.minAge ?? null,
       max_age: r.maxAge ?? null,
     });
-    for (let i = 0; i < mine.lines.length; i++) {
-      const l = mine.lines[i] as Line;
+    for (let i = 0; i < own.length; i++) {
+      const l = own[i] as Line;
       const row = look[i]?.age_sex;
+      if (!row) continue;
       const age = ageOn(subject.birthDate, l[1]);
-      if (row && outside(row, age))
+      if (outside(row, age))
         hits.push({
           row,
           line: l,
@@ -361,6 +382,7 @@ export const ruleTables = defineDetector({
 
     // One finding per kind: every row hit listed, the severity of the gravest row.
     const findings: Finding[] = [];
+    if (hits.length === 0) return findings;
     for (const kind of [
       "quantity_limit",
       "exclusive_items",
