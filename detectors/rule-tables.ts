@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Severity } from "../schemas/index.ts";
 import { addDays, ageOn } from "./dates.ts";
-import type { RowOf, RuleKind, RuleRow, RuleTable, RuleTables } from "./rule-table.ts";
+import type { ItemRows, RowOf, RuleRow, RuleTable, RuleTables } from "./rule-table.ts";
 import { ruleTableScheme } from "./rule-table-scheme.ts";
 import { bySettledAt, defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
 
@@ -30,11 +30,8 @@ interface RuleFacts {
   last: string;
 }
 
-const linesOf = (f: RuleFacts): Line[] => {
-  const out: Line[] = [];
-  for (let k = 0; k < f.lines.length; k += STRIDE) out.push(f.lines.slice(k, k + STRIDE) as Line);
-  return out;
-};
+/** The line of a facts array at offset `k`, as a Line (for evidence: only hits are read back so). */
+const lineAt = (lines: readonly (string | number)[], k: number): Line => lines.slice(k, k + STRIDE) as Line;
 
 /** Whether some line of `f` may be dated within [from, to]. */
 const reaches = (f: RuleFacts | undefined, from: string, to: string): f is RuleFacts =>
@@ -73,6 +70,84 @@ interface Hit {
   detail: Record<string, unknown>;
   amountFen: number;
   related?: SettlementRecord[];
+}
+
+/**
+ * quantity_limit rows per N days: each line's row summed over the person's lines of that row in the
+ * N days ending on its date. Those lines are gathered once per evaluation and sorted (date,
+ * settlement id, line), so each window is found by binary search and summed in one order.
+ */
+function perDaysHits(
+  subject: SettlementRecord,
+  settlements: readonly SettlementRecord[],
+  facts: (s: SettlementRecord) => RuleFacts | undefined,
+  look: readonly ItemRows[],
+  table: RuleTable,
+  reachDays: number,
+  hits: Hit[],
+): void {
+  const mine = facts(subject) as RuleFacts;
+  type Dated = { s: SettlementRecord; f: RuleFacts; k: number };
+  const dateOf = (d: Dated) => d.f.lines[d.k + 1] as string;
+  const perDays = new Map<RowOf<"quantity_limit">, Dated[]>();
+  for (const rows of look) if (rows.quantity_limit?.per === "days") perDays.set(rows.quantity_limit, []);
+  // Lines of other settlements count in windows that end on this one's dates at the latest.
+  const from = addDays(mine.first, 1 - reachDays);
+  for (const s of settlements) {
+    const theirs = facts(s);
+    if (!reaches(theirs, from, mine.last)) continue;
+    for (let k = 0; k < theirs.lines.length; k += STRIDE) {
+      const row = table.lookup(theirs.lines[k] as string).quantity_limit;
+      const list = row && perDays.get(row);
+      if (list) list.push({ s, f: theirs, k });
+    }
+  }
+  const order = (a: Dated, b: Dated) => {
+    const da = dateOf(a);
+    const db = dateOf(b);
+    if (da !== db) return da < db ? -1 : 1;
+    if (a.s.id !== b.s.id) return a.s.id < b.s.id ? -1 : 1;
+    return (a.f.lines[a.k + 5] as number) - (b.f.lines[b.k + 5] as number);
+  };
+  for (const list of perDays.values()) list.sort(order);
+  /** The first index of `list` whose date is not before `date` (after it, with `after`). */
+  const bound = (list: Dated[], date: string, after: boolean) => {
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const d = dateOf(list[mid] as Dated);
+      if (d < date || (after && d === date)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  // Window starts per date and length: a stay's lines share a few dates.
+  const starts = new Map<string, string>();
+  for (let i = 0; i < look.length; i++) {
+    const row = look[i]?.quantity_limit;
+    if (row?.per !== "days") continue;
+    const k = i * STRIDE;
+    const date = mine.lines[k + 1] as string;
+    const key = `${date}\u0001${row.days}`;
+    let start = starts.get(key);
+    if (start === undefined) {
+      start = addDays(date, 1 - row.days);
+      starts.set(key, start);
+    }
+    const list = perDays.get(row) as Dated[];
+    const window = list.slice(bound(list, start, false), bound(list, date, true));
+    let total = 0;
+    for (const o of window) total += o.f.lines[o.k + 2] as number;
+    if (total > row.max)
+      hits.push({
+        row,
+        line: lineAt(mine.lines, k),
+        amountFen: mine.lines[k + 4] as number,
+        related: [...new Set(window.map((o) => o.s))].filter((s) => s !== subject),
+        detail: { max: row.max, per: `${row.days} days`, total, window_from: start },
+      });
+  }
 }
 
 export const ruleTables = defineDetector({
@@ -164,183 +239,118 @@ export const ruleTables = defineDetector({
     const table = tableOf(catalogs.ruleTables, config.version);
     if (!mine || !table) return [];
     const hits: Hit[] = [];
-    const at = <K extends RuleKind>(kind: K, code: string) =>
-      table.lookup(code)[kind] as RowOf<K> | undefined;
+    const lines = mine.lines;
+    const n = lines.length / STRIDE;
     // The rows of each of the settlement's lines, looked up once for every kind.
-    const own = linesOf(mine);
-    const look = own.map((l) => table.lookup(l[0]));
-    // Window starts per date and length: a stay's lines share a few dates.
-    const starts = new Map<string, string>();
-    const windowFrom = (date: string, days: number) => {
-      const key = `${date}\u0001${days}`;
-      let from = starts.get(key);
-      if (from === undefined) {
-        from = addDays(date, 1 - days);
-        starts.set(key, from);
-      }
-      return from;
-    };
+    const look: ItemRows[] = [];
+    for (let k = 0; k < lines.length; k += STRIDE) look.push(table.lookup(lines[k] as string));
+    const dateOf = (i: number) => lines[i * STRIDE + 1] as string;
+    const quantityOf = (i: number) => lines[i * STRIDE + 2] as number;
+    const amountOf = (i: number) => lines[i * STRIDE + 4] as number;
+    const lineOfMine = (i: number) => lineAt(lines, i * STRIDE);
 
     // quantity_limit: sums per row, per day or stay within the settlement, per N days over the person's.
-    const sums = new Map<string, { row: RowOf<"quantity_limit">; lines: Line[]; total: number }>();
-    for (let i = 0; i < own.length; i++) {
-      const l = own[i] as Line;
+    let sums: Map<string, { row: RowOf<"quantity_limit">; at: number[]; total: number }> | undefined;
+    let perDaysRows = false;
+    for (let i = 0; i < n; i++) {
       const row = look[i]?.quantity_limit;
-      if (!row || row.per === "days" || (row.per === "stay" && subject.visitType !== "INPATIENT")) continue;
-      const key = `${row.id}\u0001${row.per === "day" ? l[1] : ""}`;
-      const g = sums.get(key) ?? { row, lines: [], total: 0 };
-      g.lines.push(l);
-      g.total += l[2];
+      if (!row) continue;
+      if (row.per === "days") perDaysRows = true;
+      if (row.per === "days" || (row.per === "stay" && subject.visitType !== "INPATIENT")) continue;
+      const key = `${row.id}\u0001${row.per === "day" ? dateOf(i) : ""}`;
+      sums ??= new Map();
+      const g = sums.get(key) ?? { row, at: [], total: 0 };
+      g.at.push(i);
+      g.total += quantityOf(i);
       sums.set(key, g);
     }
-    for (const g of sums.values()) {
+    for (const g of sums?.values() ?? []) {
       if (g.total <= g.row.max) continue;
-      for (const l of g.lines)
+      for (const i of g.at)
         hits.push({
           row: g.row,
-          line: l,
-          amountFen: l[4],
+          line: lineOfMine(i),
+          amountFen: amountOf(i),
           detail: { max: g.row.max, per: g.row.per, total: g.total },
         });
     }
-    // The person's lines of each per-days row, gathered once per evaluation and sorted (date,
-    // settlement id, line), so each line's window is found by binary search and summed in one order.
-    type Dated = { s: SettlementRecord; line: Line };
-    let perDays: Map<RowOf<"quantity_limit">, Dated[]> | undefined;
-    const ofRow = (row: RowOf<"quantity_limit">) => {
-      if (!perDays) {
-        perDays = new Map();
-        for (const rows of look)
-          if (rows.quantity_limit?.per === "days") perDays.set(rows.quantity_limit, []);
-        // Lines of other settlements count in windows that end on this one's dates at the latest.
-        const from = windowFrom(mine.first, catalogs.ruleTables.reachDays);
-        for (const s of person.settlements) {
-          const theirs = facts(s);
-          if (!reaches(theirs, from, mine.last)) continue;
-          for (let k = 0; k < theirs.lines.length; k += STRIDE) {
-            const r = at("quantity_limit", theirs.lines[k] as string);
-            const list = r && perDays.get(r);
-            if (list) list.push({ s, line: theirs.lines.slice(k, k + STRIDE) as Line });
-          }
-        }
-        const order = (a: Dated, b: Dated) =>
-          a.line[1] < b.line[1]
-            ? -1
-            : a.line[1] > b.line[1]
-              ? 1
-              : a.s.id < b.s.id
-                ? -1
-                : a.s.id > b.s.id
-                  ? 1
-                  : a.line[5] - b.line[5];
-        for (const list of perDays.values()) list.sort(order);
-      }
-      return perDays.get(row) ?? [];
-    };
-    /** The first index of `list` whose date is not before `date` (after it, with `after`). */
-    const bound = (list: Dated[], date: string, after: boolean) => {
-      let lo = 0;
-      let hi = list.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        const d = (list[mid] as Dated).line[1];
-        if (d < date || (after && d === date)) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    };
-    for (let i = 0; i < own.length; i++) {
-      const l = own[i] as Line;
-      const row = look[i]?.quantity_limit;
-      if (row?.per !== "days") continue;
-      const from = windowFrom(l[1], row.days);
-      const list = ofRow(row);
-      const window = list.slice(bound(list, from, false), bound(list, l[1], true));
-      let total = 0;
-      for (const o of window) total += o.line[2];
-      if (total > row.max)
-        hits.push({
-          row,
-          line: l,
-          amountFen: l[4],
-          related: [...new Set(window.map((o) => o.s))].filter((s) => s !== subject),
-          detail: { max: row.max, per: `${row.days} days`, total, window_from: from },
-        });
-    }
+    if (perDaysRows)
+      perDaysHits(subject, person.settlements, facts, look, table, catalogs.ruleTables.reachDays, hits);
 
-    // exclusive_items: a line of the row's prefix and one of its `with` prefix, same day, same institution.
-    // The person's lines at the subject's institution by date, gathered once per evaluation.
-    let byDate: Map<string, { s: SettlementRecord; line: Line }[]> | undefined;
-    const onDate = (date: string) => {
-      if (!byDate) {
-        byDate = new Map();
-        for (const s of person.settlements) {
-          const theirs = facts(s);
-          if (s.institutionId !== subject.institutionId || !reaches(theirs, mine.first, mine.last)) continue;
-          for (const o of linesOf(theirs)) {
-            const list = byDate.get(o[1]) ?? [];
-            list.push({ s, line: o });
-            byDate.set(o[1], list);
-          }
-        }
-      }
-      return byDate.get(date) ?? [];
-    };
-    for (let i = 0; i < own.length; i++) {
-      const l = own[i] as Line;
+    // exclusive_items: a line of the row's prefix and one of its `with` prefix, same day, same
+    // institution. The person's settlements there that reach this one's dates, found once.
+    let there: { s: SettlementRecord; f: RuleFacts }[] | undefined;
+    for (let i = 0; i < n; i++) {
       const row = look[i]?.exclusive_items;
       if (!row) continue;
-      const partners = onDate(l[1]).filter(
-        (p) => p.line[0].startsWith(row.with) && !(p.s === subject && p.line[5] === l[5]),
-      );
+      if (!there) {
+        there = [];
+        for (const s of person.settlements) {
+          const theirs = facts(s);
+          if (s.institutionId === subject.institutionId && reaches(theirs, mine.first, mine.last))
+            there.push({ s, f: theirs });
+        }
+      }
+      const date = dateOf(i);
+      const lineNo = lines[i * STRIDE + 5] as number;
+      const partners: { s: SettlementRecord; k: number; f: RuleFacts }[] = [];
+      for (const { s, f } of there)
+        for (let k = 0; k < f.lines.length; k += STRIDE)
+          if (
+            f.lines[k + 1] === date &&
+            (f.lines[k] as string).startsWith(row.with) &&
+            !(s === subject && f.lines[k + 5] === lineNo)
+          )
+            partners.push({ s, k, f });
       if (partners.length === 0) continue;
-      partners.sort((a, b) => bySettledAt(a.s, b.s) || a.line[5] - b.line[5]);
+      partners.sort(
+        (a, b) => bySettledAt(a.s, b.s) || (a.f.lines[a.k + 5] as number) - (b.f.lines[b.k + 5] as number),
+      );
+      const first = partners[0] as (typeof partners)[number];
       hits.push({
         row,
-        line: l,
-        amountFen: l[4],
+        line: lineOfMine(i),
+        amountFen: amountOf(i),
         related: partners.map((p) => p.s).filter((s) => s !== subject),
         detail: {
           with_prefix: row.with,
-          partner: { settlement_id: partners[0]?.s.id, ...lineOf(partners[0]?.line as Line) },
+          partner: { settlement_id: first.s.id, ...lineOf(lineAt(first.f.lines, first.k)) },
         },
       });
     }
 
     // diagnosis_required: none of the settlement's diagnoses starts with a listed prefix (judged
     // once per row: a settlement's lines often share one).
-    const covered = new Map<RowOf<"diagnosis_required">, boolean>();
-    const isCovered = (row: RowOf<"diagnosis_required">) => {
+    let covered: Map<RowOf<"diagnosis_required">, boolean> | undefined;
+    for (let i = 0; i < n; i++) {
+      const row = look[i]?.diagnosis_required;
+      if (!row) continue;
+      covered ??= new Map();
       let yes = covered.get(row);
       if (yes === undefined) {
         yes = mine.diagnoses.some((d) => row.diagnoses.some((p) => d.startsWith(p)));
         covered.set(row, yes);
       }
-      return yes;
-    };
-    for (let i = 0; i < own.length; i++) {
-      const l = own[i] as Line;
-      const row = look[i]?.diagnosis_required;
-      if (!row || isCovered(row)) continue;
+      if (yes) continue;
       hits.push({
         row,
-        line: l,
-        amountFen: l[4],
+        line: lineOfMine(i),
+        amountFen: amountOf(i),
         detail: { required_diagnoses: row.diagnoses, diagnoses: mine.diagnoses },
       });
     }
 
     // price_limit: unit price above the standard for the institution's level; at risk is the excess.
     const level = catalogs.ruleTables.levels.longest(subject.institutionId);
-    for (let i = 0; i < own.length; i++) {
-      const l = own[i] as Line;
+    for (let i = 0; i < n; i++) {
       const row = look[i]?.price_limit;
       const limit = row && level !== undefined ? row.limits[level] : undefined;
-      if (!row || limit === undefined || l[3] <= limit) continue;
+      const unit = lines[i * STRIDE + 3] as number;
+      if (!row || limit === undefined || unit <= limit) continue;
       hits.push({
         row,
-        line: l,
-        amountFen: Math.round((l[3] - limit) * l[2]),
+        line: lineOfMine(i),
+        amountFen: Math.round((unit - limit) * quantityOf(i)),
         detail: { level, limit_fen: limit },
       });
     }
@@ -355,16 +365,15 @@ export const ruleTables = defineDetector({
       min_age: r.minAge ?? null,
       max_age: r.maxAge ?? null,
     });
-    for (let i = 0; i < own.length; i++) {
-      const l = own[i] as Line;
+    for (let i = 0; i < n; i++) {
       const row = look[i]?.age_sex;
       if (!row) continue;
-      const age = ageOn(subject.birthDate, l[1]);
+      const age = ageOn(subject.birthDate, dateOf(i));
       if (outside(row, age))
         hits.push({
           row,
-          line: l,
-          amountFen: l[4],
+          line: lineOfMine(i),
+          amountFen: amountOf(i),
           detail: { target: "item", age, gender: subject.gender, allowed: allowed(row) },
         });
     }
