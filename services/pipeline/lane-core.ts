@@ -1,6 +1,7 @@
 // A lane: the engines of the partitions main gave it, and the decoding, validation and changelog
 // encoding around them. The same code runs in a worker thread (lane-thread.ts) or on main
 // (lanes.ts, FUNDGUARD_LANES=0); it does no I/O but the registry lookups of the Avro decoder.
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
@@ -30,11 +31,13 @@ export const activateSetup = (s: DetectorSetup): ActiveDetector[] =>
 /** A store's own checkpoint: its commit number and the engine's watermark then. */
 interface StoreCheckpoint {
   seq: number;
+  /** Random per commit, so a marker names this store's commit and no other's (seqs repeat across stores). */
+  id: string;
   watermark: number;
 }
 
 /** What a store notes of the changelog's confirmation of its commit. */
-const CHANGELOG_NOTE = "changelog";
+export const CHANGELOG_NOTE = "changelog";
 
 /** A logger for what main already logs (config applied, outages): a lane's copies would be noise. */
 const quiet = createLogger("lane", "silent");
@@ -84,9 +87,10 @@ export class LaneCore {
       }
       case "checkpointed": {
         const store = this.stores.get(r.partition);
-        // Only for the commit the store holds: a later one may be under way.
-        if ((store?.checkpoint() as StoreCheckpoint | undefined)?.seq === r.checkpoint.seq)
-          store?.note(CHANGELOG_NOTE, r.checkpoint);
+        // Confirmations come back in commit order, often after the next commit: each is noted, as
+        // the changelog's end a resume reads on from.
+        const noted = store?.noted(CHANGELOG_NOTE) as LocalCheckpoint | undefined;
+        if (store && (noted?.seq ?? 0) < r.checkpoint.seq) store.note(CHANGELOG_NOTE, r.checkpoint);
         return {};
       }
       case "restore": {
@@ -156,19 +160,20 @@ export class LaneCore {
       if (!store) continue;
       const seq = (this.seqOf.get(p) ?? 0) + 1;
       this.seqOf.set(p, seq);
-      const checkpoint: StoreCheckpoint = { seq, watermark: e.watermark };
+      const checkpoint: StoreCheckpoint = { seq, id: randomBytes(8).toString("hex"), watermark: e.watermark };
       store.commit(checkpoint);
-      commits.push({ partition: p, seq });
+      commits.push({ partition: p, seq, id: checkpoint.id });
     }
     return { states, commits, persons: this.persons() };
   }
 
   /**
-   * Whether a partition's store holds the state of a commit its changelog confirmed (recently
-   * enough that the log's compaction has dropped no tombstone since): then the engine carries on
-   * from it and the changelog is read from the confirmed end. Otherwise the store is emptied. A
-   * stop always leaves it resumable (its last flush is confirmed before the lanes close); a crash
-   * does where it fell between a confirmation and the next commit.
+   * Whether a partition's store may carry on: it is clean at a commit and holds a confirmation of
+   * that commit or an earlier one (recent enough that the log's compaction has dropped no tombstone
+   * since). Then the engine carries on from it, the changelog is read on from the confirmed end
+   * (re-applying entries the store already holds changes nothing) and the caller checks that the log
+   * ends at a marker of the store's commit (`stored`); a store ahead of its log is reopened empty.
+   * Otherwise the store is emptied here.
    */
   private resume(partition: number, engine: Engine, withinMs: number): LocalCheckpoint | null {
     const store = this.stores.get(partition);
@@ -177,9 +182,15 @@ export class LaneCore {
     const confirmed = store.noted(CHANGELOG_NOTE) as LocalCheckpoint | undefined;
     // Commit numbers go on from the last one, so a confirmation of an old commit never matches a new one.
     this.seqOf.set(partition, Math.max(at?.seq ?? 0, confirmed?.seq ?? 0));
-    if (at && confirmed && confirmed.seq === at.seq && Date.now() - confirmed.atMs <= withinMs) {
+    if (
+      at &&
+      confirmed &&
+      confirmed.seq <= at.seq &&
+      withinMs > 0 &&
+      Date.now() - confirmed.atMs <= withinMs
+    ) {
       engine.restoreWatermark(at.watermark);
-      return confirmed;
+      return { ...confirmed, stored: at.id };
     }
     store.clear();
     return null;

@@ -34,6 +34,11 @@ export interface LocalCheckpoint {
   end: string;
   marker: StateMarker;
   atMs: number;
+  /**
+   * From `open`: the store's own last commit (`seq` or a later one whose confirmation had not come
+   * back). The resume holds only if the changelog read from `end` ends at a marker of this commit.
+   */
+  stored?: string;
 }
 
 export interface LaneSetup {
@@ -107,7 +112,7 @@ export interface BatchResult {
 export interface StateResult {
   states: EncodedState[];
   /** The local stores' commits of this state, by partition (none without local state). */
-  commits: { partition: number; seq: number }[];
+  commits: { partition: number; seq: number; id: string }[];
   persons: number;
 }
 

@@ -129,6 +129,8 @@ export interface StateMarker {
   version: number;
   /** Topic output: the suspects-topic offset of the partition before this flush's suspects (or lower). */
   suspects?: string;
+  /** A worker with a local store: the id of the store's commit that holds the state this marker ends. */
+  commit?: string;
 }
 
 export function markerMessage(partition: number, marker: StateMarker): OutMessage {

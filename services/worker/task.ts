@@ -232,10 +232,31 @@ export class WorkerTask {
       );
       const t0 = Date.now();
       const { markers, records } = await restoreState(this.restoring, fresh, resumed);
+      // A store the changelog does not end with (it committed, then the process died before the log
+      // had that commit) holds state no log has: that partition is reopened empty and read whole.
+      const ahead = [...resumed].filter(([p, at]) => markers.get(p)?.commit !== at.stored).map(([p]) => p);
+      let reread = 0;
+      if (ahead.length > 0) {
+        await Promise.all(ahead.map((p) => (fresh.get(p) as Lane).open([p], 0)));
+        const again = await restoreState(
+          this.restoring,
+          new Map(ahead.map((p) => [p, fresh.get(p) as Lane])),
+          new Map(),
+        );
+        for (const [p, m] of again.markers) markers.set(p, m);
+        for (const p of ahead) resumed.delete(p);
+        reread = again.records;
+      }
       for (const [p, m] of markers) if (m.suspects) this.suspectsEnd.set(p, m.suspects);
-      this.stats.restoredPersons += records;
+      this.stats.restoredPersons += records + reread;
       this.o.log.info(
-        { partitions: missing, resumed: [...resumed.keys()], records, ms: Date.now() - t0 },
+        {
+          partitions: missing,
+          resumed: [...resumed.keys()],
+          ahead,
+          records: records + reread,
+          ms: Date.now() - t0,
+        },
         "state restored from changelog",
       );
       for (const { change, partition } of await repairsFor(this.restoring, fresh, markers))
@@ -262,19 +283,19 @@ export class WorkerTask {
     await tick(Promise.all(this.unaccounted));
     const results = await tick(Promise.all(this.lanes.map((l) => l.state())));
     const state: OutMessage[] = [];
-    const seqs = new Map<number, number>();
+    const seqs = new Map<number, { seq: number; id: string }>();
     results.forEach((r, i) => {
       this.personsOf.set(this.lanes[i] as Lane, r.persons);
       for (const st of r.states) if (this.laneOf.has(st.partition)) state.push(...stateMessages(st));
-      for (const c of r.commits) seqs.set(c.partition, c.seq);
+      for (const c of r.commits) seqs.set(c.partition, c);
     });
     // After every group (see MARKER_KEY): the versions this flush's state accounts for.
     const localCommits: LocalCommit[] = [];
     for (const p of this.laneOf.keys()) {
-      const marker = { version: this.clock.current, suspects: this.suspectsEnd.get(p) };
+      const local = seqs.get(p);
+      const marker = { version: this.clock.current, suspects: this.suspectsEnd.get(p), commit: local?.id };
       state.push(markerMessage(p, marker));
-      const seq = seqs.get(p);
-      if (seq !== undefined) localCommits.push({ partition: p, seq, marker });
+      if (local) localCommits.push({ partition: p, seq: local.seq, marker });
     }
     const contents = {
       changes: this.changes,

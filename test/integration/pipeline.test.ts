@@ -3,8 +3,11 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DETECTORS } from "../../detectors/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import type { EngineEvent } from "../../services/engine/engine.ts";
+import { PersonState } from "../../services/engine/person-state.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { mergedEvents } from "../../services/ingest/ndjson-source.ts";
+import { CHANGELOG_NOTE } from "../../services/pipeline/lane-core.ts";
+import { LmdbPersonStore } from "../../services/state/lmdb-person-store.ts";
 import { archiveTables, writeJsArchive } from "../fixtures/archive.ts";
 import { canonical } from "../fixtures/run.ts";
 import {
@@ -75,12 +78,13 @@ describe("Kafka pipeline", () => {
   });
 
   it("a worker with its state on disk resumes from its stores after a restart, reading no changelog before their checkpoints", async () => {
+    const stateDir = tempDir("local-state");
     const env = pipelineEnv("local-state", {
       LOG_LEVEL: "info",
-      FUNDGUARD_STATE_DIR: tempDir("local-state"),
+      FUNDGUARD_STATE_DIR: stateDir,
       FUNDGUARD_STATE_CACHE_PERSONS: "600",
     });
-    const [first, second] = splitStream(files, tempDir("local-halves"), 2, 1) as [Files, Files];
+    const [first, second, third] = splitStream(files, tempDir("local-thirds"), 3, 1) as [Files, Files, Files];
     await replay(env, first);
     const a = await cli(["worker", "--until-caught-up"], env);
     expect(restoresOf(a.stderr).flatMap((r) => r.resumed)).toEqual([]);
@@ -89,6 +93,27 @@ describe("Kafka pipeline", () => {
     const resumed = restoresOf(b.stderr);
     expect(resumed.flatMap((r) => r.resumed).sort()).toEqual([0, 1, 2]);
     expect(resumed.reduce((n, r) => n + r.records, 0)).toBe(0);
+    // What a crash can leave: partition 0's store a commit past the confirmation it last noted (the
+    // changelog has that commit: it resumes, reading on from the noted end); partition 1's store a
+    // commit the changelog never got (it is reopened empty and restored whole).
+    const storeOf = (p: number) =>
+      new LmdbPersonStore({
+        path: join(stateDir, env.FUNDGUARD_GROUP as string, `p${p}`),
+        cacheSize: 10,
+        create: (id) => new PersonState(id),
+      });
+    const behind = storeOf(0);
+    behind.note(CHANGELOG_NOTE, { seq: 0, end: "0", marker: { version: 0 }, atMs: Date.now() });
+    await behind.close();
+    const ahead = storeOf(1);
+    const at = ahead.checkpoint() as { seq: number; watermark: number };
+    ahead.commit({ ...at, seq: at.seq + 1, id: "a-commit-no-changelog-has" });
+    await ahead.close();
+    await replay(env, third);
+    const c = restoresOf((await cli(["worker", "--until-caught-up"], env)).stderr);
+    expect(c.flatMap((r) => r.resumed).sort()).toEqual([0, 2]);
+    expect(c.flatMap((r) => r.ahead ?? [])).toEqual([1]);
+    expect(c.reduce((n, r) => n + r.records, 0)).toBeGreaterThan(0);
     expect(await exported(env)).toEqual(expected);
   });
 
@@ -135,9 +160,9 @@ async function expectArchiveOfFiles(env: Record<string, string>): Promise<void> 
   expect(await archiveTables(env.FUNDGUARD_DATA_DIR as string)).toEqual(js);
 }
 
-function restoresOf(log: string): { records: number; resumed: number[] }[] {
+function restoresOf(log: string): { records: number; resumed: number[]; ahead?: number[] }[] {
   return log
     .split("\n")
     .filter((l) => l.includes("state restored from changelog"))
-    .map((l) => JSON.parse(l) as { records: number; resumed: number[] });
+    .map((l) => JSON.parse(l) as { records: number; resumed: number[]; ahead?: number[] });
 }
