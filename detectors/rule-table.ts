@@ -106,7 +106,7 @@ export const RULES_DIR = "rules";
  * A lookup in loaded tables, remembered per code: tables never change once loaded, so every caller
  * gets the same answer. Bounded, since codes come from input: past 100,000 codes it starts again.
  */
-function remembered<V>(find: (code: string) => V): (code: string) => V {
+export function remembered<V>(find: (code: string) => V): (code: string) => V {
   const seen = new Map<string, V>();
   return (code) => {
     if (seen.has(code)) return seen.get(code) as V;
