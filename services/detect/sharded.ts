@@ -1,20 +1,22 @@
 // `detect` on every core: the main thread reads both files, merges them as the contract says and
-// routes each raw line by person to a shard (a worker thread with its own engine), the way the
-// Kafka path partitions by person_id. Decoding, parsing, validation and detection run in the shards.
+// routes each raw line by person to a shard (a partition of its own in a lane: a worker thread with
+// its engine, the worker's lanes), the way the Kafka path partitions by person_id. Decoding,
+// parsing, validation and detection run in the lanes.
 //
 // Each person's events reach one shard in the merged order, and the engine's result does not
 // depend on how different persons' events interleave, so the final suspects are those of one
 // engine. As for a Kafka partition, retention is measured from the newest event of the shard.
 import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
 import { DEFAULT_LIMITS, type Limits, type Suspect } from "../../schemas/index.ts";
 import type { EngineStats } from "../engine/engine.ts";
+import type { OutageListener } from "../health.ts";
 import { type LineSink, LineSplitter, openNdjson } from "../ingest/lines.ts";
 import { type BadLine, mergeByTime } from "../ingest/ndjson-source.ts";
 import { keyNeedle, peekValue } from "../ingest/peek.ts";
-import { encodeMeta, type FromShard, type Kind, type ShardSetup, type ToShard } from "./protocol.ts";
-import type { ShardEngine } from "./shard-engine.ts";
+import type { InputKind as Kind } from "../kafka/serde.ts";
+import { encodeLineMeta, type LaneSetup, lineMetaKind, lineMetaLine } from "../pipeline/lane-protocol.ts";
+import { type Lane, openLanes } from "../pipeline/lanes.ts";
 
 export interface ShardedOptions {
   settlements: string;
@@ -40,9 +42,6 @@ export interface ShardedResult {
 /** A batch's buffer, and the fill at which it is sent: lines up to the difference never need a bigger one. */
 const BATCH_BYTES = 4 << 20;
 const SEND_AT = BATCH_BYTES - (256 << 10);
-/** Batches a shard may have queued before the reader waits for it: bounds memory, keeps shards busy. */
-const MAX_IN_FLIGHT = 4;
-
 const defaultShards = () => Math.max(1, Math.min(availableParallelism(), 8));
 /** Inputs smaller than this (uncompressed, estimated) run on the main thread: a few thousand settlements. */
 const INLINE_BYTES = 8 << 20;
@@ -119,7 +118,7 @@ function route(
   let time = t && line.toString("latin1", t[0], t[1]);
   if (shardHash === undefined || time === undefined) ({ shardHash, time } = parsedRoute(line, kind));
   const timeMs = time === undefined ? Number.NaN : Date.parse(time);
-  const meta = encodeMeta(lineNo, kind);
+  const meta = encodeLineMeta(lineNo, kind);
   if (shardHash === undefined || Number.isNaN(timeMs)) {
     return { chunk, start, end, meta, timeMs: Number.NEGATIVE_INFINITY, shard: lineNo % shards };
   }
@@ -150,57 +149,30 @@ async function* routedLines(
   yield out;
 }
 
-// Compiled (dist/), a shard runs shard.js itself; from the sources it needs an entry that registers tsx.
-const SHARD_ENTRY = new URL(
-  import.meta.url.endsWith(".ts") ? "./shard-entry.js" : "./shard.js",
-  import.meta.url,
-);
+/** A lane's whole answer for its partition once every batch is in. */
+interface ShardResult {
+  suspects: Suspect[];
+  stats: EngineStats;
+  events: number;
+}
 
-/**
- * A shard: the batch it is filling, and its engine in a worker thread (with how many batches it has
- * not acknowledged yet) or, inline, on this thread.
- */
+/** A shard: the batch it is filling, and the lane (a worker thread, or inline) whose engine it feeds. */
 class Shard {
-  private readonly worker: Worker | undefined;
   private bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
   private used = 0;
   private ends: number[] = [];
   private meta: number[] = [];
-  private inFlight = 0;
-  private wake: (() => void) | undefined;
-  private failure: Error | undefined;
-  /** The thread's final answer (threads only). */
-  private readonly result: Promise<Extract<FromShard, { done: true }>> | undefined;
+  private readonly unanswered = new Set<Promise<void>>();
+  private failure: unknown;
+  private events = 0;
 
   constructor(
-    setup: ShardSetup,
+    private readonly lane: Lane,
+    /** Its partition in the lane. */
+    private readonly index: number,
+    private readonly files: Record<Kind, string>,
     private readonly onBad: (b: BadLine) => void,
-    private readonly inline?: ShardEngine,
-  ) {
-    if (inline) return;
-    const worker = new Worker(SHARD_ENTRY, { workerData: setup });
-    this.worker = worker;
-    this.result = new Promise((resolve, reject) => {
-      const fail = (err: Error) => {
-        this.failure = err;
-        this.wake?.();
-        reject(err);
-      };
-      worker.on("message", (m: FromShard) => {
-        if ("done" in m) {
-          resolve(m);
-          return;
-        }
-        for (const b of m.bad) onBad(b);
-        this.inFlight--;
-        this.wake?.();
-      });
-      worker.on("error", fail);
-      worker.on("exit", (code) => fail(new Error(`detect shard exited with code ${code}`)));
-    });
-    // Failures surface through flush/finish; this keeps an early one from being unhandled meanwhile.
-    this.result.catch(() => undefined);
-  }
+  ) {}
 
   /** Queues a line; true when the batch is full and wants a flush. */
   push(r: Routed): boolean {
@@ -215,35 +187,39 @@ class Shard {
 
   async flush(): Promise<void> {
     if (this.ends.length > 0) {
-      // A buffer of its own (allocUnsafeSlow), so it moves to the shard without a copy.
-      const bytes = this.bytes.buffer as ArrayBuffer;
-      const batch = { bytes, ends: this.ends, meta: this.meta } satisfies ToShard;
-      if (this.inline) for (const b of this.inline.lines(batch)) this.onBad(b);
-      else {
-        this.worker?.postMessage(batch, [bytes]);
-        this.inFlight++;
-      }
+      // Buffers of their own (allocUnsafeSlow, typed arrays), so they move to the lane without a copy.
+      const meta = this.meta;
+      const answered = this.lane
+        .lines(this.index, { arena: this.bytes, ends: Int32Array.from(this.ends) }, Float64Array.from(meta))
+        .then(
+          (r) => {
+            this.events += r.events;
+            for (const b of r.bad) {
+              const m = meta[b.index] as number;
+              this.onBad({ file: this.files[lineMetaKind(m)], line: lineMetaLine(m), reason: b.reason });
+            }
+          },
+          (e: unknown) => {
+            this.failure ??= e;
+          },
+        );
+      this.unanswered.add(answered);
+      void answered.finally(() => this.unanswered.delete(answered));
       this.bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
       this.used = 0;
       this.ends = [];
       this.meta = [];
     }
-    while (this.inFlight >= MAX_IN_FLIGHT && !this.failure) {
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-    }
+    await this.lane.room();
     if (this.failure) throw this.failure;
   }
 
-  async finish(): Promise<Extract<FromShard, { done: true }>> {
+  async finish(): Promise<ShardResult> {
     await this.flush();
-    this.worker?.postMessage({ end: true } satisfies ToShard);
-    return this.inline?.result() ?? (this.result as Promise<Extract<FromShard, { done: true }>>);
-  }
-
-  async terminate(): Promise<void> {
-    await this.worker?.terminate();
+    await Promise.all(this.unanswered);
+    if (this.failure) throw this.failure;
+    const { suspects, stats } = await this.lane.active([this.index]);
+    return { suspects, stats, events: this.events };
   }
 
   /** Room for a line longer than what is left. */
@@ -254,22 +230,27 @@ class Shard {
   }
 }
 
+/** detect waits out no dependency: its lanes decode no Avro. */
+const NO_OUTAGES: OutageListener = { failing: () => undefined, recovered: () => undefined };
+
 export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => void): Promise<ShardedResult> {
   const inline = o.shards === undefined && runsInline([o.settlements, o.deaths]);
   const n = o.shards ?? (inline ? 1 : defaultShards());
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`shards must be a positive integer, got ${n}`);
   const limits = o.limits ?? DEFAULT_LIMITS;
-  const setup: ShardSetup = {
-    files: { settlement: o.settlements, death: o.deaths ?? "" },
-    reference: o.reference,
-    retentionDays: o.retentionDays,
-    configs: o.configs,
+  const setup: LaneSetup = {
     limits,
+    detectors: { reference: o.reference, configs: o.configs },
+    retentionDays: o.retentionDays,
+    changelog: false,
+    changes: false,
   };
-  // Loaded only here: the threaded path keeps the detectors off the reading thread.
-  const engine = inline ? new (await import("./shard-engine.ts")).ShardEngine(setup) : undefined;
-  const shards = Array.from({ length: n }, () => new Shard(setup, onBad, engine));
+  const files: Record<Kind, string> = { settlement: o.settlements, death: o.deaths ?? "" };
+  // Inline, the one engine is on this thread (loaded only then: threads keep the detectors off it).
+  const lanes = openLanes(inline ? 0 : n, setup, NO_OUTAGES);
   try {
+    await Promise.all(lanes.map((lane, i) => lane.open([i])));
+    const shards = lanes.map((lane, i) => new Shard(lane, i, files, onBad));
     const lines = (file: string, kind: Kind) => routedLines(file, kind, n, limits.maxMessageBytes, onBad);
     const merged = mergeByTime(
       lines(o.settlements, "settlement"),
@@ -289,6 +270,6 @@ export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => vo
       stats,
     };
   } finally {
-    await Promise.all(shards.map((s) => s.terminate()));
+    await Promise.all(lanes.map((l) => l.close()));
   }
 }

@@ -1,24 +1,37 @@
 // A lane: the engines of the partitions main gave it, and the decoding, validation and changelog
 // encoding around them. The same code runs in a worker thread (lane-thread.ts) or on main
-// (lanes.ts, FUNDGUARD_LANES=0); it does no I/O but the registry lookups of the Avro decoder.
+// (lanes.ts, inline); it does no I/O but the registry lookups of the Avro decoder. What only some
+// lanes need (avsc and the registry client, LMDB) is loaded on first use, so `detect`'s lanes,
+// fed NDJSON lines, start without them.
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
-import { type ActiveDetector, activate, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
-import { Health, type OutageListener } from "../health.ts";
-import { AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
+import {
+  type ActiveDetector,
+  activate,
+  type Change,
+  Engine,
+  type EngineEvent,
+  type EngineStats,
+} from "../engine/engine.ts";
+import type { OutageListener } from "../health.ts";
+import { parseEventLine } from "../ingest/ndjson-source.ts";
+import { type Validators, validators } from "../ingest/validate.ts";
+import type { AvroSerde, InputKind } from "../kafka/serde.ts";
 import { createLogger } from "../log.ts";
-import { LmdbPersonStore } from "../state/lmdb-person-store.ts";
+import type { LmdbPersonStore } from "../state/lmdb-person-store.ts";
 import { encodeState, forEachEntry } from "../worker/changelog.ts";
 import {
+  type ActiveResult,
   type BatchResult,
   type DetectorSetup,
   type LaneRequest,
   type LaneResult,
   type LaneSetup,
   type LocalCheckpoint,
+  lineMetaKind,
   type RecordArena,
   type StateResult,
   unpackValues,
@@ -42,29 +55,27 @@ export const CHANGELOG_NOTE = "changelog";
 /** A logger for what main already logs (config applied, outages): a lane's copies would be noise. */
 const quiet = createLogger("lane", "silent");
 
+/** An Avro decoder that waits out an unreachable registry. */
+type AvroDecode = (kind: InputKind, value: Buffer) => ReturnType<AvroSerde["decode"]>;
+
 export class LaneCore {
   private readonly engines = new Map<number, Engine>();
   private readonly stores = new Map<number, LmdbPersonStore>();
   /** The last commit number of each partition's store. */
   private readonly seqOf = new Map<number, number>();
   private readonly detectors: ActiveDetector[];
-  private readonly serde: AvroSerde;
-  private readonly health: Health;
+  private avro: AvroDecode | undefined;
+  private lmdb: typeof LmdbPersonStore | undefined;
+  private validate: Validators | undefined;
   /** Requests run one at a time, in the order they came: decoding awaits the registry. */
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly setup: LaneSetup,
-    outages: OutageListener,
+    private readonly outages: OutageListener,
     private readonly signal?: AbortSignal,
   ) {
     this.detectors = activateSetup(setup.detectors);
-    // Registered by main already; the lane only reads writer schemas by id.
-    this.serde = new AvroSerde(setup.registryUrl, setup.topics, {
-      unknownWaitMs: setup.schemaWaitMs,
-      limits: setup.limits,
-    });
-    this.health = new Health({ log: quiet, policy: setup.backoff, forward: outages });
   }
 
   handle(r: LaneRequest): Promise<LaneResult> {
@@ -76,6 +87,7 @@ export class LaneCore {
   private async run(r: LaneRequest): Promise<LaneResult> {
     switch (r.op) {
       case "open": {
+        if (this.setup.state) this.lmdb ??= (await import("../state/lmdb-person-store.ts")).LmdbPersonStore;
         const resumed: (LocalCheckpoint | null)[] = [];
         for (const p of r.partitions) {
           await this.closeStore(p);
@@ -108,10 +120,12 @@ export class LaneCore {
         return {};
       case "batch":
         return this.batch(r.partition, r.kind, r.values);
+      case "lines":
+        return this.lines(r.partition, r.lines, r.meta);
       case "state":
         return this.state();
       case "active":
-        return { suspects: this.active(r.partitions) };
+        return this.active(r.partitions);
       case "config":
         applyConfigRecord(this.detectors, r.record, quiet);
         return {};
@@ -123,32 +137,78 @@ export class LaneCore {
 
   private async batch(partition: number, kind: InputKind, values: RecordArena): Promise<BatchResult> {
     const engine = this.engineOf(partition);
+    const decode = await this.avroDecoder();
     const tooLateBefore = engine.stats.tooLate;
     const changes: Change[] = [];
     const bad: BatchResult["bad"] = [];
     let i = 0;
     for (const value of unpackValues(values)) {
-      const decoded = await this.decode(kind, value);
-      if (decoded.ok) {
-        for (const c of engine.process({ kind, value: decoded.value } as EngineEvent)) changes.push(c);
-      } else bad.push({ index: i, reason: decoded.reason });
+      const decoded = await decode(kind, value);
+      if (decoded.ok) this.take(engine.process({ kind, value: decoded.value } as EngineEvent), changes);
+      else bad.push({ index: i, reason: decoded.reason });
       i++;
     }
-    return { changes, bad, tooLate: engine.stats.tooLate - tooLateBefore, persons: this.persons() };
+    const events = values.ends.length - bad.length;
+    return { changes, events, bad, tooLate: engine.stats.tooLate - tooLateBefore, persons: this.persons() };
   }
 
-  /** Most values decode without waiting: only an unreachable registry or an unknown id pays for the retry. */
-  private async decode(kind: InputKind, value: Buffer) {
-    try {
-      return await this.serde.decode(kind, value);
-    } catch (first) {
-      if (!(first instanceof RegistryUnavailableError)) throw first;
-      // The partition waits here; its batches queue behind, so main stops fetching once the lane is full.
-      return this.health.retry("registry", () => this.serde.decode(kind, value), {
-        retryable: (e) => e instanceof RegistryUnavailableError,
-        signal: this.signal,
-      });
+  private lines(partition: number, lines: RecordArena, meta: Float64Array): BatchResult {
+    const engine = this.engineOf(partition);
+    this.validate ??= validators(this.setup.limits);
+    const tooLateBefore = engine.stats.tooLate;
+    const changes: Change[] = [];
+    const bad: BatchResult["bad"] = [];
+    const bytes = Buffer.from(lines.arena.buffer, lines.arena.byteOffset, lines.arena.byteLength);
+    let events = 0;
+    for (let i = 0; i < lines.ends.length; i++) {
+      const text = bytes.toString("utf8", i === 0 ? 0 : lines.ends[i - 1], lines.ends[i]);
+      const parsed = parseEventLine(lineMetaKind(meta[i] as number), text, this.validate);
+      if (!parsed) continue;
+      if (!parsed.ok) {
+        bad.push({ index: i, reason: parsed.reason });
+        continue;
+      }
+      this.take(engine.process(parsed.value), changes);
+      events++;
     }
+    return { changes, events, bad, tooLate: engine.stats.tooLate - tooLateBefore, persons: this.persons() };
+  }
+
+  private take(decided: readonly Change[], into: Change[]): void {
+    if (this.setup.changes) for (const c of decided) into.push(c);
+  }
+
+  /**
+   * The Avro decoder, made on the first Kafka batch. Most values decode without waiting: only an
+   * unreachable registry or an unknown id pays for the retry.
+   */
+  private async avroDecoder(): Promise<AvroDecode> {
+    if (this.avro) return this.avro;
+    const avro = this.setup.avro;
+    if (!avro) throw new Error("a lane set up without Avro was sent Kafka values");
+    const [{ AvroSerde, RegistryUnavailableError }, { Health }] = await Promise.all([
+      import("../kafka/serde.ts"),
+      import("../health.ts"),
+    ]);
+    // Registered by main already; the lane only reads writer schemas by id.
+    const serde = new AvroSerde(avro.registryUrl, avro.topics, {
+      unknownWaitMs: avro.schemaWaitMs,
+      limits: this.setup.limits,
+    });
+    const health = new Health({ log: quiet, policy: avro.backoff, forward: this.outages });
+    this.avro = async (kind, value) => {
+      try {
+        return await serde.decode(kind, value);
+      } catch (first) {
+        if (!(first instanceof RegistryUnavailableError)) throw first;
+        // The partition waits here; its batches queue behind, so main stops fetching once the lane is full.
+        return health.retry("registry", () => serde.decode(kind, value), {
+          retryable: (e) => e instanceof RegistryUnavailableError,
+          signal: this.signal,
+        });
+      }
+    };
+    return this.avro;
   }
 
   private state(): StateResult {
@@ -196,10 +256,16 @@ export class LaneCore {
     return null;
   }
 
-  private active(partitions: number[]): Suspect[] {
-    const out: Suspect[] = [];
-    for (const p of partitions) for (const s of this.engines.get(p)?.activeSuspects() ?? []) out.push(s);
-    return out;
+  private active(partitions: number[]): ActiveResult {
+    const suspects: Suspect[] = [];
+    const stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
+    for (const p of partitions) {
+      const engine = this.engines.get(p);
+      if (!engine) continue;
+      for (const s of engine.activeSuspects()) suspects.push(s);
+      for (const k of Object.keys(stats) as (keyof EngineStats)[]) stats[k] += engine.stats[k];
+    }
+    return { suspects, stats };
   }
 
   private persons(): number {
@@ -219,11 +285,12 @@ export class LaneCore {
     return new Engine({
       detectors: this.detectors,
       retentionDays: this.setup.retentionDays,
-      changelog: true,
+      changelog: this.setup.changelog,
       store: local
         ? (create) => {
             const path = join(local.dir, `p${partition}`);
-            const store = new LmdbPersonStore({ path, cacheSize: local.cachePersons, create });
+            const Store = this.lmdb as typeof LmdbPersonStore;
+            const store = new Store({ path, cacheSize: local.cachePersons, create });
             this.stores.set(partition, store);
             return store;
           }

@@ -1,10 +1,10 @@
-// What the worker's main thread asks of a lane (the engines of some partitions, in a worker thread
-// or inline) and what the lane answers. Main does the I/O; a lane decodes, validates, detects and
-// encodes the changelog. A lane handles requests one at a time in the order they were sent, so a
-// flush's state request comes after every batch sent before it.
+// What a main thread (the worker's, detect's) asks of a lane (the engines of some partitions, in a
+// worker thread or inline) and what the lane answers. Main does the I/O; a lane decodes, validates,
+// detects and encodes the changelog. A lane handles requests one at a time in the order they were
+// sent, so a flush's state request comes after every batch sent before it.
 import type { Limits, Suspect } from "../../schemas/index.ts";
 import type { ConfigRecord } from "../dynamic-config/topic.ts";
-import type { Change } from "../engine/engine.ts";
+import type { Change, EngineStats } from "../engine/engine.ts";
 import type { Dependency } from "../health.ts";
 import type { InputKind, SubjectTopics } from "../kafka/serde.ts";
 import type { BackoffPolicy } from "../retry.ts";
@@ -41,17 +41,26 @@ export interface LocalCheckpoint {
   stored?: string;
 }
 
-export interface LaneSetup {
+/** What a lane needs to decode Kafka's Avro values (a lane fed NDJSON lines never loads avsc). */
+export interface AvroSetup {
   registryUrl: string;
   topics: SubjectTopics;
-  limits?: Limits;
   schemaWaitMs?: number;
-  detectors: DetectorSetup;
-  retentionDays: number;
-  /** Where the engines keep their persons (default: the heap). */
-  state?: LocalState;
   /** How an unreachable registry is waited out (the process's backoff). */
   backoff: BackoffPolicy;
+}
+
+export interface LaneSetup {
+  avro?: AvroSetup;
+  limits?: Limits;
+  detectors: DetectorSetup;
+  retentionDays?: number;
+  /** Engines record their changed state for `state` requests (a changelog or local store drains it). */
+  changelog: boolean;
+  /** Batches answer with the suspect changes they caused (`detect` asks for the active suspects at the end instead). */
+  changes: boolean;
+  /** Where the engines keep their persons (default: the heap). */
+  state?: LocalState;
 }
 
 /** Kafka values in one buffer: record i is bytes [ends[i-1] or 0, ends[i]); a null value is empty. */
@@ -74,6 +83,11 @@ export function packValues(values: readonly (Buffer | null)[]): RecordArena {
   return { arena, ends };
 }
 
+/** A line's place in its file and its kind, in one number: the line number × 2, plus 1 for a death record. */
+export const encodeLineMeta = (line: number, kind: InputKind) => line * 2 + (kind === "death" ? 1 : 0);
+export const lineMetaKind = (meta: number): InputKind => (meta % 2 === 1 ? "death" : "settlement");
+export const lineMetaLine = (meta: number) => Math.floor(meta / 2);
+
 /** The values of an arena, in order, as views into it. */
 export function* unpackValues(r: RecordArena): Generator<Buffer> {
   const bytes = Buffer.from(r.arena.buffer, r.arena.byteOffset, r.arena.byteLength);
@@ -91,6 +105,8 @@ export type LaneRequest =
   | { op: "restore"; partition: number; entries: EntryArena }
   | { op: "drop"; partitions: number[] }
   | { op: "batch"; partition: number; kind: InputKind; values: RecordArena }
+  /** NDJSON lines (UTF-8, no newline), each with its line meta (encodeLineMeta): blank ones are skipped. */
+  | { op: "lines"; partition: number; lines: RecordArena; meta: Float64Array }
   /** Every partition's state changed since the last state request, encoded for the changelog. */
   | { op: "state" }
   | { op: "active"; partitions: number[] }
@@ -99,8 +115,10 @@ export type LaneRequest =
   | { op: "close" };
 
 export interface BatchResult {
-  /** In the order the engine decided them; main gives them their versions. */
+  /** In the order the engine decided them; main gives them their versions. Empty without `changes`. */
   changes: Change[];
+  /** Events the engine processed (valid ones). */
+  events: number;
   /** Records that failed decoding or validation: their index in the batch and why. */
   bad: { index: number; reason: string }[];
   /** Events older than the retention behind the newest event, in this batch. */
@@ -116,17 +134,18 @@ export interface StateResult {
   persons: number;
 }
 
+/** The partitions' active suspects, and their engines' counts. */
+export interface ActiveResult {
+  suspects: Suspect[];
+  stats: EngineStats;
+}
+
 export interface OpenResult {
   /** Per partition opened, in order: the checkpoint its store resumed from, or null (restore it all). */
   resumed: (LocalCheckpoint | null)[];
 }
 
-export type LaneResult =
-  | BatchResult
-  | StateResult
-  | OpenResult
-  | { suspects: Suspect[] }
-  | Record<string, never>;
+export type LaneResult = BatchResult | StateResult | OpenResult | ActiveResult | Record<string, never>;
 
 /** A lane's registry wait, forwarded to the process's Health. */
 export type OutageNote =

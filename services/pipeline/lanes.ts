@@ -1,16 +1,16 @@
-// The worker's lanes, seen from its main thread: each holds the engines of some partitions, in a
-// worker thread (so one worker process uses every core) or inline on main (FUNDGUARD_LANES=0).
-// Main sends a partition's batches in fetch order and may run ahead of the lane by MAX_IN_FLIGHT
-// batches (fetching and flushing meanwhile); past that it waits, heartbeating, and fetches nothing.
+// Lanes, seen from the main thread (the worker's, detect's): each holds the engines of some
+// partitions, in a worker thread (so one process uses every core) or inline on main. Main sends a
+// partition's batches in source order and may run ahead of the lane by MAX_IN_FLIGHT batches
+// (fetching and flushing meanwhile); past that it waits (the worker heartbeating) and reads nothing.
 import { availableParallelism } from "node:os";
 import { type TransferListItem, Worker } from "node:worker_threads";
-import type { Suspect } from "../../schemas/index.ts";
 import type { ConfigRecord } from "../dynamic-config/topic.ts";
 import type { OutageListener } from "../health.ts";
 import type { InputKind } from "../kafka/serde.ts";
 import type { EntryArena } from "../worker/changelog.ts";
-import { LaneCore } from "./lane-core.ts";
+import type { LaneCore } from "./lane-core.ts";
 import {
+  type ActiveResult,
   type BatchResult,
   type FromLane,
   type LaneRequest,
@@ -19,6 +19,7 @@ import {
   type LocalCheckpoint,
   type OpenResult,
   packValues,
+  type RecordArena,
   type StateResult,
 } from "./lane-protocol.ts";
 
@@ -40,7 +41,7 @@ const LANE_ENTRY = new URL(
 /** The buffers a request or result owns, moved rather than copied across threads. */
 export function transferablesOf(x: LaneRequest | LaneResult): TransferListItem[] {
   const out: TransferListItem[] = [];
-  const own = (a: Uint8Array | Int32Array) => {
+  const own = (a: ArrayBufferView) => {
     // Only a whole buffer moves: a view into a shared pool (Buffer's) would take the pool with it.
     if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !out.includes(a.buffer as ArrayBuffer))
       out.push(a.buffer as ArrayBuffer);
@@ -54,6 +55,10 @@ export function transferablesOf(x: LaneRequest | LaneResult): TransferListItem[]
     if (x.op === "batch") {
       own(x.values.arena);
       own(x.values.ends);
+    } else if (x.op === "lines") {
+      own(x.lines.arena);
+      own(x.lines.ends);
+      own(x.meta);
     } else if (x.op === "restore") arena(x.entries);
   } else if ("states" in x) for (const s of x.states) arena(s);
   return out;
@@ -63,7 +68,8 @@ export class Lane {
   /** Partitions whose engines this lane holds. */
   readonly partitions = new Set<number>();
   private readonly worker: Worker | undefined;
-  private readonly inline: LaneCore | undefined;
+  /** An inline lane's core, loaded on first use (a threaded lane's detectors stay off main). */
+  private readonly inline: Promise<LaneCore> | undefined;
   private readonly pending = new Map<number, { resolve(r: LaneResult): void; reject(e: Error): void }>();
   private nextId = 0;
   private inFlight = 0;
@@ -74,7 +80,9 @@ export class Lane {
 
   constructor(setup: LaneSetup, outages: OutageListener, o: { thread: boolean }) {
     if (!o.thread) {
-      this.inline = new LaneCore(setup, outages, this.stopping.signal);
+      this.inline = import("./lane-core.ts").then(
+        (m) => new m.LaneCore(setup, outages, this.stopping.signal),
+      );
       return;
     }
     const worker = new Worker(LANE_ENTRY, { workerData: setup });
@@ -119,11 +127,22 @@ export class Lane {
     this.request({ op: "drop", partitions }).catch(() => undefined);
   }
 
-  /** Sends a batch; the promise is its result. Call `room()` before the next. */
+  /** Sends a batch of Kafka values; the promise is its result. Call `room()` before the next. */
   batch(partition: number, kind: InputKind, values: readonly (Buffer | null)[]): Promise<BatchResult> {
+    return this.counted({ op: "batch", partition, kind, values: packValues(values) });
+  }
+
+  /**
+   * Sends NDJSON lines (their buffers move to the lane: the caller must not touch them again); the
+   * promise is the batch's result. Call `room()` before the next.
+   */
+  lines(partition: number, lines: RecordArena, meta: Float64Array): Promise<BatchResult> {
+    return this.counted({ op: "lines", partition, lines, meta });
+  }
+
+  private counted(request: LaneRequest): Promise<BatchResult> {
     this.inFlight++;
-    const done = this.request({ op: "batch", partition, kind, values: packValues(values) });
-    return (done as Promise<BatchResult>).finally(() => {
+    return (this.request(request) as Promise<BatchResult>).finally(() => {
       this.inFlight--;
       this.wake();
     });
@@ -139,8 +158,8 @@ export class Lane {
     return this.request({ op: "state" }) as Promise<StateResult>;
   }
 
-  async active(partitions: number[]): Promise<Suspect[]> {
-    return ((await this.request({ op: "active", partitions })) as { suspects: Suspect[] }).suspects;
+  active(partitions: number[]): Promise<ActiveResult> {
+    return this.request({ op: "active", partitions }) as Promise<ActiveResult>;
   }
 
   config(record: ConfigRecord): void {
@@ -164,7 +183,7 @@ export class Lane {
 
   private request(request: LaneRequest): Promise<LaneResult> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.inline) return this.inline.handle(request);
+    if (this.inline) return this.inline.then((core) => core.handle(request));
     const id = this.nextId++;
     const worker = this.worker as Worker;
     return new Promise((resolve, reject) => {

@@ -140,7 +140,9 @@ export async function repairsFor(
             const lane = fresh.get(p) as Lane;
             byLane.set(lane, [...(byLane.get(lane) ?? []), p]);
           }
-          return (await Promise.all([...byLane].map(([lane, ps]) => lane.active(ps)))).flat();
+          return (
+            await Promise.all([...byLane].map(async ([lane, ps]) => (await lane.active(ps)).suspects))
+          ).flat();
         },
         floor,
         detectors: c.detectors,

@@ -118,17 +118,21 @@ export class WorkerTask {
   constructor(private readonly o: TaskOptions) {
     this.stats = o.stats;
     const setup: LaneSetup = {
-      registryUrl: o.registryUrl,
-      topics: { settlements: o.topics.settlements, deaths: o.topics.deaths, suspects: o.topics.suspects },
+      avro: {
+        registryUrl: o.registryUrl,
+        topics: { settlements: o.topics.settlements, deaths: o.topics.deaths, suspects: o.topics.suspects },
+        schemaWaitMs: o.schemaWaitMs,
+        backoff: DEFAULT_BACKOFF,
+      },
       limits: o.limits,
-      schemaWaitMs: o.schemaWaitMs,
       detectors: {
         reference: o.reference,
         configs: Object.fromEntries(o.active.map((a) => [a.detector.id, a.ctx.config])),
       },
       retentionDays: o.retentionDays,
+      changelog: true,
+      changes: true,
       state: o.state,
-      backoff: DEFAULT_BACKOFF,
     };
     this.lanes = openLanes(o.lanes, setup, o.health);
     o.log.info({ lanes: this.lanes.length, threads: o.lanes > 0 }, "lanes started");
