@@ -7,6 +7,7 @@ import {
   type PersonView,
   type SettlementRecord,
   STAY_LABELS,
+  sharedText,
   stayEvidence,
 } from "./sdk.ts";
 
@@ -14,20 +15,26 @@ import {
  * A billed line reduced to what makes two lines "the same" (item, date, quantity and unit
  * price, joined into one key) plus what the evidence shows.
  */
-type Fingerprint = [key: string, line_no: number, amount_fen: number, item_name: string];
+type Fingerprint = [key: string, line_no: number, amount_fen: number, item_name?: string];
 const SEP = "\u0001";
 
 /**
  * What is retained per settlement: a 53-bit hash per line for matching, and the lines as one
  * JSON string, parsed only when hashes match. Lines of every retained settlement are the
- * engine's largest state; two objects per settlement instead of several per line keep it
+ * engine's largest state; a few objects per settlement instead of several per line keep it
  * cheap for the garbage collector. Matches are confirmed on the full key, so a hash
  * collision never makes a finding. The key holds the service date, so two settlements can only
  * share a line where their ranges of service dates meet: most pairs are ruled out by two compares.
  */
 interface LineFacts {
   hashes: number[];
+  /**
+   * The fingerprints without their names: ASCII, so V8 keeps the string at a byte a character (one
+   * Chinese name in it would double the whole). State written before names were apart has them in.
+   */
   lines: string;
+  /** Each line's item name, one shared copy per distinct name. */
+  names?: string[];
   /** Earliest and latest service date (absent in state written before they were kept). */
   first?: string;
   last?: string;
@@ -68,7 +75,14 @@ function lineOf([key, line_no, amount_fen, item_name]: Fingerprint) {
 const lineFacts = (s: SettlementRecord) => s.facts.duplicate_billing as LineFacts | undefined;
 const fingerprints = (s: SettlementRecord): Fingerprint[] => {
   const f = lineFacts(s);
-  return f ? (JSON.parse(f.lines) as Fingerprint[]) : [];
+  if (!f) return [];
+  const lines = JSON.parse(f.lines) as Fingerprint[];
+  const names = f.names;
+  if (names)
+    lines.forEach((l, i) => {
+      l[3] = names[i];
+    });
+  return lines;
 };
 
 /** Tests other settlements for a line in common with one settlement's lines. */
@@ -171,7 +185,6 @@ export const duplicateBilling = defineDetector({
         `${i.item_code}${SEP}${i.service_date}${SEP}${i.quantity}${SEP}${i.unit_price_fen}`,
         i.line_no,
         i.amount_fen,
-        i.item_name,
       ],
     );
     let first = s.items[0]?.service_date as string;
@@ -180,7 +193,13 @@ export const duplicateBilling = defineDetector({
       if (i.service_date < first) first = i.service_date;
       if (i.service_date > last) last = i.service_date;
     }
-    return { hashes: lines.map((l) => hash53(l[0])), lines: JSON.stringify(lines), first, last };
+    return {
+      hashes: lines.map((l) => hash53(l[0])),
+      lines: JSON.stringify(lines),
+      names: s.items.map((i) => sharedText(i.item_name)),
+      first,
+      last,
+    };
   },
   affected(changed, person) {
     const probe = new LineProbe(lineFacts(changed));

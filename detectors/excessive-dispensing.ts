@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { addDays } from "./dates.ts";
-import { bySettledAt, defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
+import { bySettledAt, defineDetector, type Finding, type SettlementRecord, sharedText } from "./sdk.ts";
 
 /** One drug's units on one service date of a settlement: [item_code, service_date, quantity, amount_fen, item_name]. */
 type DrugDay = [code: string, date: string, quantity: number, amountFen: number, name: string];
@@ -41,7 +41,14 @@ export const excessiveDispensing = defineDetector({
       if (d) {
         d[2] += i.quantity;
         d[3] += i.amount_fen;
-      } else days.set(key, [i.item_code, i.service_date, i.quantity, i.amount_fen, i.item_name]);
+      } else
+        days.set(key, [
+          sharedText(i.item_code),
+          sharedText(i.service_date),
+          i.quantity,
+          i.amount_fen,
+          sharedText(i.item_name),
+        ]);
     }
     return days.size > 0 ? [...days.values()] : undefined;
   },

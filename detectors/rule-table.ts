@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import type { Severity } from "../schemas/index.ts";
 import { PrefixIndex } from "./prefix-index.ts";
+import { remembered } from "./sdk.ts";
 
 export const RULE_KINDS = [
   "quantity_limit",
@@ -102,20 +103,6 @@ export interface RestatedCatalog {
 
 export const RULES_DIR = "rules";
 
-/**
- * A lookup in loaded tables, remembered per code: tables never change once loaded, so every caller
- * gets the same answer. Bounded, since codes come from input: past 100,000 codes it starts again.
- */
-export function remembered<V>(find: (code: string) => V): (code: string) => V {
-  const seen = new Map<string, V>();
-  return (code) => {
-    if (seen.has(code)) return seen.get(code) as V;
-    const v = find(code);
-    if (seen.size >= 100_000) seen.clear();
-    seen.set(code, v);
-    return v;
-  };
-}
 export const LEVELS_FILE = "institution-levels.csv";
 
 class RowError extends Error {

@@ -1,16 +1,9 @@
 import { z } from "zod";
 import type { Severity } from "../schemas/index.ts";
 import { addDays, ageOn } from "./dates.ts";
-import {
-  type ItemRows,
-  type RowOf,
-  type RuleRow,
-  type RuleTable,
-  type RuleTables,
-  remembered,
-} from "./rule-table.ts";
+import type { ItemRows, RowOf, RuleRow, RuleTable, RuleTables } from "./rule-table.ts";
 import { ruleTableScheme } from "./rule-table-scheme.ts";
-import { bySettledAt, defineDetector, type Finding, type SettlementRecord } from "./sdk.ts";
+import { bySettledAt, defineDetector, type Finding, type SettlementRecord, sharedText } from "./sdk.ts";
 
 /** A line that some row of some loaded version may judge: [code, date, quantity, unit price, amount, line_no, name]. */
 type Line = [
@@ -43,9 +36,6 @@ const lineAt = (lines: readonly (string | number)[], k: number): Line => lines.s
 /** Whether some line of `f` may be dated within [from, to]. */
 const reaches = (f: RuleFacts | undefined, from: string, to: string): f is RuleFacts =>
   f !== undefined && f.lines.length > 0 && f.first <= to && f.last >= from;
-
-/** One string object per distinct code, date and name kept: they repeat across settlements by the thousand. */
-const shared = remembered((text: string) => text);
 
 const RANK: Record<Severity, number> = { REMIND: 0, WARN: 1, BLOCK: 2 };
 
@@ -216,13 +206,13 @@ export const ruleTables = defineDetector({
       if (first === "" || date < first) first = date;
       if (date > last) last = date;
       lines.push(
-        shared(i.item_code),
-        shared(date),
+        sharedText(i.item_code),
+        sharedText(date),
         i.quantity,
         i.unit_price_fen,
         i.amount_fen,
         i.line_no,
-        shared(i.item_name),
+        sharedText(i.item_name),
       );
     }
     if (lines.length === 0 && !s.diagnoses.some((d) => t.relevantDiagnosis(d.code))) return undefined;

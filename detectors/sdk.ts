@@ -152,6 +152,27 @@ export function defineDetector<C, F>(detector: Detector<C, F>): Detector<C, F> {
   return detector;
 }
 
+/**
+ * A function of a code, remembered per code: for lookups in data that never changes once loaded, so
+ * every caller gets the same answer. Bounded, since codes come from input: past 100,000 it starts again.
+ */
+export function remembered<V>(find: (code: string) => V): (code: string) => V {
+  const seen = new Map<string, V>();
+  return (code) => {
+    if (seen.has(code)) return seen.get(code) as V;
+    const v = find(code);
+    if (seen.size >= 100_000) seen.clear();
+    seen.set(code, v);
+    return v;
+  };
+}
+
+/**
+ * One copy of each distinct text a detector keeps in its facts: codes, dates and names repeat across
+ * a population's settlements, so retained state holds a reference where it would hold a copy.
+ */
+export const sharedText = remembered((text: string) => text);
+
 /** Total order of settlements used wherever a rule says "first" or "earlier": settled_at, then id. */
 export function bySettledAt(a: SettlementRecord, b: SettlementRecord): number {
   return a.settledAtMs - b.settledAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

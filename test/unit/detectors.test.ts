@@ -224,6 +224,40 @@ describe("duplicate_billing", () => {
     expect(found).toContain("upsert:duplicate_line");
   });
 
+  it("duplicate_line: state kept with the item names inside its lines gives the same evidence", () => {
+    const first = dupLine("2025-03-01T09:00:00+08:00");
+    const second = dupLine("2025-03-02T09:00:00+08:00");
+    const evidence = (e: Engine) =>
+      e.process(asEvent(second)).find((c) => c.suspect.rule === "duplicate_line")?.suspect.evidence;
+    const fresh = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
+    fresh.process(asEvent(first));
+    const expected = evidence(fresh);
+    expect(JSON.stringify(expected)).toContain("血常规");
+
+    const a = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs()),
+      changelog: true,
+    });
+    a.process(asEvent(first));
+    const b = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
+    let rewritten = 0;
+    for (const { key, value } of a.takeDirty()) {
+      const facts = (value as { facts?: { duplicate_billing?: { lines: string; names?: string[] } } } | null)
+        ?.facts;
+      const dup = facts?.duplicate_billing;
+      if (dup?.names) {
+        const names = dup.names;
+        dup.lines = JSON.stringify((JSON.parse(dup.lines) as unknown[][]).map((l, i) => [...l, names[i]]));
+        delete dup.names;
+        rewritten++;
+      }
+      b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
+    }
+    expect(rewritten).toBe(1);
+    expect(evidence(b)).toEqual(expected);
+  });
+
   it("overlapping_stays: the later stay is the suspect; a TRANSFER out and admission elsewhere the same day is not", () => {
     const a = stay("2025-04-01", "2025-04-10");
     const b = stay("2025-04-05", "2025-04-12", { institution_id: "H34150200999" });
