@@ -138,7 +138,7 @@ export interface CheckRouteOptions {
   detectors: ActiveDetector[];
   retentionDays: number;
   /** The live engine's what-if, where this process holds the engines: no archive read. */
-  onEngine?: (s: Settlement) => CheckAnswer;
+  onEngine?: (s: Settlement) => Promise<CheckAnswer>;
   limits: Limits;
   authorize(req: FastifyRequest): void;
   audited(req: FastifyRequest, filters: Record<string, unknown>, rows: number): void;
@@ -168,7 +168,7 @@ export function registerCheckRoute<L extends FastifyBaseLogger>(
       const p = proposedSettlement(req.body, validator);
       if ("issues" in p) throw o.fail(400, "bad_request", "invalid settlement", { issues: p.issues });
       const s = p.settlement;
-      const answer = o.onEngine ? o.onEngine(s) : await fromArchive(s, req);
+      const answer = await (o.onEngine ? o.onEngine(s) : fromArchive(s, req));
       o.audited(
         req,
         {

@@ -71,7 +71,7 @@ export interface BuildServerOptions {
    * A live engine's what-if for /check, where this process holds the engines (embedded mode);
    * without one, /check replays the person's archived evidence.
    */
-  checkOnEngine?: (s: Settlement) => CheckAnswer;
+  checkOnEngine?: (s: Settlement) => Promise<CheckAnswer>;
   /** Where /ingest puts accepted records; without one, /ingest answers 503. Closed with the server. */
   ingest?: IngestDestination;
   /** The contract's input limits for /check and /ingest records (default DEFAULT_LIMITS). */

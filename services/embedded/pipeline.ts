@@ -1,14 +1,26 @@
-// The embedded pipeline: the same engine as the Kafka workers, one per partition of an
-// in-process log, writing suspects and the settlement archive to the store, committing
-// offsets only after the store has the round. The archive takes the input lines as they are.
+// The embedded pipeline: the engines of an in-process log's partitions on lanes, as a Kafka
+// worker's (pipeline/lanes.ts: worker threads, or inline), writing suspects and the settlement
+// archive to the store, committing offsets only after the store has the round. The archive takes
+// the input lines as they are, and the lanes read the same bytes.
 import type { Settlement } from "../../schemas/index.ts";
-import { type CheckAnswer, checkOnEngine } from "../engine/check.ts";
-import { type ActiveDetector, type Change, Engine, type EngineEvent } from "../engine/engine.ts";
+import type { CheckAnswer } from "../engine/check.ts";
+import type { ActiveDetector, Change, EngineEvent } from "../engine/engine.ts";
+import type { OutageListener } from "../health.ts";
+import { activateSetup } from "../pipeline/lane-core.ts";
+import {
+  type DetectorSetup,
+  encodeLineMeta,
+  type LaneSetup,
+  type RecordArena,
+} from "../pipeline/lane-protocol.ts";
+import { type Lane, openLanes } from "../pipeline/lanes.ts";
 import { VersionClock } from "../pipeline/version-clock.ts";
 import { type ArchiveFallback, type ArchiveRecord, ndjsonArchiveBytes, type Store } from "../store/index.ts";
 import { InProcessLog } from "./log.ts";
 
 export const EMBEDDED_GROUP = "embedded";
+/** The in-process log's partitions (so at most this many lanes). */
+export const EMBEDDED_PARTITIONS = 6;
 
 export interface PipelineStats {
   events: number;
@@ -20,6 +32,8 @@ export interface PipelineStats {
 export interface PipelineOptions {
   partitions?: number;
   retentionDays?: number;
+  /** Lanes in worker threads (FUNDGUARD_LANES, see laneCount); 0 or absent: one lane on this thread. */
+  lanes?: number;
   /** Told of each table whose raw lines ClickHouse refused as data (they went in as JS rows). */
   onArchiveFallback?: (f: ArchiveFallback) => void;
   /** Told of the suspect changes of each round once the store has them. */
@@ -35,9 +49,34 @@ interface Unwritten {
   commits: [number, number][];
 }
 
+/** The embedded engines decode no Avro: nothing to wait out. */
+const NO_OUTAGES: OutageListener = { failing: () => undefined, recovered: () => undefined };
+
+/** Records' lines (an archive record's bytes are its line and a newline) in one arena for a lane, newlines left out. */
+function linesOf(records: readonly { event: EngineEvent; raw: Uint8Array }[]): {
+  lines: RecordArena;
+  meta: Float64Array;
+} {
+  let bytes = 0;
+  for (const r of records) bytes += r.raw.length - 1;
+  const arena = Buffer.allocUnsafeSlow(bytes);
+  const ends = new Int32Array(records.length);
+  const meta = new Float64Array(records.length);
+  let at = 0;
+  records.forEach((r, i) => {
+    arena.set(r.raw.subarray(0, r.raw.length - 1), at);
+    at += r.raw.length - 1;
+    ends[i] = at;
+    // The lane reports a bad line by its index: no line number is of use here.
+    meta[i] = encodeLineMeta(i, r.event.kind);
+  });
+  return { lines: { arena, ends }, meta };
+}
+
 export class EmbeddedPipeline {
   readonly log: InProcessLog<ArchiveRecord>;
-  private readonly engines: Engine[];
+  private readonly lanes: Lane[];
+  private readonly opened: Promise<unknown>;
   private readonly clock = new VersionClock();
   private readonly onArchiveFallback: ((f: ArchiveFallback) => void) | undefined;
   private readonly onStored: ((changes: readonly Change[]) => void) | undefined;
@@ -45,34 +84,54 @@ export class EmbeddedPipeline {
   /** Event-time span of the engines' retained state. */
   readonly retentionDays: number;
   /**
-   * A round the engines processed but the store refused: written again before anything else, so
-   * its suspects are not lost (the engines, already past it, would call a re-read a duplicate).
+   * Rounds the engines processed whose store writes have not succeeded yet, oldest first: written
+   * before anything else, so no suspect is lost (the engines, already past them, would call a
+   * re-read a duplicate). The lanes work on the next round while one is written.
    */
-  private unwritten: Unwritten | undefined;
+  private readonly unwritten: Unwritten[] = [];
+  /** Per partition, the offset up to which events went to the engines (ahead of the committed one). */
+  private readonly sent = new Map<number, number>();
   private running: Promise<void> = Promise.resolve();
   private queued: Promise<void> | undefined;
 
+  /** The engines' detectors with their config (the check route evaluates with the same). */
+  readonly detectors: ActiveDetector[];
+
   constructor(
     private readonly store: Store,
-    /** The engines' detectors with their config (the check route evaluates with the same). */
-    readonly detectors: ActiveDetector[],
+    /** The registry's detectors with these catalogs and configs, here and on the lanes. */
+    detectors: DetectorSetup = {},
     o: PipelineOptions = {},
   ) {
-    const partitions = o.partitions ?? 6;
+    const partitions = o.partitions ?? EMBEDDED_PARTITIONS;
     this.retentionDays = o.retentionDays ?? 400;
     this.log = new InProcessLog("events", partitions);
-    this.engines = Array.from(
-      { length: partitions },
-      () => new Engine({ detectors, retentionDays: this.retentionDays }),
+    this.detectors = activateSetup(detectors);
+    const setup: LaneSetup = {
+      detectors,
+      retentionDays: this.retentionDays,
+      changelog: false,
+      changes: true,
+    };
+    this.lanes = openLanes(Math.min(o.lanes ?? 0, partitions), setup, NO_OUTAGES);
+    this.opened = Promise.all(
+      this.lanes.map((lane, i) =>
+        lane.open(Array.from({ length: partitions }, (_, p) => p).filter((p) => p % this.lanes.length === i)),
+      ),
     );
     this.onArchiveFallback = o.onArchiveFallback;
     this.onStored = o.onStored;
   }
 
+  private laneOf(partition: number): Lane {
+    return this.lanes[partition % this.lanes.length] as Lane;
+  }
+
   /** /check's what-if on the engine that owns the person, over what it has processed. */
-  check(proposed: Settlement): CheckAnswer {
-    const engine = this.engines[this.log.partitionOf(proposed.person_id)] as Engine;
-    return checkOnEngine(proposed, engine, this.detectors);
+  async check(proposed: Settlement): Promise<CheckAnswer> {
+    await this.opened;
+    const p = this.log.partitionOf(proposed.person_id);
+    return this.laneOf(p).check(p, proposed);
   }
 
   /** `line`: the valid NDJSON line the event was read from (without its newline). */
@@ -81,11 +140,22 @@ export class EmbeddedPipeline {
   }
 
   /**
-   * Gives the engine that owns the person an event the store already has (state rebuilt after a
+   * Gives the engines that own the persons events the store already has (state rebuilt after a
    * restart): nothing is published, written or committed, and the changes are dropped.
    */
-  restore(event: EngineEvent): void {
-    (this.engines[this.log.partitionOf(event.value.person_id)] as Engine).process(event);
+  async restore(events: readonly EngineEvent[]): Promise<void> {
+    await this.opened;
+    const byPartition = new Map<number, ArchiveRecord[]>();
+    for (const event of events) {
+      const p = this.log.partitionOf(event.value.person_id);
+      let records = byPartition.get(p);
+      if (!records) {
+        records = [];
+        byPartition.set(p, records);
+      }
+      records.push({ event, raw: ndjsonArchiveBytes(JSON.stringify(event.value), event.value) });
+    }
+    await Promise.all([...byPartition].map(([p, records]) => this.send(p, records)));
   }
 
   /**
@@ -111,13 +181,27 @@ export class EmbeddedPipeline {
    * callers use process().
    */
   async drain(batchSize = 5_000, onProgress?: (done: number, total: number) => void): Promise<void> {
+    await this.opened;
     const total = this.stats.events + this.log.lag(EMBEDDED_GROUP);
     for (;;) {
-      const round = this.unwritten ?? this.read(batchSize);
-      if (!round) return;
-      this.unwritten = round;
-      await this.write(round);
-      this.unwritten = undefined;
+      if (this.unwritten.length === 0) {
+        const first = await this.read(batchSize);
+        if (!first) return;
+        this.unwritten.push(first);
+      }
+      const round = this.unwritten[0] as Unwritten;
+      const ahead =
+        this.unwritten.length === 1
+          ? this.read(batchSize).then((next) => {
+              if (next) this.unwritten.push(next);
+            })
+          : undefined;
+      const written = this.write(round);
+      // Both settled before either failure is thrown: a round the engines processed is kept to write.
+      await Promise.allSettled([written, ahead]);
+      await written;
+      await ahead;
+      this.unwritten.shift();
       for (const [p, offset] of round.commits) this.log.commit(EMBEDDED_GROUP, p, offset);
       this.stats.events += round.records.length;
       this.stats.changes += round.changes.length;
@@ -126,23 +210,41 @@ export class EmbeddedPipeline {
     }
   }
 
+  /** Closes the lanes (their threads); the last call. */
+  async close(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.close()));
+  }
+
   /** The next round of every partition's uncommitted events, through its engine; undefined when none. */
-  private read(batchSize: number): Unwritten | undefined {
-    const round: Unwritten = { records: [], changes: [], versions: [], commits: [] };
-    for (let p = 0; p < this.engines.length; p++) {
-      const from = this.log.committedOffset(EMBEDDED_GROUP, p);
+  private async read(batchSize: number): Promise<Unwritten | undefined> {
+    const batches: { p: number; from: number; batch: ArchiveRecord[] }[] = [];
+    for (let p = 0; p < this.log.partitionCount; p++) {
+      const from = this.sent.get(p) ?? this.log.committedOffset(EMBEDDED_GROUP, p);
       const batch = this.log.read(p, from, batchSize);
       if (batch.length === 0) continue;
-      const engine = this.engines[p] as Engine;
-      for (const r of batch) {
-        round.records.push(r);
-        for (const c of engine.process(r.event)) round.changes.push(c);
-      }
+      batches.push({ p, from, batch });
+      this.sent.set(p, from + batch.length);
+    }
+    if (batches.length === 0) return undefined;
+    // Every lane at once; the changes taken in partition order, so versions do not depend on timing.
+    const changes = await Promise.all(batches.map(({ p, batch }) => this.send(p, batch)));
+    const round: Unwritten = { records: [], changes: changes.flat(), versions: [], commits: [] };
+    for (const { p, from, batch } of batches) {
+      for (const r of batch) round.records.push(r);
       round.commits.push([p, from + batch.length]);
     }
-    if (round.records.length === 0) return undefined;
     round.versions = round.changes.map(() => this.clock.next());
     return round;
+  }
+
+  /** A partition's records through its engine: the changes they made. */
+  private async send(partition: number, records: readonly ArchiveRecord[]): Promise<Change[]> {
+    const { lines, meta } = linesOf(records);
+    const r = await this.laneOf(partition).lines(partition, lines, meta);
+    // Published events were validated on the way in: a line the lane refuses is a bug, not input.
+    const [bad] = r.bad;
+    if (bad) throw new Error(`the embedded engine refused a published event: ${bad.reason}`);
+    return r.changes;
   }
 
   private async write(round: Unwritten): Promise<void> {

@@ -24,6 +24,9 @@ async function* timed<R>(rows: AsyncIterable<R>, toEvent: (r: R) => EngineEvent)
   }
 }
 
+/** Events handed to the engines at a time. */
+const RESTORE_BATCH = 5_000;
+
 /** Replays the archive into the pipeline's engines; returns the events replayed. */
 export async function restoreFromArchive(store: Store, pipeline: EmbeddedPipeline): Promise<number> {
   const settlements = store.stream<SettlementReadRow>(
@@ -37,12 +40,17 @@ export async function restoreFromArchive(store: Store, pipeline: EmbeddedPipelin
     {},
   );
   let n = 0;
+  let batch: EngineEvent[] = [];
   for await (const { event } of mergeByTime(
     timed(settlements, (r): EngineEvent => ({ kind: "settlement", value: settlementFromRow(r) })),
     timed(deaths, (r): EngineEvent => ({ kind: "death", value: deathFromRow(r) })),
   )) {
-    pipeline.restore(event);
+    batch.push(event);
     n++;
+    if (batch.length < RESTORE_BATCH) continue;
+    await pipeline.restore(batch);
+    batch = [];
   }
+  await pipeline.restore(batch);
   return n;
 }

@@ -4,18 +4,17 @@
 // trickle keeps flowing through the same log (live.ts), and /ingest writes to it too.
 import { chmodSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Limits } from "../../schemas/limits.ts";
 import type { SuspectFeed } from "../api/stream.ts";
 import { limitsOf, loadEnv } from "../config/env.ts";
 import { ensurePrivateDir } from "../config/private-fs.ts";
-import { activate } from "../engine/engine.ts";
 import { DEFAULTS, generate } from "../generate/generate.ts";
 import { type BadLine, mergedEvents } from "../ingest/ndjson-source.ts";
 import { createLogger } from "../log.ts";
+import { laneCount } from "../pipeline/lanes.ts";
 import { chdbConfig, openStore, type Store } from "../store/index.ts";
 import { LiveTrickle, liveOrigin } from "./live.ts";
-import { EmbeddedPipeline } from "./pipeline.ts";
+import { EMBEDDED_PARTITIONS, EmbeddedPipeline } from "./pipeline.ts";
 import { restoreFromArchive } from "./restore.ts";
 import { serveEmbedded } from "./serve.ts";
 
@@ -33,17 +32,22 @@ export interface StartOptions {
 /** The embedded pipeline with start's detectors and catalogs; archive fallbacks are said. */
 export function startPipeline(
   store: Store,
-  o: { reference?: string | undefined },
+  o: { reference?: string | undefined; lanes?: number },
   say: (s: string) => void,
   onStored?: () => void,
 ): EmbeddedPipeline {
-  return new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs(o.reference)), {
-    onArchiveFallback: (f) =>
-      say(
-        `warning: ClickHouse refused the archive's lines as data, written as JS rows instead: ${f.message}`,
-      ),
-    ...(onStored ? { onStored } : {}),
-  });
+  return new EmbeddedPipeline(
+    store,
+    { reference: o.reference },
+    {
+      lanes: o.lanes ?? 0,
+      onArchiveFallback: (f) =>
+        say(
+          `warning: ClickHouse refused the archive's lines as data, written as JS rows instead: ${f.message}`,
+        ),
+      ...(onStored ? { onStored } : {}),
+    },
+  );
 }
 
 async function hasSuspects(store: Store): Promise<boolean> {
@@ -98,7 +102,8 @@ export async function startCommand(o: StartOptions): Promise<void> {
   const limits = limitsOf(env);
   let feed: SuspectFeed | undefined;
   // /stream hears of each stored round at once, instead of at its next poll.
-  const pipeline = startPipeline(store, o, say, () => feed?.kick());
+  const lanes = laneCount(env.FUNDGUARD_LANES, EMBEDDED_PARTITIONS);
+  const pipeline = startPipeline(store, { ...o, lanes }, say, () => feed?.kick());
   if (!(await ingest(store, { ...o, limits }, dataDir, say, pipeline))) {
     const t0 = performance.now();
     const n = await restoreFromArchive(store, pipeline);
@@ -136,5 +141,6 @@ export async function startCommand(o: StartOptions): Promise<void> {
   });
   await live?.stop();
   await app.close();
+  await pipeline.close();
   await store.close();
 }

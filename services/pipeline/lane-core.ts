@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
+import { checkOnEngine } from "../engine/check.ts";
 import {
   type ActiveDetector,
   activate,
@@ -126,6 +127,8 @@ export class LaneCore {
         return this.state();
       case "active":
         return this.active(r.partitions);
+      case "check":
+        return checkOnEngine(r.settlement, this.engineOf(r.partition), this.detectors);
       case "config":
         applyConfigRecord(this.detectors, r.record, quiet);
         return {};

@@ -2,8 +2,9 @@
 // worker thread or inline) and what the lane answers. Main does the I/O; a lane decodes, validates,
 // detects and encodes the changelog. A lane handles requests one at a time in the order they were
 // sent, so a flush's state request comes after every batch sent before it.
-import type { Limits, Suspect } from "../../schemas/index.ts";
+import type { Limits, Settlement, Suspect } from "../../schemas/index.ts";
 import type { ConfigRecord } from "../dynamic-config/topic.ts";
+import type { CheckAnswer } from "../engine/check.ts";
 import type { Change, EngineStats } from "../engine/engine.ts";
 import type { Dependency } from "../health.ts";
 import type { InputKind, SubjectTopics } from "../kafka/serde.ts";
@@ -110,6 +111,8 @@ export type LaneRequest =
   /** Every partition's state changed since the last state request, encoded for the changelog. */
   | { op: "state" }
   | { op: "active"; partitions: number[] }
+  /** What processing the settlement would find, on the partition's engine as it stands (nothing changes). */
+  | { op: "check"; partition: number; settlement: Settlement }
   | { op: "config"; record: ConfigRecord }
   /** Closes the partitions' stores: the last request. */
   | { op: "close" };
@@ -145,7 +148,13 @@ export interface OpenResult {
   resumed: (LocalCheckpoint | null)[];
 }
 
-export type LaneResult = BatchResult | StateResult | OpenResult | ActiveResult | Record<string, never>;
+export type LaneResult =
+  | BatchResult
+  | StateResult
+  | OpenResult
+  | ActiveResult
+  | CheckAnswer
+  | Record<string, never>;
 
 /** A lane's registry wait, forwarded to the process's Health. */
 export type OutageNote =

@@ -4,7 +4,9 @@
 // (fetching and flushing meanwhile); past that it waits (the worker heartbeating) and reads nothing.
 import { availableParallelism } from "node:os";
 import { type TransferListItem, Worker } from "node:worker_threads";
+import type { Settlement } from "../../schemas/index.ts";
 import type { ConfigRecord } from "../dynamic-config/topic.ts";
+import type { CheckAnswer } from "../engine/check.ts";
 import type { OutageListener } from "../health.ts";
 import type { InputKind } from "../kafka/serde.ts";
 import type { EntryArena } from "../worker/changelog.ts";
@@ -160,6 +162,10 @@ export class Lane {
 
   active(partitions: number[]): Promise<ActiveResult> {
     return this.request({ op: "active", partitions }) as Promise<ActiveResult>;
+  }
+
+  check(partition: number, settlement: Settlement): Promise<CheckAnswer> {
+    return this.request({ op: "check", partition, settlement }) as Promise<CheckAnswer>;
   }
 
   config(record: ConfigRecord): void {

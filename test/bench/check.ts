@@ -59,7 +59,7 @@ export async function benchCheck(o: BenchCheckOptions) {
   const active = activate(DETECTORS, loadCatalogs());
   try {
     const t0 = performance.now();
-    const pipeline = new EmbeddedPipeline(store, active);
+    const pipeline = new EmbeddedPipeline(store);
     for await (const { event, text } of mergedEvents(o.files.settlements, o.files.deaths, () => undefined))
       pipeline.publish(event, text);
     await pipeline.drain();

@@ -7,11 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
 import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
-import { activate } from "../../services/engine/engine.ts";
 import { createLogger } from "../../services/log.ts";
 import { chdbConfig, openStore, type Store } from "../../services/store/index.ts";
 import { death, line, settlement, stay } from "../fixtures/events.ts";
@@ -252,7 +250,7 @@ describe("web UI", () => {
 
   it("a suspect stored after the page opened: a notice on the list for the filters that match it, loaded on click; chart counts move", async () => {
     // Written as the embedded pipeline writes (wall-clock versions), after the page was read.
-    const pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs()));
+    const pipeline = new EmbeddedPipeline(store);
     const readmit = async (person: string, where: typeof inA, month: string) => {
       for (const [a, d, id] of [
         [`2025-${month}-01`, `2025-${month}-05`, `${person}-1`],

@@ -45,7 +45,7 @@ beforeAll(async () => {
   store = await openStore(chdbConfig(join(dir, "data")));
   writeFileSync(join(dir, "users.json"), JSON.stringify(USERS));
   const active = activate(DETECTORS, loadCatalogs());
-  pipeline = new EmbeddedPipeline(store, active);
+  pipeline = new EmbeddedPipeline(store);
   app = await buildServer({
     store,
     users: await UsersFileDirectory.open(join(dir, "users.json")),

@@ -7,10 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
 import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
-import { activate } from "../../services/engine/engine.ts";
 import { createLogger } from "../../services/log.ts";
 import { chdbConfig, openStore, type Store } from "../../services/store/index.ts";
 import { stay } from "../fixtures/events.ts";
@@ -48,7 +46,7 @@ beforeAll(async () => {
   const addr = app.server.address();
   if (!addr || typeof addr === "string") throw new Error("no address");
   base = `http://127.0.0.1:${addr.port}`;
-  pipeline = new EmbeddedPipeline(store, activate(DETECTORS, loadCatalogs()));
+  pipeline = new EmbeddedPipeline(store);
 });
 
 afterAll(async () => {

@@ -5,8 +5,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
+import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
 import { ingest } from "../../services/embedded/start.ts";
 import { generate } from "../../services/generate/generate.ts";
+import { mergedEvents } from "../../services/ingest/ndjson-source.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
 import { benchBatchSql } from "../bench/batch-sql.ts";
 import { death, settlement, stay } from "../fixtures/events.ts";
@@ -69,6 +71,51 @@ describe("embedded mode", () => {
         expect([r.batchFindings, r.inBoth], rule).toEqual([r.streamFindings, r.streamFindings]);
       }
     } finally {
+      await store.close();
+    }
+  });
+
+  it("rounds the store refused are written first on the next drain, its engines on a lane thread: the suspects are exact", async () => {
+    const dir = tempDir("embedded-refused");
+    const g = await generate({ outDir: join(dir, "in"), settlements: 5_000, seed: 6, schemeRate: 0.05 });
+    const { suspects } = await runDetect(g.files, () => undefined);
+    const store = await openStore(chdbConfig(join(dir, "data")));
+    // The archive refuses its 2nd and 3rd writes, the suspects their 4th: while the lane runs ahead.
+    const calls = { archive: 0, writeChanges: 0 };
+    const failOn: Record<keyof typeof calls, number[]> = { archive: [2, 3], writeChanges: [4] };
+    const flaky = new Proxy(store, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (typeof value !== "function") return value;
+        if (key !== "archive" && key !== "writeChanges") return value.bind(target);
+        return (...args: unknown[]) => {
+          calls[key]++;
+          if (failOn[key].includes(calls[key])) return Promise.reject(new Error(`${key} refused`));
+          return value.apply(target, args);
+        };
+      },
+    });
+    const pipeline = new EmbeddedPipeline(flaky, {}, { lanes: 1 });
+    try {
+      for await (const { event, text } of mergedEvents(g.files.settlements, g.files.deaths, () => undefined))
+        pipeline.publish(event, text);
+      let refused = 0;
+      for (;;) {
+        try {
+          await pipeline.drain(100);
+          break;
+        } catch {
+          refused++;
+        }
+      }
+      expect(refused).toBe(3);
+      expect(pipeline.stats.events).toBe(pipeline.log.lag("nobody"));
+      const stored: Suspect[] = [];
+      for await (const s of store.exportSuspects()) stored.push(s);
+      expect(canonical(stored)).toEqual(canonical(suspects));
+      expect(stored.length).toBeGreaterThan(10);
+    } finally {
+      await pipeline.close();
       await store.close();
     }
   });
