@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
 import { applyConfigRecord } from "../dynamic-config/apply.ts";
+import { requireDetector } from "../dynamic-config/validate.ts";
 import { checkOnEngine } from "../engine/check.ts";
 import {
   type ActiveDetector,
@@ -40,7 +41,7 @@ import {
 
 /** The registry's detectors as a setup says, each with its catalogs and effective config. */
 export const activateSetup = (s: DetectorSetup): ActiveDetector[] =>
-  activate(DETECTORS, loadCatalogs(s.reference), s.configs);
+  activate(s.ids ? s.ids.map(requireDetector) : DETECTORS, loadCatalogs(s.reference), s.configs);
 
 /** A store's own checkpoint: its commit number and the engine's watermark then. */
 interface StoreCheckpoint {
@@ -123,8 +124,18 @@ export class LaneCore {
         return this.batch(r.partition, r.kind, r.values);
       case "lines":
         return this.lines(r.partition, r.lines, r.meta);
+      case "events":
+        return this.events(r.partition, r.events);
       case "state":
         return this.state();
+      case "dirty":
+        return {
+          dirty: [...this.engines].map(([partition, e]) => ({
+            partition,
+            entries: e.takeDirty(),
+            stats: { ...e.stats },
+          })),
+        };
       case "active":
         return this.active(r.partitions);
       case "check":
@@ -175,6 +186,15 @@ export class LaneCore {
       events++;
     }
     return { changes, events, bad, tooLate: engine.stats.tooLate - tooLateBefore, persons: this.persons() };
+  }
+
+  private events(partition: number, events: readonly EngineEvent[]): BatchResult {
+    const engine = this.engineOf(partition);
+    const tooLateBefore = engine.stats.tooLate;
+    const changes: Change[] = [];
+    for (const e of events) this.take(engine.process(e), changes);
+    const tooLate = engine.stats.tooLate - tooLateBefore;
+    return { changes, events: events.length, bad: [], tooLate, persons: this.persons() };
   }
 
   private take(decided: readonly Change[], into: Change[]): void {

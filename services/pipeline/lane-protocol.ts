@@ -5,7 +5,7 @@
 import type { Limits, Settlement, Suspect } from "../../schemas/index.ts";
 import type { ConfigRecord } from "../dynamic-config/topic.ts";
 import type { CheckAnswer } from "../engine/check.ts";
-import type { Change, EngineStats } from "../engine/engine.ts";
+import type { Change, EngineEvent, EngineStats } from "../engine/engine.ts";
 import type { Dependency } from "../health.ts";
 import type { InputKind, SubjectTopics } from "../kafka/serde.ts";
 import type { BackoffPolicy } from "../retry.ts";
@@ -13,6 +13,8 @@ import type { EncodedState, EntryArena, StateMarker } from "../worker/changelog.
 
 /** The detectors a lane runs: the registry's, with this catalog folder and these effective configs. */
 export interface DetectorSetup {
+  /** The registered detectors to run, by id (default: all of them). */
+  ids?: string[];
   reference?: string;
   /** Detector id → its effective config (defaults filled in); absent ids run on their defaults. */
   configs?: Record<string, unknown>;
@@ -106,10 +108,17 @@ export type LaneRequest =
   | { op: "restore"; partition: number; entries: EntryArena }
   | { op: "drop"; partitions: number[] }
   | { op: "batch"; partition: number; kind: InputKind; values: RecordArena }
+  /**
+   * Events decoded and validated already (a run's merge of files): inline they cost nothing to hand
+   * over; to a thread they are cloned.
+   */
+  | { op: "events"; partition: number; events: EngineEvent[] }
   /** NDJSON lines (UTF-8, no newline), each with its line meta (encodeLineMeta): blank ones are skipped. */
   | { op: "lines"; partition: number; lines: RecordArena; meta: Float64Array }
   /** Every partition's state changed since the last state request, encoded for the changelog. */
   | { op: "state" }
+  /** The same as objects (a run's checkpoint file writes them as JSON itself). */
+  | { op: "dirty" }
   | { op: "active"; partitions: number[] }
   /** What processing the settlement would find, on the partition's engine as it stands (nothing changes). */
   | { op: "check"; partition: number; settlement: Settlement }
@@ -143,6 +152,11 @@ export interface ActiveResult {
   stats: EngineStats;
 }
 
+/** Each partition's changed state entries as objects, and its engine's counts. */
+export interface DirtyResult {
+  dirty: { partition: number; entries: { key: string; value: unknown }[]; stats: EngineStats }[];
+}
+
 export interface OpenResult {
   /** Per partition opened, in order: the checkpoint its store resumed from, or null (restore it all). */
   resumed: (LocalCheckpoint | null)[];
@@ -151,6 +165,7 @@ export interface OpenResult {
 export type LaneResult =
   | BatchResult
   | StateResult
+  | DirtyResult
   | OpenResult
   | ActiveResult
   | CheckAnswer

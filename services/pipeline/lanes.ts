@@ -7,6 +7,7 @@ import { type TransferListItem, Worker } from "node:worker_threads";
 import type { Settlement } from "../../schemas/index.ts";
 import type { ConfigRecord } from "../dynamic-config/topic.ts";
 import type { CheckAnswer } from "../engine/check.ts";
+import type { EngineEvent } from "../engine/engine.ts";
 import type { OutageListener } from "../health.ts";
 import type { InputKind } from "../kafka/serde.ts";
 import type { EntryArena } from "../worker/changelog.ts";
@@ -14,6 +15,7 @@ import type { LaneCore } from "./lane-core.ts";
 import {
   type ActiveResult,
   type BatchResult,
+  type DirtyResult,
   type FromLane,
   type LaneRequest,
   type LaneResult,
@@ -142,6 +144,11 @@ export class Lane {
     return this.counted({ op: "lines", partition, lines, meta });
   }
 
+  /** Sends events decoded already (see the request); the promise is the batch's result. Call `room()` before the next. */
+  events(partition: number, events: EngineEvent[]): Promise<BatchResult> {
+    return this.counted({ op: "events", partition, events });
+  }
+
   private counted(request: LaneRequest): Promise<BatchResult> {
     this.inFlight++;
     return (this.request(request) as Promise<BatchResult>).finally(() => {
@@ -158,6 +165,10 @@ export class Lane {
 
   state(): Promise<StateResult> {
     return this.request({ op: "state" }) as Promise<StateResult>;
+  }
+
+  dirty(): Promise<DirtyResult> {
+    return this.request({ op: "dirty" }) as Promise<DirtyResult>;
   }
 
   active(partitions: number[]): Promise<ActiveResult> {

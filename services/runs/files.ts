@@ -1,4 +1,4 @@
-// A run over NDJSON files: the contract's merge (mergedEvents) into one in-process engine, exactly
+// A run over NDJSON files: the contract's merge (mergedEvents) into one engine (on a lane), exactly
 // as `detect` reads them. Position = events taken from the merge; resuming re-reads the files and
 // skips that many (parsing only), and bad lines already reported are not reported twice.
 import { statSync } from "node:fs";
@@ -84,11 +84,14 @@ export async function runFiles(
       await session.checkpoint(position(taken));
       return "interrupted";
     }
-    session.process(0, event);
+    session.event(0, event);
     taken++;
     const wait = limiter.delay();
     if (wait > 0) await sleep(wait);
-    if ((taken & 1023) === 0) opts.progress.update(taken + session.badEvents, total);
+    if ((taken & 1023) === 0) {
+      opts.progress.update(taken + session.badEvents, total);
+      await session.room();
+    }
     if (session.due) await session.checkpoint(position(taken));
   }
   await session.checkpoint(position(taken));

@@ -3,14 +3,11 @@
 // (the end of the partition when there is none), looked up once when the run is created. The
 // transport reads the ranges by offset, in no consumer group: the run commits nothing, and the live
 // workers' group is never touched. The two topics' batches alternate, as a group consumer's fetches would.
-// Like a worker, the run keeps one engine per partition (persons are co-partitioned).
-import type { EngineEvent } from "../engine/engine.ts";
-import { Health } from "../health.ts";
-import { type AvroSerde, type InputKind, RegistryUnavailableError } from "../kafka/serde.ts";
+// Like a worker, the run keeps one engine per partition (persons are co-partitioned), on lanes that
+// decode the Avro values themselves.
+import type { InputKind } from "../kafka/serde.ts";
 import { checkCoPartitioned, type Topics } from "../kafka/topics.ts";
 import { type FetchedBatch, type KafkaTransport, tpKey } from "../kafka/transport.ts";
-import type { Logger } from "../log.ts";
-import { type BackoffPolicy, DEFAULT_BACKOFF } from "../retry.ts";
 import type { Progress } from "./progress.ts";
 import { RateLimiter, type RunSession, sleep } from "./session.ts";
 import type { RunSourceTopics } from "./table.ts";
@@ -74,13 +71,10 @@ export async function runTopics(
   source: RunSourceTopics,
   opts: {
     transport: KafkaTransport;
-    serde: AvroSerde;
     from?: TopicPosition;
     signal: AbortSignal;
     rate?: number;
     progress: Progress;
-    log: Logger;
-    backoff?: BackoffPolicy;
   },
 ): Promise<"done" | "interrupted"> {
   const [settlementsTopic] = source.topics;
@@ -100,30 +94,24 @@ export async function runTopics(
   }
 
   const limiter = new RateLimiter(opts.rate);
-  const health = new Health({ log: opts.log, policy: opts.backoff ?? DEFAULT_BACKOFF });
+  // An unreachable registry (or an id it does not know yet) is waited out in the lanes, as a worker's
+  // are; a stop ends the wait, and the run ends without a checkpoint after its last one.
+  const stop = () => session.abort();
+  opts.signal.addEventListener("abort", stop, { once: true });
 
   const onBatch = async ({ topic, partition, records }: FetchedBatch): Promise<boolean> => {
     const kind: InputKind = topic === settlementsTopic ? "settlement" : "death";
     for (const r of records) {
       if (opts.signal.aborted) return false;
-      // An unreachable registry (or an id it does not know yet) is waited out, as the worker does.
-      const decoded = await health.retry("registry", () => opts.serde.decode(kind, r.value), {
-        retryable: (e) => e instanceof RegistryUnavailableError,
-        signal: opts.signal,
-      });
-      if (decoded.ok) session.process(partition, { kind, value: decoded.value } as EngineEvent);
-      else {
-        session.bad();
-        opts.log.warn(
-          { topic, partition, offset: String(r.offset), reason: decoded.reason },
-          "invalid record skipped",
-        );
-      }
+      session.value(partition, kind, r.value, { topic, offset: String(r.offset) });
       next[tpKey(topic, partition)] = (r.offset + 1n).toString();
       processed++;
       const wait = limiter.delay();
       if (wait > 0) await sleep(wait);
-      if ((processed & 1023) === 0) opts.progress.update(doneBefore + processed, total);
+      if ((processed & 1023) === 0) {
+        opts.progress.update(doneBefore + processed, total);
+        await session.room();
+      }
       if (session.due) await session.checkpoint(position());
     }
     return true;
@@ -159,6 +147,7 @@ export async function runTopics(
       live = live.filter((r) => r.ranges.size > 0);
     }
   } finally {
+    opts.signal.removeEventListener("abort", stop);
     await Promise.all(readers.map((r) => r.batches.return?.()));
   }
   if (opts.signal.aborted) outcome = "interrupted";

@@ -4,11 +4,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { appendFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import { afterAll, describe, expect, it } from "vitest";
+import { DETECTORS } from "../../detectors/index.ts";
 import type { Suspect } from "../../schemas/index.ts";
-import { activate, type Change, type EngineEvent } from "../../services/engine/engine.ts";
+import type { Change, EngineEvent } from "../../services/engine/engine.ts";
 import { createLogger } from "../../services/log.ts";
+import { activateSetup } from "../../services/pipeline/lane-core.ts";
 import { Checkpoint } from "../../services/runs/checkpoint.ts";
 import { RateLimiter, RunSession } from "../../services/runs/session.ts";
 import { checkRunName, chooseDetectors, runConfigHash } from "../../services/runs/spec.ts";
@@ -269,19 +270,24 @@ function stream(): EngineEvent[] {
 }
 
 describe("run session", () => {
-  const detectors = () =>
-    activate(DETECTORS, loadCatalogs(), { frequent_admission: { readmissionMaxDays: 5 } });
+  const setup = { configs: { frequent_admission: { readmissionMaxDays: 5 } } };
+  const sessions: RunSession[] = [];
+  afterAll(() => Promise.all(sessions.map((s) => s.close())));
+  const take = (s: RunSession, e: EngineEvent) => s.event(0, e);
 
   async function session(store: MemoryStore, checkpoint: Checkpoint) {
-    return new RunSession({
+    const s = new RunSession({
       name: "r",
       store: store as unknown as Store,
-      detectors: detectors(),
+      detectors: activateSetup(setup),
+      setup,
       retentionDays: 400,
       checkpoint,
       checkpointIntervalMs: 3_600_000,
       log,
     });
+    sessions.push(s);
+    return s;
   }
 
   it("an interruption after any event resumes to the uninterrupted result", async () => {
@@ -289,7 +295,7 @@ describe("run session", () => {
     const whole = new MemoryStore();
     const c0 = await Checkpoint.create(dir("whole"), "r", {});
     const s0 = await session(whole, c0);
-    for (const e of events) s0.process(0, e);
+    for (const e of events) take(s0, e);
     await s0.checkpoint({ events: events.length });
     await c0.remove();
     const expected = whole.active();
@@ -307,7 +313,7 @@ describe("run session", () => {
         const c1 = await Checkpoint.create(d, "r", {});
         const first = await session(store, c1);
         for (let i = 0; i < stopAt; i++) {
-          first.process(0, events[i] as EngineEvent);
+          take(first, events[i] as EngineEvent);
           if (i % 10 === 9) await first.checkpoint({ events: i + 1 });
         }
         // Killed after writing suspects but before its next commit.
@@ -319,7 +325,7 @@ describe("run session", () => {
         const from = (loaded.commit?.position as { events: number } | undefined)?.events ?? 0;
         expect(second.events).toBe(from);
         const rest = events.slice(from);
-        for (const e of reorder ? rest.reverse() : rest) second.process(0, e);
+        for (const e of reorder ? rest.reverse() : rest) take(second, e);
         await second.checkpoint({ events: events.length });
         expect(store.active(), `stopped at ${stopAt}, reordered ${reorder}`).toEqual(expected);
         await checkpoint.remove();
