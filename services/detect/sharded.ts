@@ -10,7 +10,6 @@ import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { DEFAULT_LIMITS, type Limits, type Suspect } from "../../schemas/index.ts";
 import type { EngineStats } from "../engine/engine.ts";
-import type { OutageListener } from "../health.ts";
 import { type LineSink, LineSplitter, openNdjson } from "../ingest/lines.ts";
 import { type BadLine, mergeByTime } from "../ingest/ndjson-source.ts";
 import { keyNeedle, peekValue } from "../ingest/peek.ts";
@@ -230,9 +229,6 @@ class Shard {
   }
 }
 
-/** detect waits out no dependency: its lanes decode no Avro. */
-const NO_OUTAGES: OutageListener = { failing: () => undefined, recovered: () => undefined };
-
 export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => void): Promise<ShardedResult> {
   const inline = o.shards === undefined && runsInline([o.settlements, o.deaths]);
   const n = o.shards ?? (inline ? 1 : defaultShards());
@@ -247,7 +243,7 @@ export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => vo
   };
   const files: Record<Kind, string> = { settlement: o.settlements, death: o.deaths ?? "" };
   // Inline, the one engine is on this thread (loaded only then: threads keep the detectors off it).
-  const lanes = openLanes(inline ? 0 : n, setup, NO_OUTAGES);
+  const lanes = openLanes(inline ? 0 : n, setup);
   try {
     await Promise.all(lanes.map((lane, i) => lane.open([i])));
     const shards = lanes.map((lane, i) => new Shard(lane, i, files, onBad));

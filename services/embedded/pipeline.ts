@@ -5,12 +5,12 @@
 import type { Settlement } from "../../schemas/index.ts";
 import type { CheckAnswer } from "../engine/check.ts";
 import type { ActiveDetector, Change, EngineEvent } from "../engine/engine.ts";
-import type { OutageListener } from "../health.ts";
 import { activateSetup } from "../pipeline/lane-core.ts";
 import {
   type DetectorSetup,
   encodeLineMeta,
   type LaneSetup,
+  type LocalState,
   type RecordArena,
 } from "../pipeline/lane-protocol.ts";
 import { type Lane, openLanes } from "../pipeline/lanes.ts";
@@ -32,6 +32,11 @@ export interface PipelineStats {
 export interface PipelineOptions {
   partitions?: number;
   retentionDays?: number;
+  /**
+   * The engines' persons in LMDB stores under this directory (one per partition) behind a cache,
+   * committed whenever the pipeline has written all it processed, so a restart resumes from them.
+   */
+  state?: LocalState;
   /** Lanes in worker threads (FUNDGUARD_LANES, see laneCount); 0 or absent: one lane on this thread. */
   lanes?: number;
   /** Told of each table whose raw lines ClickHouse refused as data (they went in as JS rows). */
@@ -48,9 +53,6 @@ interface Unwritten {
   /** [partition, offset to commit] once the round is stored. */
   commits: [number, number][];
 }
-
-/** The embedded engines decode no Avro: nothing to wait out. */
-const NO_OUTAGES: OutageListener = { failing: () => undefined, recovered: () => undefined };
 
 /** Records' lines (an archive record's bytes are its line and a newline) in one arena for a lane, newlines left out. */
 function linesOf(records: readonly { event: EngineEvent; raw: Uint8Array }[]): {
@@ -73,10 +75,20 @@ function linesOf(records: readonly { event: EngineEvent; raw: Uint8Array }[]): {
   return { lines: { arena, ends }, meta };
 }
 
+/** What a commit of the embedded stores notes: every event archived before this time is in them. */
+interface StateNote {
+  archivedBeforeMs: number;
+}
+
+/** Stores are committed at most this often while the live trickle runs (and at every stop). */
+const COMMIT_EVERY_MS = 5_000;
+
 export class EmbeddedPipeline {
   readonly log: InProcessLog<ArchiveRecord>;
   private readonly lanes: Lane[];
-  private readonly opened: Promise<unknown>;
+  private readonly opened: Promise<number | undefined>;
+  private readonly stateful: boolean;
+  private committedAt = 0;
   private readonly clock = new VersionClock();
   private readonly onArchiveFallback: ((f: ArchiveFallback) => void) | undefined;
   private readonly onStored: ((changes: readonly Change[]) => void) | undefined;
@@ -112,15 +124,62 @@ export class EmbeddedPipeline {
       retentionDays: this.retentionDays,
       changelog: false,
       changes: true,
+      ...(o.state ? { state: o.state } : {}),
     };
-    this.lanes = openLanes(Math.min(o.lanes ?? 0, partitions), setup, NO_OUTAGES);
-    this.opened = Promise.all(
-      this.lanes.map((lane, i) =>
-        lane.open(Array.from({ length: partitions }, (_, p) => p).filter((p) => p % this.lanes.length === i)),
-      ),
-    );
+    this.lanes = openLanes(Math.min(o.lanes ?? 0, partitions), setup);
+    this.stateful = o.state !== undefined;
+    this.opened = this.open(partitions);
     this.onArchiveFallback = o.onArchiveFallback;
     this.onStored = o.onStored;
+  }
+
+  /** Each lane's partitions. */
+  private partitionsOf(i: number): number[] {
+    return Array.from({ length: this.log.partitionCount }, (_, p) => p).filter(
+      (p) => p % this.lanes.length === i,
+    );
+  }
+
+  /**
+   * Opens every partition's engine: empty, or, with local state, from the stores when every one
+   * of them is clean at a commit (else all start empty). The archive time the state holds, if so.
+   */
+  private async open(partitions: number): Promise<number | undefined> {
+    if (!this.stateful) {
+      await Promise.all(this.lanes.map((lane, i) => lane.open(this.partitionsOf(i))));
+      return undefined;
+    }
+    const notes = (
+      await Promise.all(this.lanes.map((lane, i) => lane.resumeCommitted(this.partitionsOf(i))))
+    ).flat() as (StateNote | null)[];
+    if (notes.length === partitions && notes.every((n) => n !== null))
+      return Math.min(...notes.map((n) => (n as StateNote).archivedBeforeMs));
+    await Promise.all(this.lanes.map((lane, i) => lane.open(this.partitionsOf(i))));
+    return undefined;
+  }
+
+  /**
+   * With local state: resolves to the time before which everything archived is in the engines'
+   * stores (what was archived since is the caller's to replay), or undefined when they start empty.
+   */
+  resumedFrom(): Promise<number | undefined> {
+    return this.opened;
+  }
+
+  /**
+   * Commits the engines' stores (local state only), at most every COMMIT_EVERY_MS unless `now`:
+   * called when everything the engines processed is written, so the stores hold what the archive
+   * holds. A crash since loses nothing: what was archived after the commit is replayed at start.
+   */
+  async commit(now = false): Promise<void> {
+    if (!this.stateful || (!now && Date.now() - this.committedAt < COMMIT_EVERY_MS)) return;
+    await this.opened;
+    // With a round unwritten the stores would hold what the archive does not: left at their last
+    // commit. Checked and sent with no wait between, so no batch gets in ahead of the commit.
+    if (this.unwritten.length > 0) return;
+    const note: StateNote = { archivedBeforeMs: Date.now() };
+    await Promise.all(this.lanes.map((l) => l.commit(note)));
+    this.committedAt = note.archivedBeforeMs;
   }
 
   private laneOf(partition: number): Lane {
@@ -186,7 +245,7 @@ export class EmbeddedPipeline {
     for (;;) {
       if (this.unwritten.length === 0) {
         const first = await this.read(batchSize);
-        if (!first) return;
+        if (!first) return this.commit();
         this.unwritten.push(first);
       }
       const round = this.unwritten[0] as Unwritten;
@@ -210,8 +269,9 @@ export class EmbeddedPipeline {
     }
   }
 
-  /** Closes the lanes (their threads); the last call. */
+  /** Closes the lanes (their threads; their stores committed first, when all is written); the last call. */
   async close(): Promise<void> {
+    await this.commit(true);
     await Promise.all(this.lanes.map((l) => l.close()));
   }
 

@@ -1,7 +1,8 @@
 // `start` on a store that already holds data: the engines' state is rebuilt from the archive
-// (the settlements within retention of the newest one, every death record), so /ingest and the
-// live trickle are judged against each person's history as before the restart. Replayed in
-// event-time order; the engine's findings do not depend on the order (order-independence test).
+// (the settlements within retention of the newest one, every death record), or, resumed from
+// their local stores, brought up to date with what was archived after their last commit, so
+// /ingest and the live trickle are judged against each person's history as before the restart.
+// Replayed in event-time order (events the stores hold already are recognised by id and ignored); the engine's findings do not depend on the order (order-independence test).
 import type { EngineEvent } from "../engine/engine.ts";
 import { mergeByTime } from "../ingest/ndjson-source.ts";
 import type { Store } from "../store/index.ts";
@@ -27,17 +28,26 @@ async function* timed<R>(rows: AsyncIterable<R>, toEvent: (r: R) => EngineEvent)
 /** Events handed to the engines at a time. */
 const RESTORE_BATCH = 5_000;
 
-/** Replays the archive into the pipeline's engines; returns the events replayed. */
-export async function restoreFromArchive(store: Store, pipeline: EmbeddedPipeline): Promise<number> {
+/**
+ * Replays the archive into the pipeline's engines: everything within retention, or (engines
+ * resumed from their stores) what was archived since `sinceMs`; returns the events replayed.
+ */
+export async function restoreFromArchive(
+  store: Store,
+  pipeline: EmbeddedPipeline,
+  sinceMs?: number,
+): Promise<number> {
+  const since = sinceMs === undefined ? "" : "AND ingested_at >= fromUnixTimestamp64Milli({since:Int64})";
   const settlements = store.stream<SettlementReadRow>(
     `SELECT ${SETTLEMENT_COLUMNS} FROM settlements FINAL
-     WHERE settled_at >= (SELECT max(settled_at) FROM settlements) - toIntervalDay({days:UInt32})
+     WHERE settled_at >= (SELECT max(settled_at) FROM settlements) - toIntervalDay({days:UInt32}) ${since}
      ORDER BY settled_at, settlement_id`,
-    { days: pipeline.retentionDays },
+    { days: pipeline.retentionDays, since: sinceMs ?? 0 },
   );
   const deaths = store.stream<DeathReadRow>(
-    "SELECT person_id, death_date, source, reported_at_iso FROM deaths FINAL ORDER BY reported_at",
-    {},
+    `SELECT person_id, death_date, source, reported_at_iso FROM deaths FINAL
+     WHERE 1 ${since} ORDER BY reported_at`,
+    { since: sinceMs ?? 0 },
   );
   let n = 0;
   let batch: EngineEvent[] = [];

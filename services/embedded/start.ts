@@ -11,12 +11,16 @@ import { ensurePrivateDir } from "../config/private-fs.ts";
 import { DEFAULTS, generate } from "../generate/generate.ts";
 import { type BadLine, mergedEvents } from "../ingest/ndjson-source.ts";
 import { createLogger } from "../log.ts";
+import type { LocalState } from "../pipeline/lane-protocol.ts";
 import { laneCount } from "../pipeline/lanes.ts";
 import { chdbConfig, openStore, type Store } from "../store/index.ts";
 import { LiveTrickle, liveOrigin } from "./live.ts";
 import { EMBEDDED_PARTITIONS, EmbeddedPipeline } from "./pipeline.ts";
 import { restoreFromArchive } from "./restore.ts";
 import { serveEmbedded } from "./serve.ts";
+
+/** The engines' LMDB stores, one per partition, under FUNDGUARD_DATA_DIR next to chdb's files. */
+export const ENGINE_STATE_DIR = "engine-state";
 
 export interface StartOptions {
   settlements?: string;
@@ -32,7 +36,7 @@ export interface StartOptions {
 /** The embedded pipeline with start's detectors and catalogs; archive fallbacks are said. */
 export function startPipeline(
   store: Store,
-  o: { reference?: string | undefined; lanes?: number },
+  o: { reference?: string | undefined; lanes?: number; state?: LocalState },
   say: (s: string) => void,
   onStored?: () => void,
 ): EmbeddedPipeline {
@@ -41,6 +45,7 @@ export function startPipeline(
     { reference: o.reference },
     {
       lanes: o.lanes ?? 0,
+      ...(o.state ? { state: o.state } : {}),
       onArchiveFallback: (f) =>
         say(
           `warning: ClickHouse refused the archive's lines as data, written as JS rows instead: ${f.message}`,
@@ -56,8 +61,10 @@ async function hasSuspects(store: Store): Promise<boolean> {
 }
 
 /**
- * Runs the files (or a fresh sample) through `pipeline` into the store; returns what was ingested,
- * or undefined when the store already has suspects and no files were given.
+ * The engines carry on from what the store holds (a restart, the next month's file): its archive
+ * within retention is replayed into them first. Then the files (or, into an empty store, a fresh
+ * sample) go through `pipeline` into the store; returns what was ingested, or undefined when no
+ * files were given and the store already has suspects.
  */
 export async function ingest(
   store: Store,
@@ -66,6 +73,19 @@ export async function ingest(
   say: (s: string) => void,
   pipeline = startPipeline(store, o, say),
 ) {
+  const t0 = performance.now();
+  const resumedFrom = await pipeline.resumedFrom();
+  // A margin for rows archived just before the commit's time: replaying one twice changes nothing.
+  const since = resumedFrom === undefined ? undefined : resumedFrom - 1_000;
+  const restored = await restoreFromArchive(store, pipeline, since);
+  await pipeline.commit(true);
+  const took = `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  if (resumedFrom !== undefined)
+    say(
+      `engine state resumed from its local stores, ${restored.toLocaleString("en-US")} events archived since their last commit replayed in ${took}`,
+    );
+  else if (restored > 0)
+    say(`engine state rebuilt from ${restored.toLocaleString("en-US")} archived events in ${took}`);
   let files = o.settlements ? { settlements: o.settlements, deaths: o.deaths } : undefined;
   if (!files) {
     if (await hasSuspects(store)) return undefined;
@@ -83,9 +103,10 @@ export async function ingest(
   for await (const { event, text } of mergedEvents(files.settlements, files.deaths, onBad, o.limits)) {
     pipeline.publish(event, text);
   }
-  const t0 = performance.now();
+  const t1 = performance.now();
   await pipeline.drain();
-  const seconds = (performance.now() - t0) / 1000;
+  await pipeline.commit(true);
+  const seconds = (performance.now() - t1) / 1000;
   say(
     `ingested ${pipeline.stats.events.toLocaleString("en-US")} events (${bad} bad lines) in ${seconds.toFixed(1)} s: ${pipeline.stats.changes.toLocaleString("en-US")} suspect changes`,
   );
@@ -103,14 +124,12 @@ export async function startCommand(o: StartOptions): Promise<void> {
   let feed: SuspectFeed | undefined;
   // /stream hears of each stored round at once, instead of at its next poll.
   const lanes = laneCount(env.FUNDGUARD_LANES, EMBEDDED_PARTITIONS);
-  const pipeline = startPipeline(store, { ...o, lanes }, say, () => feed?.kick());
-  if (!(await ingest(store, { ...o, limits }, dataDir, say, pipeline))) {
-    const t0 = performance.now();
-    const n = await restoreFromArchive(store, pipeline);
-    say(
-      `engine state rebuilt from ${n.toLocaleString("en-US")} archived events in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-    );
-  }
+  const state: LocalState = {
+    dir: join(dataDir, ENGINE_STATE_DIR),
+    cachePersons: Math.max(1, Math.floor(env.FUNDGUARD_STATE_CACHE_PERSONS / EMBEDDED_PARTITIONS)),
+  };
+  const pipeline = startPipeline(store, { ...o, lanes, state }, say, () => feed?.kick());
+  await ingest(store, { ...o, limits }, dataDir, say, pipeline);
   const { app, url, token } = await serveEmbedded({
     store,
     log,

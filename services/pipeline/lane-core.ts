@@ -49,6 +49,8 @@ interface StoreCheckpoint {
   /** Random per commit, so a marker names this store's commit and no other's (seqs repeat across stores). */
   id: string;
   watermark: number;
+  /** A `commit` request's note. */
+  note?: unknown;
 }
 
 /** What a store notes of the changelog's confirmation of its commit. */
@@ -91,13 +93,19 @@ export class LaneCore {
       case "open": {
         if (this.setup.state) this.lmdb ??= (await import("../state/lmdb-person-store.ts")).LmdbPersonStore;
         const resumed: (LocalCheckpoint | null)[] = [];
+        const committed: unknown[] = [];
         for (const p of r.partitions) {
           await this.closeStore(p);
           const engine = this.newEngine(p);
           this.engines.set(p, engine);
-          resumed.push(this.resume(p, engine, r.resumeWithinMs ?? 0));
+          if (r.resumeCommitted) committed.push(this.resumeCommitted(p, engine));
+          else resumed.push(this.resume(p, engine, r.resumeWithinMs ?? 0));
         }
-        return { resumed };
+        return { resumed, committed };
+      }
+      case "commit": {
+        for (const [p, e] of this.engines) this.commitStore(p, e, r.note);
+        return {};
       }
       case "checkpointed": {
         const store = this.stores.get(r.partition);
@@ -239,15 +247,44 @@ export class LaneCore {
     const commits = [];
     for (const [p, e] of this.engines) {
       states.push(encodeState(p, e.takeDirty()));
-      const store = this.stores.get(p);
-      if (!store) continue;
-      const seq = (this.seqOf.get(p) ?? 0) + 1;
-      this.seqOf.set(p, seq);
-      const checkpoint: StoreCheckpoint = { seq, id: randomBytes(8).toString("hex"), watermark: e.watermark };
-      store.commit(checkpoint);
-      commits.push({ partition: p, seq, id: checkpoint.id });
+      const commit = this.commitStore(p, e);
+      if (commit) commits.push({ partition: p, ...commit });
     }
     return { states, commits, persons: this.persons() };
+  }
+
+  /** Commits the partition's store, if it has one; its commit's number and id. */
+  private commitStore(partition: number, e: Engine, note?: unknown): { seq: number; id: string } | undefined {
+    const store = this.stores.get(partition);
+    if (!store) return undefined;
+    const seq = (this.seqOf.get(partition) ?? 0) + 1;
+    this.seqOf.set(partition, seq);
+    const id = randomBytes(8).toString("hex");
+    const checkpoint: StoreCheckpoint = {
+      seq,
+      id,
+      watermark: e.watermark,
+      ...(note === undefined ? {} : { note }),
+    };
+    store.commit(checkpoint);
+    return { seq, id };
+  }
+
+  /**
+   * A store clean at a commit with a note carries on from it (the caller knows from the note what
+   * to replay after it); otherwise it is emptied. The note, or null.
+   */
+  private resumeCommitted(partition: number, engine: Engine): unknown {
+    const store = this.stores.get(partition);
+    if (!store) return null;
+    const at = store.checkpoint() as StoreCheckpoint | undefined;
+    this.seqOf.set(partition, at?.seq ?? 0);
+    if (at?.note !== undefined) {
+      engine.restoreWatermark(at.watermark);
+      return at.note;
+    }
+    store.clear();
+    return null;
   }
 
   /**

@@ -102,7 +102,13 @@ export type LaneRequest =
    * Engines for these partitions (replacing any), empty, or resumed from their local stores where a
    * checkpoint confirmed within `resumeWithinMs` says where their changelog is to be read on from.
    */
-  | { op: "open"; partitions: number[]; resumeWithinMs?: number }
+  | { op: "open"; partitions: number[]; resumeWithinMs?: number; resumeCommitted?: boolean }
+  /**
+   * Commits every partition's store with the state of every batch sent before, and `note` (what
+   * the caller knows that state holds: `start`'s archive time); `open` with `resumeCommitted`
+   * carries on from a store clean at such a commit and answers its note.
+   */
+  | { op: "commit"; note: unknown }
   /** The changelog has a state commit: the partition's store may resume from it. */
   | { op: "checkpointed"; partition: number; checkpoint: LocalCheckpoint }
   | { op: "restore"; partition: number; entries: EntryArena }
@@ -160,6 +166,8 @@ export interface DirtyResult {
 export interface OpenResult {
   /** Per partition opened, in order: the checkpoint its store resumed from, or null (restore it all). */
   resumed: (LocalCheckpoint | null)[];
+  /** With `resumeCommitted`, per partition: the note of the commit its store resumed from, or null (it starts empty). */
+  committed: unknown[];
 }
 
 export type LaneResult =

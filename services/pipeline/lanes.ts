@@ -118,6 +118,17 @@ export class Lane {
     return ((await this.request({ op: "open", partitions, resumeWithinMs })) as OpenResult).resumed;
   }
 
+  /** Per partition, the note of the store commit its engine resumed from, or null when it starts empty. */
+  async resumeCommitted(partitions: number[]): Promise<unknown[]> {
+    for (const p of partitions) this.partitions.add(p);
+    return ((await this.request({ op: "open", partitions, resumeCommitted: true })) as OpenResult).committed;
+  }
+
+  /** Commits the stores with the state of every batch sent before (see the request). */
+  commit(note: unknown): Promise<void> {
+    return this.request({ op: "commit", note }).then(() => undefined);
+  }
+
   checkpointed(partition: number, checkpoint: LocalCheckpoint): void {
     this.request({ op: "checkpointed", partition, checkpoint }).catch(() => undefined);
   }
@@ -216,8 +227,11 @@ export class Lane {
   }
 }
 
-/** `count` lanes in threads, or one inline when `count` is 0. */
-export function openLanes(count: number, setup: LaneSetup, outages: OutageListener): Lane[] {
+/** Lanes fed no Avro (NDJSON lines, decoded events) wait out no registry: nothing to report. */
+const NO_OUTAGES: OutageListener = { failing: () => undefined, recovered: () => undefined };
+
+/** `count` lanes in threads, or one inline when `count` is 0; their registry waits told to `outages`. */
+export function openLanes(count: number, setup: LaneSetup, outages: OutageListener = NO_OUTAGES): Lane[] {
   if (count === 0) return [new Lane(setup, outages, { thread: false })];
   return Array.from({ length: count }, () => new Lane(setup, outages, { thread: true }));
 }

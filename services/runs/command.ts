@@ -1,5 +1,6 @@
 import { limitsOf, loadEnv } from "../config/env.ts";
 import { readConfigFile } from "../dynamic-config/validate.ts";
+import { Health } from "../health.ts";
 import { kafkaConnection } from "../kafka/connection.ts";
 import { topicNames } from "../kafka/topics.ts";
 import { openTransport } from "../kafka/transport.ts";
@@ -263,6 +264,7 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
               schemaWaitMs: env.FUNDGUARD_SCHEMA_WAIT_MS,
               backoff: backoffUpTo(env.FUNDGUARD_BACKOFF_MAX_MS),
             },
+            outages: new Health({ log, policy: backoffUpTo(env.FUNDGUARD_BACKOFF_MAX_MS) }),
           }
         : {}),
       retentionDays: meta.retention_days,

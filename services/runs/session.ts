@@ -31,8 +31,9 @@ export interface SessionOptions {
   maxEventsPerCheckpoint?: number;
   /** Lanes in worker threads (FUNDGUARD_LANES); 0 or absent: one on this thread. */
   lanes?: number;
-  /** For Kafka values (a topic run): the registry the lanes decode with. */
+  /** For Kafka values (a topic run): the registry the lanes decode with, and who hears of its outages. */
   avro?: AvroSetup;
+  outages?: OutageListener;
   /** The limits events are validated under (the lanes check them again). */
   limits?: Limits;
   log: Logger;
@@ -56,8 +57,6 @@ interface Filling {
 
 /** Events sent to a lane at a time. */
 const BATCH_EVENTS = 2_000;
-
-const NO_OUTAGES: OutageListener = { failing: () => undefined, recovered: () => undefined };
 
 const zeroStats = (): EngineStats => ({ settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 });
 
@@ -92,7 +91,7 @@ export class RunSession {
       ...(o.avro ? { avro: o.avro } : {}),
       ...(o.limits ? { limits: o.limits } : {}),
     };
-    this.lanes = openLanes(o.lanes ?? 0, setup, NO_OUTAGES);
+    this.lanes = openLanes(o.lanes ?? 0, setup, o.outages);
   }
 
   private laneOf(key: number): Lane {

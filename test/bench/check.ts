@@ -13,13 +13,15 @@ import type { Settlement } from "../../schemas/index.ts";
 import { buildServer, usersFromList } from "../../services/api/index.ts";
 import type { IngestDestination } from "../../services/api/ingest.ts";
 import { KafkaIngest } from "../../services/api/kafka-ingest.ts";
-import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
+import { loadEnv } from "../../services/config/env.ts";
+import { EMBEDDED_PARTITIONS, EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
 import { activate } from "../../services/engine/engine.ts";
 import { mergedEvents } from "../../services/ingest/ndjson-source.ts";
 import { AvroSerde } from "../../services/kafka/serde.ts";
 import { inputTopicConfigs, topicNames } from "../../services/kafka/topics.ts";
 import { openTransport } from "../../services/kafka/transport.ts";
 import { createLogger } from "../../services/log.ts";
+import { laneCount } from "../../services/pipeline/lanes.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
 
 const TOKEN = "fg_bench_check_admin_token_0123";
@@ -57,9 +59,16 @@ export async function benchCheck(o: BenchCheckOptions) {
   const log = createLogger("bench-check", "silent");
   const store = await openStore(chdbConfig(join(o.dir, `data-${Date.now().toString(36)}`)));
   const active = activate(DETECTORS, loadCatalogs());
+  // Its engines on lanes as `start` runs them (a thread here, unless FUNDGUARD_LANES says otherwise).
+  const pipeline = new EmbeddedPipeline(
+    store,
+    {},
+    {
+      lanes: laneCount(loadEnv().FUNDGUARD_LANES, EMBEDDED_PARTITIONS),
+    },
+  );
   try {
     const t0 = performance.now();
-    const pipeline = new EmbeddedPipeline(store);
     for await (const { event, text } of mergedEvents(o.files.settlements, o.files.deaths, () => undefined))
       pipeline.publish(event, text);
     await pipeline.drain();
@@ -215,6 +224,7 @@ export async function benchCheck(o: BenchCheckOptions) {
       ingest: ingestFigures,
     };
   } finally {
+    await pipeline.close();
     await store.close();
   }
 }

@@ -1,12 +1,13 @@
 // The embedded mode (npm start): the in-process log and the same engine into chdb give exactly
 // the suspects of `detect`; the started server answers with the printed token, /ingest feeds the
 // in-process log, and the live trickle keeps suspects coming with event time moving forward.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Suspect } from "../../schemas/index.ts";
 import { runDetect } from "../../services/cli/detect.ts";
 import { EmbeddedPipeline } from "../../services/embedded/pipeline.ts";
-import { ingest } from "../../services/embedded/start.ts";
+import { ingest, startPipeline } from "../../services/embedded/start.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { mergedEvents } from "../../services/ingest/ndjson-source.ts";
 import { chdbConfig, openStore } from "../../services/store/index.ts";
@@ -74,6 +75,73 @@ describe("embedded mode", () => {
       await store.close();
     }
   });
+
+  it.each([
+    ["rebuilt from the archive", /engine state rebuilt from [\d,]+ archived events/, false],
+    ["resumed from their local stores", /engine state resumed from its local stores/, true],
+  ])(
+    "a second `start` over the next month's files gives exactly what one run over both gives (engines %s)",
+    async (_how, message, local) => {
+      const dir = tempDir("embedded-months");
+      const g = await generate({
+        outDir: join(dir, "in"),
+        settlements: 20_000,
+        seed: 8,
+        schemeRate: 0.05,
+        days: 62,
+      });
+      const { suspects } = await runDetect(g.files, () => undefined);
+      // January and February as two pairs of files, split by event time.
+      const cut = Date.parse("2025-02-01T00:00:00+08:00");
+      const january = new Set<string>();
+      const split = (file: string, time: string, name: string) => {
+        const months = { jan: [] as string[], feb: [] as string[] };
+        for (const line of readFileSync(file, "utf8").split("\n")) {
+          if (!line) continue;
+          const v = JSON.parse(line) as Record<string, string>;
+          const inJanuary = Date.parse(v[time] as string) < cut;
+          if (inJanuary && v.settlement_id) january.add(v.settlement_id);
+          months[inJanuary ? "jan" : "feb"].push(line);
+        }
+        for (const [m, lines] of Object.entries(months))
+          writeFileSync(join(dir, `${m}-${name}`), lines.join("\n"));
+        return { jan: join(dir, `jan-${name}`), feb: join(dir, `feb-${name}`) };
+      };
+      const s = split(g.files.settlements, "settled_at", "settlements.ndjson");
+      const d = split(g.files.deaths, "reported_at", "deaths.ndjson");
+      const store = await openStore(chdbConfig(join(dir, "data")));
+      const state = local ? { state: { dir: join(dir, "engine-state"), cachePersons: 500 } } : {};
+      const pipeline = () => startPipeline(store, state, () => undefined);
+      try {
+        const first = pipeline();
+        await ingest(store, { settlements: s.jan, deaths: d.jan, sample: 0 }, dir, () => undefined, first);
+        await first.close();
+        // A new process's engines: empty until the archive is replayed into them, or from their stores.
+        const said: string[] = [];
+        const second = pipeline();
+        await ingest(
+          store,
+          { settlements: s.feb, deaths: d.feb, sample: 0 },
+          dir,
+          (x) => said.push(x),
+          second,
+        );
+        await second.close();
+        expect(said.join("\n")).toMatch(message);
+        const stored: Suspect[] = [];
+        for await (const x of store.exportSuspects()) stored.push(x);
+        expect(canonical(stored)).toEqual(canonical(suspects));
+        // Findings that need January to be judged in February are among them.
+        const across = stored.filter(
+          (x) =>
+            !january.has(x.settlement_ids[0] as string) && x.settlement_ids.some((id) => january.has(id)),
+        );
+        expect(across.length).toBeGreaterThan(5);
+      } finally {
+        await store.close();
+      }
+    },
+  );
 
   it("rounds the store refused are written first on the next drain, its engines on a lane thread: the suspects are exact", async () => {
     const dir = tempDir("embedded-refused");
@@ -237,7 +305,7 @@ describe("embedded mode", () => {
     }
   });
 
-  it("a restarted `start` rebuilds the engines from the archive: a settlement ingested after it is judged with the history", async () => {
+  it("a `start` killed after an ingest carries on from its engines' stores and the archive since their commit: a settlement ingested after it is judged with the history", async () => {
     const data = tempDir("restart");
     const ingestOne = async (url: string, token: string, s: ReturnType<typeof stay>) => {
       const r = await fetch(`${url}api/v1/ingest/settlements`, {
@@ -255,11 +323,16 @@ describe("embedded mode", () => {
         stay("2025-03-01", "2025-03-05", { settlement_id: "ER1", person_id: "P-RESTART" }),
       );
     } finally {
-      await stopped(first.child);
+      // Killed: the stores' last commit is the one after the sample, before ER1.
+      first.child.kill("SIGKILL");
+      await first.child.result;
+      killStrays();
     }
     const second = await started(["--live-rate", "0"], data);
     try {
-      expect(second.child.stdoutAndErr()).toMatch(/engine state rebuilt from [\d,]+ archived events/);
+      expect(second.child.stdoutAndErr()).toMatch(
+        /engine state resumed from its local stores, [1-9][\d,]* events archived since their last commit replayed/,
+      );
       expect(second.child.stdoutAndErr()).not.toMatch(/generating a sample/);
       await ingestOne(
         second.url,
