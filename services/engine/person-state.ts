@@ -19,6 +19,14 @@ export type StateEntry =
 
 type OnChange = (personId: string, entry: StateEntry) => void;
 
+/**
+ * The shape of a person's retained state on disk (its records and the detectors' facts in them).
+ * Bumped when a change would make state written before it misread (2: rule_table's facts as one
+ * flat array per settlement); a local store of another format is emptied when opened and filled
+ * again from the changelog or the archive.
+ */
+export const STATE_FORMAT = 2;
+
 /** What an absent map reads as (never written to). */
 const NONE: ReadonlyMap<never, never> = new Map<never, never>();
 

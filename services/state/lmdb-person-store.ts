@@ -6,7 +6,7 @@
 // disk may then be ahead of any checkpoint, so a restart must not resume from it.
 import { mkdirSync } from "node:fs";
 import { type Database, open, type RootDatabase } from "lmdb";
-import type { PersonSnapshot, PersonState } from "../engine/person-state.ts";
+import { type PersonSnapshot, type PersonState, STATE_FORMAT } from "../engine/person-state.ts";
 import type { PersonStore } from "../engine/person-store.ts";
 
 export interface LmdbStoreOptions {
@@ -56,6 +56,9 @@ export class LmdbPersonStore implements PersonStore {
     this.persons = this.root.openDB<Stored, string>({ name: "persons", sharedStructuresKey: STRUCTURES });
     this.expiry = this.root.openDB<boolean, [number, string]>({ name: "expiry" });
     this.meta = this.root.openDB<unknown, string>({ name: "meta" });
+    // Written by a version of fundguard whose state reads differently (or one before formats were
+    // noted): nothing of it is kept.
+    if (this.meta.get("format") !== STATE_FORMAT) this.clear();
     // msgpackr's record structures are an entry of the persons' database too.
     const entries = (this.persons.getStats() as { entryCount: number }).entryCount;
     this.count = entries - (this.persons.doesExist(STRUCTURES as never) ? 1 : 0);
@@ -175,6 +178,7 @@ export class LmdbPersonStore implements PersonStore {
         e.indexed = o;
       }
       if (cleanNow) this.meta.putSync("checkpoint", checkpoint);
+      if (this.meta.get("format") !== STATE_FORMAT) this.meta.putSync("format", STATE_FORMAT);
       if (cleanNow !== this.clean) this.meta.putSync("clean", cleanNow);
     });
     // Written: now the most recently used of what eviction may take.

@@ -3,11 +3,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { open as lmdbOpen } from "lmdb";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
 import type { Settlement } from "../../schemas/index.ts";
 import { activate, Engine, type EngineEvent, settlementRecord } from "../../services/engine/engine.ts";
-import { PersonState } from "../../services/engine/person-state.ts";
+import { PersonState, STATE_FORMAT } from "../../services/engine/person-state.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { LmdbPersonStore } from "../../services/state/lmdb-person-store.ts";
 import { canonical } from "../fixtures/run.ts";
@@ -97,6 +98,26 @@ describe("LMDB person store", () => {
     reopened.commit({ offset: 50 });
     expect(reopened.checkpoint()).toEqual({ offset: 50 });
     await reopened.close();
+  });
+
+  it("empties a store written in another state format when it opens", async () => {
+    const path = freshDir();
+    const first = onDisk(path, 100);
+    for (const e of events.slice(0, 200)) first.engine.process(e);
+    first.store.commit({ offset: 200 });
+    const persons = first.store.size;
+    expect(persons).toBeGreaterThan(0);
+    await first.store.close();
+    const same = onDisk(path, 100);
+    expect([same.store.checkpoint(), same.store.size]).toEqual([{ offset: 200 }, persons]);
+    await same.store.close();
+    // As a store of an older fundguard would have it.
+    const raw = lmdbOpen({ path, maxDbs: 4 });
+    raw.openDB({ name: "meta" }).putSync("format", STATE_FORMAT - 1);
+    await raw.close();
+    const other = onDisk(path, 100);
+    expect([other.store.checkpoint(), other.store.size]).toEqual([undefined, 0]);
+    await other.store.close();
   });
 
   it("forgets a deleted person on disk, takes it anew, and sweeps only who may expire", async () => {
