@@ -9,7 +9,7 @@
 import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { DEFAULT_LIMITS, type Limits, type Suspect } from "../../schemas/index.ts";
-import type { EngineStats } from "../engine/engine.ts";
+import { addStats, type EngineStats, emptyStats } from "../engine/engine.ts";
 import { type LineSink, LineSplitter, openNdjson } from "../ingest/lines.ts";
 import { type BadLine, mergeByTime } from "../ingest/ndjson-source.ts";
 import { keyNeedle, peekValue } from "../ingest/peek.ts";
@@ -257,9 +257,8 @@ export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => vo
       if (shard.push(r)) await shard.flush();
     }
     const results = await Promise.all(shards.map((s) => s.finish()));
-    const stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
-    for (const r of results)
-      for (const k of Object.keys(stats) as (keyof EngineStats)[]) stats[k] += r.stats[k];
+    const stats = emptyStats();
+    for (const r of results) addStats(stats, r.stats);
     return {
       suspects: results.flatMap((r) => r.suspects),
       events: results.reduce((a, r) => a + r.events, 0),

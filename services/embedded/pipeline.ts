@@ -128,7 +128,7 @@ export class EmbeddedPipeline {
     };
     this.lanes = openLanes(Math.min(o.lanes ?? 0, partitions), setup);
     this.stateful = o.state !== undefined;
-    this.opened = this.open(partitions);
+    this.opened = this.open();
     this.onArchiveFallback = o.onArchiveFallback;
     this.onStored = o.onStored;
   }
@@ -144,15 +144,15 @@ export class EmbeddedPipeline {
    * Opens every partition's engine: empty, or, with local state, from the stores when every one
    * of them is clean at a commit (else all start empty). The archive time the state holds, if so.
    */
-  private async open(partitions: number): Promise<number | undefined> {
+  private async open(): Promise<number | undefined> {
     if (!this.stateful) {
       await Promise.all(this.lanes.map((lane, i) => lane.open(this.partitionsOf(i))));
       return undefined;
     }
     const notes = (
-      await Promise.all(this.lanes.map((lane, i) => lane.resumeCommitted(this.partitionsOf(i))))
+      await Promise.all(this.lanes.map((lane, i) => lane.open(this.partitionsOf(i), { from: "committed" })))
     ).flat() as (StateNote | null)[];
-    if (notes.length === partitions && notes.every((n) => n !== null))
+    if (notes.length === this.log.partitionCount && notes.every((n) => n !== null))
       return Math.min(...notes.map((n) => (n as StateNote).archivedBeforeMs));
     await Promise.all(this.lanes.map((lane, i) => lane.open(this.partitionsOf(i))));
     return undefined;

@@ -89,6 +89,20 @@ export interface EngineStats {
   tooLate: number;
 }
 
+export const emptyStats = (): EngineStats => ({
+  settlements: 0,
+  reversals: 0,
+  deaths: 0,
+  duplicates: 0,
+  tooLate: 0,
+});
+
+/** Adds `more` into `into` and returns it. */
+export function addStats(into: EngineStats, more: Partial<EngineStats>): EngineStats {
+  for (const k of Object.keys(into) as (keyof EngineStats)[]) into[k] += more[k] ?? 0;
+  return into;
+}
+
 const DAY_MS = 86_400_000;
 /** Eviction runs when event time has advanced this far since the last sweep. */
 const SWEEP_EVERY_MS = 7 * DAY_MS;
@@ -105,7 +119,7 @@ export class Engine {
   private takenWatermarkMs = Number.NEGATIVE_INFINITY;
   /** detected_at of the event being processed, once read (see now()). */
   private nowIso: string | undefined;
-  readonly stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
+  readonly stats: EngineStats = emptyStats();
 
   constructor(opts: EngineOptions) {
     this.detectors = opts.detectors;

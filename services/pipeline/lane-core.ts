@@ -13,10 +13,11 @@ import { checkOnEngine } from "../engine/check.ts";
 import {
   type ActiveDetector,
   activate,
+  addStats,
   type Change,
   Engine,
   type EngineEvent,
-  type EngineStats,
+  emptyStats,
 } from "../engine/engine.ts";
 import type { OutageListener } from "../health.ts";
 import { parseEventLine } from "../ingest/ndjson-source.ts";
@@ -92,16 +93,18 @@ export class LaneCore {
     switch (r.op) {
       case "open": {
         if (this.setup.state) this.lmdb ??= (await import("../state/lmdb-person-store.ts")).LmdbPersonStore;
-        const resumed: (LocalCheckpoint | null)[] = [];
-        const committed: unknown[] = [];
+        const resumed: unknown[] = [];
         for (const p of r.partitions) {
           await this.closeStore(p);
           const engine = this.newEngine(p);
           this.engines.set(p, engine);
-          if (r.resumeCommitted) committed.push(this.resumeCommitted(p, engine));
-          else resumed.push(this.resume(p, engine, r.resumeWithinMs ?? 0));
+          resumed.push(
+            r.resume?.from === "committed"
+              ? this.resumeCommitted(p, engine)
+              : this.resume(p, engine, r.resume?.withinMs ?? 0),
+          );
         }
-        return { resumed, committed };
+        return { resumed };
       }
       case "commit": {
         for (const [p, e] of this.engines) this.commitStore(p, e, r.note);
@@ -318,12 +321,12 @@ export class LaneCore {
 
   private active(partitions: number[]): ActiveResult {
     const suspects: Suspect[] = [];
-    const stats: EngineStats = { settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 };
+    const stats = emptyStats();
     for (const p of partitions) {
       const engine = this.engines.get(p);
       if (!engine) continue;
       for (const s of engine.activeSuspects()) suspects.push(s);
-      for (const k of Object.keys(stats) as (keyof EngineStats)[]) stats[k] += engine.stats[k];
+      addStats(stats, engine.stats);
     }
     return { suspects, stats };
   }

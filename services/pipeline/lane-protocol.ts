@@ -98,14 +98,11 @@ export function* unpackValues(r: RecordArena): Generator<Buffer> {
 }
 
 export type LaneRequest =
-  /**
-   * Engines for these partitions (replacing any), empty, or resumed from their local stores where a
-   * checkpoint confirmed within `resumeWithinMs` says where their changelog is to be read on from.
-   */
-  | { op: "open"; partitions: number[]; resumeWithinMs?: number; resumeCommitted?: boolean }
+  /** Engines for these partitions (replacing any), empty or resumed from their local stores (see ResumePolicy). */
+  | { op: "open"; partitions: number[]; resume?: ResumePolicy }
   /**
    * Commits every partition's store with the state of every batch sent before, and `note` (what
-   * the caller knows that state holds: `start`'s archive time); `open` with `resumeCommitted`
+   * the caller knows that state holds: `start`'s archive time); `open` with the `committed` policy
    * carries on from a store clean at such a commit and answers its note.
    */
   | { op: "commit"; note: unknown }
@@ -163,11 +160,17 @@ export interface DirtyResult {
   dirty: { partition: number; entries: { key: string; value: unknown }[]; stats: EngineStats }[];
 }
 
+/**
+ * How a partition's local store may carry on. `changelog` (workers): where a checkpoint confirmed
+ * by the changelog within `withinMs` says where the changelog is read on from; it answers that
+ * checkpoint. `committed` (start): where the store is clean at a commit with a note; it answers the
+ * note. Otherwise (and with no policy) the store is emptied and the answer is null.
+ */
+export type ResumePolicy = { from: "changelog"; withinMs: number } | { from: "committed" };
+
 export interface OpenResult {
-  /** Per partition opened, in order: the checkpoint its store resumed from, or null (restore it all). */
-  resumed: (LocalCheckpoint | null)[];
-  /** With `resumeCommitted`, per partition: the note of the commit its store resumed from, or null (it starts empty). */
-  committed: unknown[];
+  /** Per partition opened, in order: what its store resumed from (see ResumePolicy), or null. */
+  resumed: unknown[];
 }
 
 export type LaneResult =

@@ -24,6 +24,7 @@ import {
   type OpenResult,
   packValues,
   type RecordArena,
+  type ResumePolicy,
   type StateResult,
 } from "./lane-protocol.ts";
 
@@ -112,16 +113,11 @@ export class Lane {
     worker.on("exit", (code) => fail(new Error(`lane thread exited with code ${code}`)));
   }
 
-  /** Per partition, the local checkpoint its engine resumed from, or null when it starts empty. */
-  async open(partitions: number[], resumeWithinMs?: number): Promise<(LocalCheckpoint | null)[]> {
+  /** Per partition, what its engine's store resumed from under `resume`, or null when it starts empty. */
+  async open(partitions: number[], resume?: ResumePolicy): Promise<unknown[]> {
     for (const p of partitions) this.partitions.add(p);
-    return ((await this.request({ op: "open", partitions, resumeWithinMs })) as OpenResult).resumed;
-  }
-
-  /** Per partition, the note of the store commit its engine resumed from, or null when it starts empty. */
-  async resumeCommitted(partitions: number[]): Promise<unknown[]> {
-    for (const p of partitions) this.partitions.add(p);
-    return ((await this.request({ op: "open", partitions, resumeCommitted: true })) as OpenResult).committed;
+    return ((await this.request({ op: "open", partitions, ...(resume ? { resume } : {}) })) as OpenResult)
+      .resumed;
   }
 
   /** Commits the stores with the state of every batch sent before (see the request). */

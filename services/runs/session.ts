@@ -3,7 +3,14 @@
 // (restore + repair), rate limit and final counts. Events go to the lanes in batches; a checkpoint
 // waits for every batch sent, so what it commits is exactly the events taken before it.
 import type { Limits } from "../../schemas/limits.ts";
-import type { ActiveDetector, Change, EngineEvent, EngineStats } from "../engine/engine.ts";
+import {
+  type ActiveDetector,
+  addStats,
+  type Change,
+  type EngineEvent,
+  type EngineStats,
+  emptyStats,
+} from "../engine/engine.ts";
 import type { OutageListener } from "../health.ts";
 import type { InputKind } from "../kafka/serde.ts";
 import type { Logger } from "../log.ts";
@@ -58,8 +65,6 @@ interface Filling {
 /** Events sent to a lane at a time. */
 const BATCH_EVENTS = 2_000;
 
-const zeroStats = (): EngineStats => ({ settlements: 0, reversals: 0, deaths: 0, duplicates: 0, tooLate: 0 });
-
 export class RunSession {
   events = 0;
   badEvents = 0;
@@ -97,7 +102,7 @@ export class RunSession {
   private laneOf(key: number): Lane {
     const lane = this.lanes[key % this.lanes.length] as Lane;
     if (!this.opened.has(key)) {
-      this.opened.set(key, zeroStats());
+      this.opened.set(key, emptyStats());
       // Requests run in order on a lane: batches sent after this reach the opened engine.
       lane.open([key]).catch((e: unknown) => {
         this.failure ??= e;
@@ -222,10 +227,10 @@ export class RunSession {
     for (const lane of this.lanes) {
       for (const d of (await lane.dirty()).dirty) {
         for (const { key, value } of d.entries) dirty.push({ engine: d.partition, key, value });
-        const before = this.opened.get(d.partition) ?? zeroStats();
-        stats[String(d.partition)] = Object.fromEntries(
-          (Object.keys(before) as (keyof EngineStats)[]).map((k) => [k, before[k] + d.stats[k]]),
-        ) as unknown as EngineStats;
+        stats[String(d.partition)] = addStats(
+          addStats(emptyStats(), this.opened.get(d.partition) ?? {}),
+          d.stats,
+        );
       }
     }
     const record: CommitRecord = {
@@ -280,7 +285,7 @@ export class RunSession {
       this.badEvents = commit.badEvents;
       for (const [key, stats] of Object.entries(commit.stats)) {
         this.laneOf(Number(key));
-        this.opened.set(Number(key), { ...zeroStats(), ...stats });
+        this.opened.set(Number(key), addStats(emptyStats(), stats));
       }
     }
     // Restored state is already in the checkpoint: the next one writes only what changes after it.

@@ -230,8 +230,8 @@ export class WorkerTask {
       const resumed = new Map<number, LocalCheckpoint>();
       await Promise.all(
         [...fresh].map(async ([p, lane]) => {
-          const [at] = await lane.open([p], this.o.resumeWithinMs);
-          if (at) resumed.set(p, at);
+          const [at] = await lane.open([p], { from: "changelog", withinMs: this.o.resumeWithinMs });
+          if (at) resumed.set(p, at as LocalCheckpoint);
         }),
       );
       const t0 = Date.now();
@@ -241,7 +241,7 @@ export class WorkerTask {
       const ahead = [...resumed].filter(([p, at]) => markers.get(p)?.commit !== at.stored).map(([p]) => p);
       let reread = 0;
       if (ahead.length > 0) {
-        await Promise.all(ahead.map((p) => (fresh.get(p) as Lane).open([p], 0)));
+        await Promise.all(ahead.map((p) => (fresh.get(p) as Lane).open([p])));
         const again = await restoreState(
           this.restoring,
           new Map(ahead.map((p) => [p, fresh.get(p) as Lane])),

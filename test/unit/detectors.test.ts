@@ -9,6 +9,25 @@ import { death, line, reversal, settlement, stay } from "../fixtures/events.ts";
 import { testPersonStore } from "../fixtures/person-store.ts";
 import { asEvent, keys, rules, run } from "../fixtures/run.ts";
 
+/**
+ * An engine restored from the changelog entries another wrote for `events`, each first passed to
+ * `rewrite` (to stand for state written by an older version).
+ */
+function restoredFrom(events: Parameters<typeof asEvent>[0][], rewrite: (value: unknown) => void): Engine {
+  const a = new Engine({
+    store: testPersonStore(),
+    detectors: activate(DETECTORS, loadCatalogs()),
+    changelog: true,
+  });
+  for (const e of events) a.process(asEvent(e));
+  const b = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
+  for (const { key, value } of a.takeDirty()) {
+    rewrite(value);
+    b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
+  }
+  return b;
+}
+
 const drug = (item_code: string, service_date: string) =>
   line({ item_code, item_name: "儿童药", category: "DRUG", service_date });
 const PEDIATRIC = "ZA06CAE0020010101748"; // 儿童咳颗粒, empty age_limit → 18
@@ -205,21 +224,13 @@ describe("duplicate_billing", () => {
       `duplicate_billing/outpatient_during_stay:${copy.settlement_id}>${stayLines.settlement_id}`,
     ]);
     // A worker restoring state written before the date ranges were kept.
-    const a = new Engine({
-      store: testPersonStore(),
-      detectors: activate(DETECTORS, loadCatalogs()),
-      changelog: true,
-    });
-    a.process(asEvent(stayLines));
-    const b = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
-    for (const { key, value } of a.takeDirty()) {
+    const b = restoredFrom([stayLines], (value) => {
       const facts = (value as { facts?: { duplicate_billing?: Record<string, unknown> } } | null)?.facts;
       if (facts?.duplicate_billing) {
         delete facts.duplicate_billing.first;
         delete facts.duplicate_billing.last;
       }
-      b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
-    }
+    });
     const found = b.process(asEvent(copy)).map((c) => `${c.op}:${c.suspect.rule}`);
     expect(found).toContain("upsert:duplicate_line");
   });
@@ -234,15 +245,8 @@ describe("duplicate_billing", () => {
     const expected = evidence(fresh);
     expect(JSON.stringify(expected)).toContain("血常规");
 
-    const a = new Engine({
-      store: testPersonStore(),
-      detectors: activate(DETECTORS, loadCatalogs()),
-      changelog: true,
-    });
-    a.process(asEvent(first));
-    const b = new Engine({ store: testPersonStore(), detectors: activate(DETECTORS, loadCatalogs()) });
     let rewritten = 0;
-    for (const { key, value } of a.takeDirty()) {
+    const b = restoredFrom([first], (value) => {
       const facts = (value as { facts?: { duplicate_billing?: { lines: string; names?: string[] } } } | null)
         ?.facts;
       const dup = facts?.duplicate_billing;
@@ -252,8 +256,7 @@ describe("duplicate_billing", () => {
         delete dup.names;
         rewritten++;
       }
-      b.restoreEntry(key, JSON.parse(JSON.stringify(value)));
-    }
+    });
     expect(rewritten).toBe(1);
     expect(evidence(b)).toEqual(expected);
   });
