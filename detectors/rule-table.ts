@@ -65,12 +65,55 @@ export interface RuleTable {
   readonly items: { readonly [K in RuleKind]: { longest(code: string): RowOf<K> | undefined } };
   /** age_sex rows on diagnosis codes. */
   readonly diagnoses: PrefixIndex<RowOf<"age_sex">>;
+  /** The age_sex row a diagnosis code falls under (the longest prefix), remembered per code. */
+  diagnosisRow(code: string): RowOf<"age_sex"> | undefined;
   /** The row of each kind a line's code falls under (the longest prefix per kind), in one walk. */
   lookup(code: string): ItemRows;
+  /** Whether some exclusive_items row's `with` prefix starts `code` (so a line of it may be a partner). */
+  partner(code: string): boolean;
 }
 
-/** The item-code rows one code falls under, by kind (age_sex: target item). */
-export type ItemRows = { readonly [K in RuleKind]?: RowOf<K> };
+/**
+ * The item-code rows one code falls under, by kind (age_sex: target item). One class, every kind a
+ * field from the start: evaluate reads these for every line, and objects of one shape keep those
+ * reads monomorphic (objects built key by key in varying orders made them megamorphic).
+ */
+export class ItemRows {
+  quantity_limit: RowOf<"quantity_limit"> | undefined = undefined;
+  exclusive_items: RowOf<"exclusive_items"> | undefined = undefined;
+  diagnosis_required: RowOf<"diagnosis_required"> | undefined = undefined;
+  price_limit: RowOf<"price_limit"> | undefined = undefined;
+  age_sex: RowOf<"age_sex"> | undefined = undefined;
+  /** KIND_BIT of each kind with a row. */
+  kinds = 0;
+
+  set(row: ItemRow): void {
+    (this as Record<RuleKind, RuleRow | undefined>)[row.kind] = row;
+    this.kinds |= KIND_BIT[row.kind];
+  }
+
+  /** Takes `other`'s rows over these (a longer prefix's rows win). */
+  take(other: ItemRows): void {
+    for (const k of RULE_KINDS) {
+      const row = other[k];
+      if (row) this.set(row);
+    }
+  }
+}
+
+/** One bit per kind, for ItemRows.kinds. */
+export const KIND_BIT: Readonly<Record<RuleKind, number>> = {
+  quantity_limit: 1,
+  exclusive_items: 2,
+  diagnosis_required: 4,
+  price_limit: 8,
+  age_sex: 16,
+};
+
+type ItemRow = Exclude<RuleRow, { kind: "age_sex"; target: "diagnosis" }>;
+
+/** What a code under no row looks up to (shared: it is never written). */
+const NO_ROWS = new ItemRows();
 
 /** Institution id prefix → level (1, 2, 3), for price_limit; `<reference>/rules/institution-levels.csv`. */
 export type InstitutionLevels = PrefixIndex<1 | 2 | 3>;
@@ -144,7 +187,8 @@ export function parseRuleTable(
   }
   const rows: RuleRow[] = [];
   const diagnoses = new PrefixIndex<RowOf<"age_sex">>();
-  const merged = new PrefixIndex<{ [K in RuleKind]?: RowOf<K> }>();
+  const merged = new PrefixIndex<ItemRows>();
+  const partners = new PrefixIndex<true>();
   const ids = new Set<string>();
   records.forEach((r, i) => {
     const at = i + 2;
@@ -258,7 +302,7 @@ export function parseRuleTable(
       }
     }
     const onDiagnosis = row.kind === "age_sex" && row.target === "diagnosis";
-    const sameCode = onDiagnosis ? undefined : (merged.get(row.codePrefix) ?? {});
+    const sameCode = onDiagnosis ? undefined : (merged.get(row.codePrefix) ?? new ItemRows());
     const other = sameCode ? sameCode[row.kind] : diagnoses.get(row.codePrefix);
     if (other)
       fail(
@@ -266,20 +310,26 @@ export function parseRuleTable(
         `${row.codePrefix} already has ${kind} row ${other.id}: one row per prefix and kind`,
       );
     if (sameCode) {
-      (sameCode as Record<RuleKind, RuleRow>)[row.kind] = row;
+      sameCode.set(row as ItemRow);
       merged.add(row.codePrefix, sameCode);
     } else diagnoses.add(row.codePrefix, row as RowOf<"age_sex">);
+    if (row.kind === "exclusive_items") partners.add(row.with, true);
     rows.push(row);
   });
   const lookup = remembered((code: string): ItemRows => {
-    const found: { [K in RuleKind]?: RowOf<K> } = {};
-    merged.eachPrefix(code, (at) => Object.assign(found, at));
-    return found;
+    let found: ItemRows | undefined;
+    merged.eachPrefix(code, (at) => {
+      found ??= new ItemRows();
+      found.take(at);
+    });
+    return found ?? NO_ROWS;
   });
   const items = Object.fromEntries(
     RULE_KINDS.map((k) => [k, { longest: (code: string) => lookup(code)[k] }]),
   ) as unknown as RuleTable["items"];
-  return { version, file, rows, items, diagnoses, lookup };
+  const partner = remembered((code: string) => partners.longest(code) !== undefined);
+  const diagnosisRow = remembered((code: string) => diagnoses.longest(code));
+  return { version, file, rows, items, diagnoses, lookup, partner, diagnosisRow };
 }
 
 function loadLevels(file: string): InstitutionLevels {

@@ -1,7 +1,14 @@
 import { z } from "zod";
 import type { Severity } from "../schemas/index.ts";
 import { addDays, ageOn } from "./dates.ts";
-import type { ItemRows, RowOf, RuleRow, RuleTable, RuleTables } from "./rule-table.ts";
+import {
+  type ItemRows,
+  KIND_BIT,
+  type RowOf,
+  type RuleRow,
+  type RuleTable,
+  type RuleTables,
+} from "./rule-table.ts";
 import { ruleTableScheme } from "./rule-table-scheme.ts";
 import { bySettledAt, defineDetector, type Finding, type SettlementRecord, sharedText } from "./sdk.ts";
 
@@ -89,17 +96,30 @@ function perDaysHits(
   const mine = facts(subject) as RuleFacts;
   type Dated = { s: SettlementRecord; f: RuleFacts; k: number };
   const dateOf = (d: Dated) => d.f.lines[d.k + 1] as string;
-  const perDays = new Map<RowOf<"quantity_limit">, Dated[]>();
-  for (const rows of look) if (rows.quantity_limit?.per === "days") perDays.set(rows.quantity_limit, []);
+  // The settlement's per-days rows (a few) and the person's lines of each.
+  const perDays: RowOf<"quantity_limit">[] = [];
+  const linesOf: Dated[][] = [];
+  for (const rows of look) {
+    const row = rows.quantity_limit;
+    if (row?.per === "days" && !perDays.includes(row)) {
+      perDays.push(row);
+      linesOf.push([]);
+    }
+  }
   // Lines of other settlements count in windows that end on this one's dates at the latest.
   const from = addDays(mine.first, 1 - reachDays);
   for (const s of settlements) {
     const theirs = facts(s);
     if (!reaches(theirs, from, mine.last)) continue;
     for (let k = 0; k < theirs.lines.length; k += STRIDE) {
-      const row = table.lookup(theirs.lines[k] as string).quantity_limit;
-      const list = row && perDays.get(row);
-      if (list) list.push({ s, f: theirs, k });
+      const date = theirs.lines[k + 1] as string;
+      if (date < from || date > mine.last) continue;
+      // A line under none of the rows' prefixes is not looked up.
+      const code = theirs.lines[k] as string;
+      if (!perDays.some((r) => code.startsWith(r.codePrefix))) continue;
+      const row = table.lookup(code).quantity_limit;
+      const at = row ? perDays.indexOf(row) : -1;
+      if (at >= 0) linesOf[at]?.push({ s, f: theirs, k });
     }
   }
   const order = (a: Dated, b: Dated) => {
@@ -109,7 +129,7 @@ function perDaysHits(
     if (a.s.id !== b.s.id) return a.s.id < b.s.id ? -1 : 1;
     return (a.f.lines[a.k + 5] as number) - (b.f.lines[b.k + 5] as number);
   };
-  for (const list of perDays.values()) list.sort(order);
+  for (const list of linesOf) list.sort(order);
   /** The first index of `list` whose date is not before `date` (after it, with `after`). */
   const bound = (list: Dated[], date: string, after: boolean) => {
     let lo = 0;
@@ -122,20 +142,13 @@ function perDaysHits(
     }
     return lo;
   };
-  // Window starts per date and length: a stay's lines share a few dates.
-  const starts = new Map<string, string>();
   for (let i = 0; i < look.length; i++) {
     const row = look[i]?.quantity_limit;
     if (row?.per !== "days") continue;
     const k = i * STRIDE;
     const date = mine.lines[k + 1] as string;
-    const key = `${date}\u0001${row.days}`;
-    let start = starts.get(key);
-    if (start === undefined) {
-      start = addDays(date, 1 - row.days);
-      starts.set(key, start);
-    }
-    const list = perDays.get(row) as Dated[];
+    const start = addDays(date, 1 - row.days);
+    const list = linesOf[perDays.indexOf(row)] as Dated[];
     const window = list.slice(bound(list, start, false), bound(list, date, true));
     let total = 0;
     for (const o of window) total += o.f.lines[o.k + 2] as number;
@@ -216,7 +229,7 @@ export const ruleTables = defineDetector({
       );
     }
     if (lines.length === 0 && !s.diagnoses.some((d) => t.relevantDiagnosis(d.code))) return undefined;
-    return { lines, diagnoses: s.diagnoses.map((d) => d.code), first, last };
+    return { lines, diagnoses: s.diagnoses.map((d) => sharedText(d.code)), first, last };
   },
   // Per-days limits and exclusive pairs look at other settlements: those with a line on a day the changed one reaches.
   affected(changed, person, { catalogs, facts }) {
@@ -251,65 +264,80 @@ export const ruleTables = defineDetector({
     const n = lines.length / STRIDE;
     // The rows of each of the settlement's lines, looked up once for every kind.
     const look: ItemRows[] = [];
-    for (let k = 0; k < lines.length; k += STRIDE) look.push(table.lookup(lines[k] as string));
+    let kinds = 0;
+    for (let k = 0; k < lines.length; k += STRIDE) {
+      const rows = table.lookup(lines[k] as string);
+      look.push(rows);
+      kinds |= rows.kinds;
+    }
     const dateOf = (i: number) => lines[i * STRIDE + 1] as string;
     const quantityOf = (i: number) => lines[i * STRIDE + 2] as number;
     const amountOf = (i: number) => lines[i * STRIDE + 4] as number;
     const lineOfMine = (i: number) => lineAt(lines, i * STRIDE);
 
-    // quantity_limit: sums per row, per day or stay within the settlement, per N days over the person's.
-    let sums: Map<string, { row: RowOf<"quantity_limit">; at: number[]; total: number }> | undefined;
+    // quantity_limit: sums per row, per day or stay within the settlement (a group is its lines of
+    // one row, on one date unless per stay, summed in line order), per N days over the person's.
     let perDaysRows = false;
-    for (let i = 0; i < n; i++) {
-      const row = look[i]?.quantity_limit;
-      if (!row) continue;
-      if (row.per === "days") perDaysRows = true;
-      if (row.per === "days" || (row.per === "stay" && subject.visitType !== "INPATIENT")) continue;
-      const key = `${row.id}\u0001${row.per === "day" ? dateOf(i) : ""}`;
-      sums ??= new Map();
-      const g = sums.get(key) ?? { row, at: [], total: 0 };
-      g.at.push(i);
-      g.total += quantityOf(i);
-      sums.set(key, g);
-    }
-    for (const g of sums?.values() ?? []) {
-      if (g.total <= g.row.max) continue;
-      for (const i of g.at)
-        hits.push({
-          row: g.row,
-          line: lineOfMine(i),
-          amountFen: amountOf(i),
-          detail: { max: g.row.max, per: g.row.per, total: g.total },
-        });
+    if (kinds & KIND_BIT.quantity_limit) {
+      const grouped = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const row = look[i]?.quantity_limit;
+        if (!row || grouped[i]) continue;
+        if (row.per === "days") {
+          perDaysRows = true;
+          continue;
+        }
+        if (row.per === "stay" && subject.visitType !== "INPATIENT") continue;
+        const date = row.per === "day" ? dateOf(i) : undefined;
+        let total = 0;
+        for (let j = i; j < n; j++)
+          if (look[j]?.quantity_limit === row && (date === undefined || dateOf(j) === date)) {
+            grouped[j] = 1;
+            total += quantityOf(j);
+          }
+        if (total <= row.max) continue;
+        for (let j = i; j < n; j++)
+          if (look[j]?.quantity_limit === row && (date === undefined || dateOf(j) === date))
+            hits.push({
+              row,
+              line: lineOfMine(j),
+              amountFen: amountOf(j),
+              detail: { max: row.max, per: row.per, total },
+            });
+      }
     }
     if (perDaysRows)
       perDaysHits(subject, person.settlements, facts, look, table, catalogs.ruleTables.reachDays, hits);
 
     // exclusive_items: a line of the row's prefix and one of its `with` prefix, same day, same
-    // institution. The person's settlements there that reach this one's dates, found once.
-    let there: { s: SettlementRecord; f: RuleFacts }[] | undefined;
-    for (let i = 0; i < n; i++) {
+    // institution. The person's lines there on this settlement's dates that some row may pair,
+    // gathered once.
+    let there: { s: SettlementRecord; f: RuleFacts; k: number }[] | undefined;
+    for (let i = 0; kinds & KIND_BIT.exclusive_items && i < n; i++) {
       const row = look[i]?.exclusive_items;
       if (!row) continue;
       if (!there) {
         there = [];
         for (const s of person.settlements) {
           const theirs = facts(s);
-          if (s.institutionId === subject.institutionId && reaches(theirs, mine.first, mine.last))
-            there.push({ s, f: theirs });
+          if (s.institutionId !== subject.institutionId || !reaches(theirs, mine.first, mine.last)) continue;
+          for (let k = 0; k < theirs.lines.length; k += STRIDE) {
+            const d = theirs.lines[k + 1] as string;
+            if (d >= mine.first && d <= mine.last && table.partner(theirs.lines[k] as string))
+              there.push({ s, f: theirs, k });
+          }
         }
       }
       const date = dateOf(i);
       const lineNo = lines[i * STRIDE + 5] as number;
       const partners: { s: SettlementRecord; k: number; f: RuleFacts }[] = [];
-      for (const { s, f } of there)
-        for (let k = 0; k < f.lines.length; k += STRIDE)
-          if (
-            f.lines[k + 1] === date &&
-            (f.lines[k] as string).startsWith(row.with) &&
-            !(s === subject && f.lines[k + 5] === lineNo)
-          )
-            partners.push({ s, k, f });
+      for (const o of there)
+        if (
+          o.f.lines[o.k + 1] === date &&
+          (o.f.lines[o.k] as string).startsWith(row.with) &&
+          !(o.s === subject && o.f.lines[o.k + 5] === lineNo)
+        )
+          partners.push(o);
       if (partners.length === 0) continue;
       partners.sort(
         (a, b) => bySettledAt(a.s, b.s) || (a.f.lines[a.k + 5] as number) - (b.f.lines[b.k + 5] as number),
@@ -330,7 +358,7 @@ export const ruleTables = defineDetector({
     // diagnosis_required: none of the settlement's diagnoses starts with a listed prefix (judged
     // once per row: a settlement's lines often share one).
     let covered: Map<RowOf<"diagnosis_required">, boolean> | undefined;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; kinds & KIND_BIT.diagnosis_required && i < n; i++) {
       const row = look[i]?.diagnosis_required;
       if (!row) continue;
       covered ??= new Map();
@@ -349,8 +377,9 @@ export const ruleTables = defineDetector({
     }
 
     // price_limit: unit price above the standard for the institution's level; at risk is the excess.
-    const level = catalogs.ruleTables.levels.longest(subject.institutionId);
-    for (let i = 0; i < n; i++) {
+    const level =
+      kinds & KIND_BIT.price_limit ? catalogs.ruleTables.levels.longest(subject.institutionId) : undefined;
+    for (let i = 0; level !== undefined && i < n; i++) {
       const row = look[i]?.price_limit;
       const limit = row && level !== undefined ? row.limits[level] : undefined;
       const unit = lines[i * STRIDE + 3] as number;
@@ -373,10 +402,16 @@ export const ruleTables = defineDetector({
       min_age: r.minAge ?? null,
       max_age: r.maxAge ?? null,
     });
-    for (let i = 0; i < n; i++) {
+    // Lines share dates: the age is worked out again only when the date changes.
+    let ageDate = "";
+    let age = 0;
+    for (let i = 0; kinds & KIND_BIT.age_sex && i < n; i++) {
       const row = look[i]?.age_sex;
       if (!row) continue;
-      const age = ageOn(subject.birthDate, dateOf(i));
+      if (dateOf(i) !== ageDate) {
+        ageDate = dateOf(i);
+        age = ageOn(subject.birthDate, ageDate);
+      }
       if (outside(row, age))
         hits.push({
           row,
@@ -385,10 +420,11 @@ export const ruleTables = defineDetector({
           detail: { target: "item", age, gender: subject.gender, allowed: allowed(row) },
         });
     }
-    const ageIn = ageOn(subject.birthDate, subject.admission);
     for (const code of mine.diagnoses) {
-      const row = table.diagnoses.longest(code);
-      if (!row || !outside(row, ageIn)) continue;
+      const row = table.diagnosisRow(code);
+      if (!row) continue;
+      const ageIn = ageOn(subject.birthDate, subject.admission);
+      if (!outside(row, ageIn)) continue;
       hits.push({
         row,
         line: [code, subject.admission, 0, 0, 0, 0, code],

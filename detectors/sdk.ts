@@ -159,7 +159,8 @@ export function defineDetector<C, F>(detector: Detector<C, F>): Detector<C, F> {
 export function remembered<V>(find: (code: string) => V): (code: string) => V {
   const seen = new Map<string, V>();
   return (code) => {
-    if (seen.has(code)) return seen.get(code) as V;
+    const known = seen.get(code);
+    if (known !== undefined || seen.has(code)) return known as V;
     const v = find(code);
     if (seen.size >= 100_000) seen.clear();
     seen.set(code, v);
