@@ -65,6 +65,7 @@ export const excessiveDispensing = defineDetector({
     }
     return out;
   },
+  reachDays: ({ config }) => config.windowDays,
   evaluate(subject, person, { config, facts }): Finding[] {
     const mine = facts(subject);
     if (!mine) return [];

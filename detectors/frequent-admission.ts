@@ -60,6 +60,8 @@ export const frequentAdmission = defineDetector({
       );
     });
   },
+  // A readmission looks back to the previous discharge, high frequency over its window of admissions.
+  reachDays: ({ config }) => Math.max(config.readmissionMaxDays, config.highFrequencyWindowDays),
   evaluate(subject, person, { config }): Finding[] {
     if (!isStay(subject)) return [];
     const findings: Finding[] = [];

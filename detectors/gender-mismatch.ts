@@ -63,6 +63,8 @@ export const genderMismatch = defineDetector({
     }
     return found.length > 0 ? found : undefined;
   },
+  // Its own settlement only.
+  reachDays: () => 0,
   evaluate(subject, _person, { facts }): Finding[] {
     const found = facts(subject);
     if (!found) return [];

@@ -59,6 +59,8 @@ export const pediatricDrug = defineDetector({
     }
     return lines.length > 0 ? lines : undefined;
   },
+  // Its own settlement only.
+  reachDays: () => 0,
   evaluate(subject, _person, { config, facts }): Finding[] {
     const candidates = facts(subject);
     if (!candidates) return [];

@@ -255,6 +255,8 @@ export const ruleTables = defineDetector({
     }
     return out;
   },
+  // Per-days windows; exclusive pairs are on one day, the other kinds on the settlement alone.
+  reachDays: ({ catalogs }) => catalogs.ruleTables.reachDays,
   evaluate(subject, person, { catalogs, config, facts }): Finding[] {
     const mine = facts(subject);
     const table = tableOf(catalogs.ruleTables, config.version);

@@ -103,6 +103,14 @@ export interface Detector<C = unknown, F = unknown> {
   ): Iterable<SettlementRecord>;
   /** True when findings depend on the death record, so a new record re-evaluates the person. */
   readonly usesDeath?: boolean;
+  /**
+   * Days of service dates the rules look back over from a settlement (a 30-day window: 30; a
+   * rule on the settlement alone: 0). The engine keeps this detector's facts of a settlement, and
+   * re-evaluates it, only while it settled within this many days plus the allowed lateness of the
+   * partition's newest event; after that its findings from this detector are final. Omit when the
+   * rules reach back without bound (duplicate lines, deaths): the whole retention then applies.
+   */
+  reachDays?(ctx: DetectorContext<C, F>): number;
   /** Findings whose suspect is `subject`, judged on the person's current evidence. Must be pure. */
   evaluate(subject: SettlementRecord, person: PersonView, ctx: DetectorContext<C, F>): Finding[];
 }

@@ -137,6 +137,7 @@ export interface CheckRouteOptions {
   /** The stream's detectors with their current config (updated in place as the config topic changes). */
   detectors: ActiveDetector[];
   retentionDays: number;
+  latenessDays: number | undefined;
   /** The live engine's what-if, where this process holds the engines: no archive read. */
   onEngine?: (s: Settlement) => Promise<CheckAnswer>;
   limits: Limits;
@@ -155,7 +156,11 @@ export function registerCheckRoute<L extends FastifyBaseLogger>(
       req.log.error({ err }, "check: the archive cannot be read");
       throw o.fail(503, "store_unavailable", "the person's evidence cannot be read now; retry later");
     });
-    return checkSettlement(s, evidence, { detectors: o.detectors, retentionDays: o.retentionDays });
+    return checkSettlement(s, evidence, {
+      detectors: o.detectors,
+      retentionDays: o.retentionDays,
+      latenessDays: o.latenessDays,
+    });
   };
   // Built once: a zod schema costs more to build than to run.
   const validator = settlementValidatorFor(fieldLimits("settlement", o.limits));

@@ -113,6 +113,7 @@ export function registerServeCommand(program: Command): void {
         trustProxy: env.FUNDGUARD_TRUST_PROXY,
         active,
         retentionDays: env.FUNDGUARD_RETENTION_DAYS,
+        latenessDays: env.FUNDGUARD_LATENESS_DAYS,
         ...(inputs.ingest ? { ingest: inputs.ingest } : {}),
         inputLimits: limitsOf(env),
         maxIngestBytes: env.FUNDGUARD_MAX_INGEST_BYTES,

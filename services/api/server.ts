@@ -67,6 +67,8 @@ export interface BuildServerOptions {
   active?: ActiveDetector[];
   /** The stream's state retention in days, for /check (default 400). */
   retentionDays?: number;
+  /** The stream's lateness in days, for /check (default: the retention). */
+  latenessDays?: number;
   /**
    * A live engine's what-if for /check, where this process holds the engines (embedded mode);
    * without one, /check replays the person's archived evidence.
@@ -713,6 +715,7 @@ export async function buildServer(o: BuildServerOptions) {
     store: o.store,
     detectors: o.active ?? activate(detectors, loadCatalogs()),
     retentionDays: o.retentionDays ?? 400,
+    latenessDays: o.latenessDays,
     onEngine: o.checkOnEngine,
     limits: inputLimits,
     authorize: (req) => requireRole(userOf(req), ["admin", "investigator", "his"], "check a settlement"),

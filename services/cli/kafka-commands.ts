@@ -157,6 +157,7 @@ export function registerKafkaCommands(program: Command): void {
             detectors: { reference: o.reference ?? ctx.env.FUNDGUARD_REFERENCE_DIR },
             lanes: ctx.env.FUNDGUARD_LANES,
             retentionDays: ctx.env.FUNDGUARD_RETENTION_DAYS,
+            latenessDays: ctx.env.FUNDGUARD_LATENESS_DAYS,
             state: ctx.env.FUNDGUARD_STATE_DIR
               ? { dir: ctx.env.FUNDGUARD_STATE_DIR, cachePersons: ctx.env.FUNDGUARD_STATE_CACHE_PERSONS }
               : undefined,

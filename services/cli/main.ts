@@ -8,6 +8,12 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number, 0 or more");
+  return n;
+}
+
 const program = new Command()
   .name("fundguard")
   .description("Event-driven fraud detection for medical-insurance funds (医保基金监管)")
@@ -21,6 +27,11 @@ program
   .option("--out <file>", "write suspects here instead of stdout")
   .option("--reference <dir>", "folder with pediatric-drugs.csv and sex-restricted-codes.csv")
   .option("--retention-days <n>", "event-time span of retained state", positiveInt, 400)
+  .option(
+    "--lateness-days <n>",
+    "how far behind the newest event an event's service dates may be and still be judged as in order (default: the retention)",
+    wholeNumber,
+  )
   .option("--config <file>", 'JSON file {"detector_id": {config}, ...}; other detectors keep their defaults')
   .option(
     "--shards <n>",
@@ -35,6 +46,7 @@ program
       out: o.out,
       reference: o.reference,
       retentionDays: o.retentionDays,
+      latenessDays: o.latenessDays,
       shards: o.shards,
       configFile: o.config,
     });

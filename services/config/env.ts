@@ -82,6 +82,8 @@ const schema = z.object({
    */
   FUNDGUARD_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(10_000),
   FUNDGUARD_RETENTION_DAYS: z.coerce.number().int().min(1).default(400),
+  /** EngineOptions.latenessDays: how late an event may be and still be judged as in order (unset: the retention). */
+  FUNDGUARD_LATENESS_DAYS: z.coerce.number().int().min(0).optional(),
   /** A worker's engine state on local disk (LMDB, one store per partition) instead of the heap. */
   FUNDGUARD_STATE_DIR: z.string().min(1).optional(),
   /** Persons a worker with FUNDGUARD_STATE_DIR keeps live in memory, over all its partitions. */

@@ -22,6 +22,7 @@ export interface ShardedOptions {
   deaths?: string;
   reference?: string;
   retentionDays?: number;
+  latenessDays?: number;
   /** Detector id → config, already checked (checkDetectorConfig); absent ids run on their defaults. */
   configs?: Record<string, unknown>;
   /**
@@ -238,6 +239,7 @@ export async function detectSharded(o: ShardedOptions, onBad: (b: BadLine) => vo
     limits,
     detectors: { reference: o.reference, configs: o.configs },
     retentionDays: o.retentionDays,
+    latenessDays: o.latenessDays,
     changelog: false,
     changes: false,
   };

@@ -32,6 +32,7 @@ export interface PipelineStats {
 export interface PipelineOptions {
   partitions?: number;
   retentionDays?: number;
+  latenessDays?: number;
   /**
    * The engines' persons in LMDB stores under this directory (one per partition) behind a cache,
    * committed whenever the pipeline has written all it processed, so a restart resumes from them.
@@ -122,6 +123,7 @@ export class EmbeddedPipeline {
     const setup: LaneSetup = {
       detectors,
       retentionDays: this.retentionDays,
+      latenessDays: o.latenessDays,
       changelog: false,
       changes: true,
       ...(o.state ? { state: o.state } : {}),

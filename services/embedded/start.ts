@@ -36,7 +36,13 @@ export interface StartOptions {
 /** The embedded pipeline with start's detectors and catalogs; archive fallbacks are said. */
 export function startPipeline(
   store: Store,
-  o: { reference?: string | undefined; lanes?: number; state?: LocalState },
+  o: {
+    reference?: string | undefined;
+    lanes?: number;
+    state?: LocalState;
+    retentionDays?: number;
+    latenessDays?: number;
+  },
   say: (s: string) => void,
   onStored?: () => void,
 ): EmbeddedPipeline {
@@ -45,6 +51,8 @@ export function startPipeline(
     { reference: o.reference },
     {
       lanes: o.lanes ?? 0,
+      retentionDays: o.retentionDays,
+      latenessDays: o.latenessDays,
       ...(o.state ? { state: o.state } : {}),
       onArchiveFallback: (f) =>
         say(
@@ -128,7 +136,18 @@ export async function startCommand(o: StartOptions): Promise<void> {
     dir: join(dataDir, ENGINE_STATE_DIR),
     cachePersons: Math.max(1, Math.floor(env.FUNDGUARD_STATE_CACHE_PERSONS / EMBEDDED_PARTITIONS)),
   };
-  const pipeline = startPipeline(store, { ...o, lanes, state }, say, () => feed?.kick());
+  const pipeline = startPipeline(
+    store,
+    {
+      ...o,
+      lanes,
+      state,
+      retentionDays: env.FUNDGUARD_RETENTION_DAYS,
+      latenessDays: env.FUNDGUARD_LATENESS_DAYS,
+    },
+    say,
+    () => feed?.kick(),
+  );
   await ingest(store, { ...o, limits }, dataDir, say, pipeline);
   const { app, url, token } = await serveEmbedded({
     store,

@@ -36,6 +36,7 @@ export interface CheckAnswer {
 export interface CheckOptions {
   detectors: ActiveDetector[];
   retentionDays: number;
+  latenessDays?: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -63,7 +64,11 @@ export function checkSettlement(
     .filter(({ e, t }) => e.kind === "death" || t >= horizon)
     .sort((a, b) => a.t - b.t);
 
-  const engine = new Engine({ detectors: o.detectors, retentionDays: o.retentionDays });
+  const engine = new Engine({
+    detectors: o.detectors,
+    retentionDays: o.retentionDays,
+    latenessDays: o.latenessDays,
+  });
   for (const { e } of retained) engine.process(e);
   const changes = engine.process({ kind: "settlement", value: proposed });
   return answerOf(changes, o.detectors, retained.at(-1)?.t ?? null);

@@ -11,7 +11,7 @@ import {
   type SettlementRecord,
 } from "../../detectors/sdk.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
-import { PersonState, type StateEntry } from "./person-state.ts";
+import { type FactDrop, PersonState, type StateEntry } from "./person-state.ts";
 import { MemoryPersonStore, type PersonStore } from "./person-store.ts";
 import { suspectId } from "./suspect-id.ts";
 
@@ -77,6 +77,13 @@ export interface EngineOptions {
   changelog?: boolean;
   /** Where persons' state is kept (default: the heap), given how the engine makes a person's object. */
   store?: (create: (personId: string) => PersonState) => PersonStore;
+  /**
+   * How far behind the partition's newest event (settled_at) an event's service dates may lie and
+   * still be judged as if it had come in order. With a detector's reachDays it bounds how long
+   * that detector keeps its facts and re-evaluates a settlement. Default: the retention, as the
+   * contract has it (every detector then keeps its state for the whole retention).
+   */
+  latenessDays?: number;
 }
 
 export interface EngineStats {
@@ -111,6 +118,11 @@ export class Engine {
   private readonly persons: PersonStore;
   private readonly detectors: ActiveDetector[];
   private readonly retentionMs: number;
+  private readonly latenessMs: number;
+  /** Per detector, its horizon (see horizonMs) and the ctx it was worked out for (a config change swaps ctx). */
+  private readonly horizons = new Map<ActiveDetector, { ctx: unknown; ms: number }>();
+  /** The facts dropped since the last sweep: detectors with a horizon short of the retention. */
+  private drops: readonly FactDrop[] = [];
   private readonly clock: () => Date;
   private watermarkMs = Number.NEGATIVE_INFINITY;
   private sweptAtMs = Number.NEGATIVE_INFINITY;
@@ -124,6 +136,7 @@ export class Engine {
   constructor(opts: EngineOptions) {
     this.detectors = opts.detectors;
     this.retentionMs = (opts.retentionDays ?? 400) * DAY_MS;
+    this.latenessMs = opts.latenessDays === undefined ? this.retentionMs : opts.latenessDays * DAY_MS;
     this.clock = opts.clock ?? (() => new Date());
     this.changelog = opts.changelog ?? false;
     this.persons = opts.store?.((id) => this.newPerson(id)) ?? new MemoryPersonStore();
@@ -144,6 +157,9 @@ export class Engine {
     if (eventMs < this.watermarkMs - this.retentionMs) this.stats.tooLate++;
     if (eventMs > this.watermarkMs) this.watermarkMs = eventMs;
     const person = this.person(event.value.person_id);
+    // A persistent store's sweep sees only persons past the retention: the others' facts go when an
+    // event touches them, before it is judged, so that it reads what it would read in the heap's.
+    person.dropFacts(this.drops);
     const changes =
       event.kind === "death"
         ? this.onDeath(person, event.value)
@@ -153,6 +169,26 @@ export class Engine {
     this.persons.changed(person);
     if (this.watermarkMs - this.sweptAtMs >= SWEEP_EVERY_MS) this.sweep();
     return changes;
+  }
+
+  /**
+   * How far behind the watermark a detector still keeps facts and re-evaluates: its reach plus the
+   * lateness, at most the retention (all of it without a reach).
+   */
+  private horizonMs(a: ActiveDetector): number {
+    const known = this.horizons.get(a);
+    if (known?.ctx === a.ctx) return known.ms;
+    const reach = a.detector.reachDays?.(a.ctx);
+    const ms =
+      reach === undefined ? this.retentionMs : Math.min(this.retentionMs, reach * DAY_MS + this.latenessMs);
+    this.horizons.set(a, { ctx: a.ctx, ms });
+    return ms;
+  }
+
+  /** Whether `s`'s findings from `a` are final: it settled beyond a's horizon, short of the retention. */
+  private final(a: ActiveDetector, s: SettlementRecord): boolean {
+    const h = this.horizonMs(a);
+    return h < this.retentionMs && s.settledAtMs < this.watermarkMs - h;
   }
 
   /** State entries changed since the last call, keyed for a compacted changelog (null value: deleted). */
@@ -208,11 +244,14 @@ export class Engine {
     const scratch = new Engine({
       detectors: this.detectors,
       retentionDays: this.retentionMs / DAY_MS,
+      latenessDays: this.latenessMs / DAY_MS,
       clock: this.clock,
     });
     scratch.watermarkMs = this.watermarkMs;
-    // No sweep in the scratch engine: this one's state is already swept to its watermark.
+    // No sweep in the scratch engine: this one's state is already swept to its watermark (and the
+    // person's facts are dropped as here when it is touched).
     scratch.sweptAtMs = Number.POSITIVE_INFINITY;
+    scratch.drops = this.drops;
     const held = this.persons.get(proposed.person_id)?.copy();
     if (held) {
       scratch.persons.add(held);
@@ -269,7 +308,8 @@ export class Engine {
     for (const a of this.detectors) {
       this.judge(person, a, record, changes);
       if (a.detector.affected)
-        for (const s of a.detector.affected(record, person, a.ctx)) this.judge(person, a, s, changes);
+        for (const s of a.detector.affected(record, person, a.ctx))
+          if (!this.final(a, s)) this.judge(person, a, s, changes);
     }
     return changes;
   }
@@ -319,7 +359,8 @@ export class Engine {
   private reevaluate(person: PersonState, pairs: Pair[]): Change[] {
     const changes: Change[] = [];
     this.nowIso = undefined;
-    for (const [active, subject] of pairs) this.judge(person, active, subject, changes);
+    for (const [active, subject] of pairs)
+      if (!this.final(active, subject)) this.judge(person, active, subject, changes);
     return changes;
   }
 
@@ -383,7 +424,12 @@ export class Engine {
 
   private sweep(): void {
     const horizon = this.watermarkMs - this.retentionMs;
+    this.drops = this.detectors.flatMap((a) => {
+      const h = this.horizonMs(a);
+      return h < this.retentionMs ? [{ detector: a.detector.id, beforeMs: this.watermarkMs - h }] : [];
+    });
     for (const p of this.persons.expiring(horizon)) {
+      p.dropFacts(this.drops);
       if (!p.evict(horizon)) this.persons.delete(p.personId);
       else this.persons.changed(p);
     }

@@ -27,6 +27,12 @@ type OnChange = (personId: string, entry: StateEntry) => void;
  */
 export const STATE_FORMAT = 2;
 
+/** A detector whose facts of settlements that settled before `beforeMs` are no longer read. */
+export interface FactDrop {
+  readonly detector: string;
+  readonly beforeMs: number;
+}
+
 /** What an absent map reads as (never written to). */
 const NONE: ReadonlyMap<never, never> = new Map<never, never>();
 
@@ -56,6 +62,8 @@ export class PersonState implements PersonView {
    * skips the person without a look. Removals leave it low, which only costs a needless pass.
    */
   private oldestMs = Number.POSITIVE_INFINITY;
+  /** The drops dropFacts last applied to every record held since (a new record unsets it). */
+  private droppedWith: readonly FactDrop[] | undefined;
 
   /** Entries are built only for a listener: without one (no changelog) an event allocates none. */
   constructor(
@@ -80,6 +88,7 @@ export class PersonState implements PersonView {
   }
 
   add(s: SettlementRecord): void {
+    this.stillToDrop(s);
     this.byId.set(s.id, s);
     this.settlements.push(s);
     this.oldestMs = Math.min(this.oldestMs, s.settledAtMs);
@@ -150,6 +159,35 @@ export class PersonState implements PersonView {
     return newest === Number.NEGATIVE_INFINITY ? null : newest;
   }
 
+  /**
+   * Drops the facts `drops` name from the records they reach (a record is replaced by one without
+   * them, and reported: records are shared and never changed). Once per drops for the records held.
+   */
+  dropFacts(drops: readonly FactDrop[]): void {
+    if (drops === this.droppedWith) return;
+    this.droppedWith = drops;
+    for (let i = 0; i < this.settlements.length; i++) {
+      const s = this.settlements[i] as SettlementRecord;
+      let facts: Record<string, unknown> | undefined;
+      for (const d of drops)
+        if (s.settledAtMs < d.beforeMs && s.facts[d.detector] !== undefined) {
+          facts ??= { ...s.facts };
+          // Kept as a key: every record's facts keep one shape (see Engine.onSettle).
+          facts[d.detector] = undefined;
+        }
+      if (!facts) continue;
+      const next: SettlementRecord = { ...s, facts };
+      this.settlements[i] = next;
+      this.byId.set(s.id, next);
+      this.onChange?.(this.personId, { kind: "s", id: s.id, value: next });
+    }
+  }
+
+  /** A record that the last drops reach (a late one) makes the next dropFacts look again. */
+  private stillToDrop(s: SettlementRecord): void {
+    if (this.droppedWith?.some((d) => s.settledAtMs < d.beforeMs)) this.droppedWith = undefined;
+  }
+
   /** Drops evidence older than the horizon; returns whether anything is left. */
   evict(horizonMs: number): boolean {
     if (this.oldestMs >= horizonMs) return this.holdsAnything();
@@ -192,6 +230,7 @@ export class PersonState implements PersonView {
     switch (e.kind) {
       case "s":
         if (e.value) {
+          this.stillToDrop(e.value);
           this.oldestMs = Math.min(this.oldestMs, e.value.settledAtMs);
           if (!this.byId.has(e.id)) this.settlements.push(e.value);
           else this.settlements[this.settlements.findIndex((s) => s.id === e.id)] = e.value;

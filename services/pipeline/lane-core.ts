@@ -348,6 +348,7 @@ export class LaneCore {
     return new Engine({
       detectors: this.detectors,
       retentionDays: this.setup.retentionDays,
+      latenessDays: this.setup.latenessDays,
       changelog: this.setup.changelog,
       store: local
         ? (create) => {

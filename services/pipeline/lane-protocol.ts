@@ -58,6 +58,8 @@ export interface LaneSetup {
   limits?: Limits;
   detectors: DetectorSetup;
   retentionDays?: number;
+  /** EngineOptions.latenessDays (default: the retention). */
+  latenessDays?: number;
   /** Engines record their changed state for `state` requests (a changelog or local store drains it). */
   changelog: boolean;
   /** Batches answer with the suspect changes they caused (`detect` asks for the active suspects at the end instead). */

@@ -54,6 +54,8 @@ interface RunMeta {
   detectors: ChosenDetector[];
   config_hash: string;
   retention_days: number;
+  /** Absent in runs started before it was recorded: they resume with the default. */
+  lateness_days?: number;
   reference: string | null;
   started_at: string;
   files: FileIdentity[];
@@ -211,6 +213,7 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
         detectors,
         config_hash: runConfigHash(detectors),
         retention_days: env.FUNDGUARD_RETENTION_DAYS,
+        lateness_days: env.FUNDGUARD_LATENESS_DAYS,
         reference: o.reference ?? env.FUNDGUARD_REFERENCE_DIR ?? null,
         started_at: new Date().toISOString(),
         files: source.kind === "files" ? identities(source) : [],
@@ -268,6 +271,7 @@ export async function executeRun(o: RunCommandOptions, opts: { store?: Store } =
           }
         : {}),
       retentionDays: meta.retention_days,
+      latenessDays: meta.lateness_days,
       checkpoint,
       checkpointIntervalMs: (o.checkpointInterval ?? 10) * 1000,
       log,

@@ -29,6 +29,7 @@ export interface SessionOptions {
   detectors: ActiveDetector[];
   setup: DetectorSetup;
   retentionDays: number;
+  latenessDays?: number;
   checkpoint: Checkpoint;
   /** Flush suspects and commit a checkpoint at least this often. */
   checkpointIntervalMs: number;
@@ -91,6 +92,7 @@ export class RunSession {
     const setup: LaneSetup = {
       detectors: o.setup,
       retentionDays: o.retentionDays,
+      latenessDays: o.latenessDays,
       changelog: true,
       changes: true,
       ...(o.avro ? { avro: o.avro } : {}),

@@ -77,6 +77,7 @@ export interface TaskOptions {
   limits?: Limits;
   schemaWaitMs?: number;
   retentionDays: number;
+  latenessDays?: number | undefined;
   state?: LocalState;
   /** A local store resumes from a changelog checkpoint at most this old (the changelog's delete.retention.ms). */
   resumeWithinMs: number;
@@ -130,6 +131,7 @@ export class WorkerTask {
         configs: Object.fromEntries(o.active.map((a) => [a.detector.id, a.ctx.config])),
       },
       retentionDays: o.retentionDays,
+      latenessDays: o.latenessDays,
       changelog: true,
       changes: true,
       state: o.state,

@@ -39,6 +39,7 @@ export interface WorkerOptions {
   /** The registry's detectors with this catalog folder (configs from the config topic, if followed). */
   detectors: DetectorSetup;
   retentionDays: number;
+  latenessDays?: number | undefined;
   /**
    * Engine state on local disk (FUNDGUARD_STATE_DIR), `cachePersons` of it live in memory in all
    * (divided among the input partitions); default: the heap. One worker process per directory.

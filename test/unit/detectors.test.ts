@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { addDays } from "../../detectors/dates.ts";
 import { DETECTORS, loadCatalogs } from "../../detectors/index.ts";
+import type { SettlementRecord } from "../../detectors/sdk.ts";
 import { activate, Engine } from "../../services/engine/engine.ts";
 import { death, line, reversal, settlement, stay } from "../fixtures/events.ts";
 import { testPersonStore } from "../fixtures/person-store.ts";
@@ -441,6 +442,86 @@ describe("engine", () => {
     // Stays 8 days apart are readmissions while both are retained: the last ones still are.
     const found = keys([...engine.activeSuspects()]);
     expect(found).toContain("frequent_admission/readmission:L100>L90");
+  });
+
+  describe("detector horizons (reachDays plus the lateness)", () => {
+    const STATIN = "XC10AAA023A001010100932";
+    const at = (day: number) => addDays("2025-01-01", day);
+    const visit = (id: string, day: number, quantity: number) =>
+      settlement({
+        person_id: "H",
+        settlement_id: id,
+        visit_type: "PHARMACY",
+        admission_date: at(day),
+        settled_at: `${at(day)}T10:00:00+08:00`,
+        items: [
+          line({
+            item_code: STATIN,
+            item_name: "阿托伐他汀钙片",
+            category: "DRUG",
+            quantity,
+            service_date: at(day),
+          }),
+        ],
+      });
+    // A, then B 5 days later: 100 units in 30 days make B excessive. Then time moves on 95 days, and A is reversed.
+    function afterReversal(latenessDays: number) {
+      const engine = new Engine({
+        store: testPersonStore(),
+        detectors: activate(DETECTORS, loadCatalogs()),
+        changelog: true,
+        latenessDays,
+      });
+      const a = visit("A", 0, 60);
+      engine.process(asEvent(a));
+      engine.process(asEvent(visit("B", 5, 40)));
+      expect(rules([...engine.activeSuspects()], "excessive_dispensing")).toEqual([
+        "excessive_dispensing/excessive_dispensing:B>A",
+      ]);
+      engine.takeDirty();
+      engine.process(asEvent(settlement({ person_id: "OTHER", settled_at: `${at(100)}T10:00:00+08:00` })));
+      engine.process(asEvent({ ...reversal(a), settled_at: `${at(100)}T11:00:00+08:00` }));
+      // The records written since B was found (A's last entry: its removal).
+      const records = new Map(
+        engine
+          .takeDirty()
+          .filter(({ key }) => key.startsWith("H\u0001s\u0001"))
+          .map(({ key, value }) => [key.slice(4), value as SettlementRecord | null]),
+      );
+      return { records, found: rules([...engine.activeSuspects()], "excessive_dispensing") };
+    }
+
+    it("within a detector's horizon a change re-evaluates its settlements", () => {
+      const { records, found } = afterReversal(400);
+      expect([...records]).toEqual([["A", null]]);
+      expect(found).toEqual([]);
+    });
+
+    it("past it, the detector's facts leave the records (others' stay) and its findings there are final", () => {
+      // Horizon 30 + 10 days: at day 100 both visits are past it.
+      const { records, found } = afterReversal(10);
+      expect(records.get("A")).toBeNull();
+      expect(records.get("B")?.facts.excessive_dispensing).toBeUndefined();
+      expect(records.get("B")?.facts.duplicate_billing).toBeDefined();
+      expect(found).toEqual(["excessive_dispensing/excessive_dispensing:B>A"]);
+    });
+
+    it("an event arriving past every horizon is still judged on arrival", () => {
+      const engine = new Engine({
+        store: testPersonStore(),
+        detectors: activate(DETECTORS, loadCatalogs()),
+        latenessDays: 10,
+      });
+      engine.process(asEvent(settlement({ person_id: "OTHER", settled_at: `${at(200)}T10:00:00+08:00` })));
+      const late = settlement({
+        birth_date: "1990-01-01",
+        settled_at: `${at(0)}T10:00:00+08:00`,
+        items: [drug(PEDIATRIC, at(0))],
+      });
+      expect(engine.process(asEvent(late)).map((c) => `${c.op}:${c.suspect.rule}`)).toEqual([
+        "upsert:pediatric_drug",
+      ]);
+    });
   });
 
   it("records changelog entries only when asked to, so an undrained engine does not grow with every event", () => {
