@@ -121,8 +121,11 @@ export class Engine {
   private readonly latenessMs: number;
   /** Per detector, its horizon (see horizonMs) and the ctx it was worked out for (a config change swaps ctx). */
   private readonly horizons = new Map<ActiveDetector, { ctx: unknown; ms: number }>();
-  /** The facts dropped since the last sweep: detectors with a horizon short of the retention. */
-  private drops: readonly FactDrop[] = [];
+  /**
+   * The facts dropped since the last sweep: those of detectors with facts and a horizon short of
+   * the retention, from records past the longest of those horizons (one rewrite per record).
+   */
+  private drops: FactDrop | undefined;
   private readonly clock: () => Date;
   private watermarkMs = Number.NEGATIVE_INFINITY;
   private sweptAtMs = Number.NEGATIVE_INFINITY;
@@ -424,10 +427,14 @@ export class Engine {
 
   private sweep(): void {
     const horizon = this.watermarkMs - this.retentionMs;
-    this.drops = this.detectors.flatMap((a) => {
-      const h = this.horizonMs(a);
-      return h < this.retentionMs ? [{ detector: a.detector.id, beforeMs: this.watermarkMs - h }] : [];
-    });
+    const bounded = this.detectors.filter((a) => a.detector.extract && this.horizonMs(a) < this.retentionMs);
+    this.drops =
+      bounded.length === 0
+        ? undefined
+        : {
+            detectors: bounded.map((a) => a.detector.id),
+            beforeMs: this.watermarkMs - Math.max(...bounded.map((a) => this.horizonMs(a))),
+          };
     for (const p of this.persons.expiring(horizon)) {
       p.dropFacts(this.drops);
       if (!p.evict(horizon)) this.persons.delete(p.personId);

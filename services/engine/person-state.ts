@@ -27,9 +27,9 @@ type OnChange = (personId: string, entry: StateEntry) => void;
  */
 export const STATE_FORMAT = 2;
 
-/** A detector whose facts of settlements that settled before `beforeMs` are no longer read. */
+/** Detectors whose facts of settlements that settled before `beforeMs` are no longer read. */
 export interface FactDrop {
-  readonly detector: string;
+  readonly detectors: readonly string[];
   readonly beforeMs: number;
 }
 
@@ -62,8 +62,11 @@ export class PersonState implements PersonView {
    * skips the person without a look. Removals leave it low, which only costs a needless pass.
    */
   private oldestMs = Number.POSITIVE_INFINITY;
-  /** The drops dropFacts last applied to every record held since (a new record unsets it). */
-  private droppedWith: readonly FactDrop[] | undefined;
+  /**
+   * Records before this index of `settlements` have had their dropped facts taken out (dropFacts).
+   * Arrival order is nearly time order, so the drops move it on over the oldest records only.
+   */
+  private droppedTo = 0;
 
   /** Entries are built only for a listener: without one (no changelog) an event allocates none. */
   constructor(
@@ -88,7 +91,6 @@ export class PersonState implements PersonView {
   }
 
   add(s: SettlementRecord): void {
-    this.stillToDrop(s);
     this.byId.set(s.id, s);
     this.settlements.push(s);
     this.oldestMs = Math.min(this.oldestMs, s.settledAtMs);
@@ -97,10 +99,7 @@ export class PersonState implements PersonView {
 
   remove(id: string): void {
     if (!this.byId.delete(id)) return;
-    this.settlements.splice(
-      this.settlements.findIndex((s) => s.id === id),
-      1,
-    );
+    this.unlist(id);
     this.onChange?.(this.personId, { kind: "s", id, value: null });
   }
 
@@ -160,32 +159,36 @@ export class PersonState implements PersonView {
   }
 
   /**
-   * Drops the facts `drops` name from the records they reach (a record is replaced by one without
-   * them, and reported: records are shared and never changed). Once per drops for the records held.
+   * Drops the facts `drop` names from the records it reaches, oldest arrivals first, stopping at
+   * the first it does not reach: a record that came late keeps its facts until the ones before it
+   * go, which only costs memory for a while. A record is replaced by one without them, and
+   * reported: records are shared and never changed.
    */
-  dropFacts(drops: readonly FactDrop[]): void {
-    if (drops === this.droppedWith) return;
-    this.droppedWith = drops;
-    for (let i = 0; i < this.settlements.length; i++) {
-      const s = this.settlements[i] as SettlementRecord;
+  dropFacts(drop: FactDrop | undefined): void {
+    if (!drop) return;
+    for (; this.droppedTo < this.settlements.length; this.droppedTo++) {
+      const s = this.settlements[this.droppedTo] as SettlementRecord;
+      if (s.settledAtMs >= drop.beforeMs) return;
       let facts: Record<string, unknown> | undefined;
-      for (const d of drops)
-        if (s.settledAtMs < d.beforeMs && s.facts[d.detector] !== undefined) {
+      for (const d of drop.detectors)
+        if (s.facts[d] !== undefined) {
           facts ??= { ...s.facts };
           // Kept as a key: every record's facts keep one shape (see Engine.onSettle).
-          facts[d.detector] = undefined;
+          facts[d] = undefined;
         }
       if (!facts) continue;
       const next: SettlementRecord = { ...s, facts };
-      this.settlements[i] = next;
+      this.settlements[this.droppedTo] = next;
       this.byId.set(s.id, next);
       this.onChange?.(this.personId, { kind: "s", id: s.id, value: next });
     }
   }
 
-  /** A record that the last drops reach (a late one) makes the next dropFacts look again. */
-  private stillToDrop(s: SettlementRecord): void {
-    if (this.droppedWith?.some((d) => s.settledAtMs < d.beforeMs)) this.droppedWith = undefined;
+  /** Takes the record of `id` out of `settlements`. */
+  private unlist(id: string): void {
+    const at = this.settlements.findIndex((s) => s.id === id);
+    this.settlements.splice(at, 1);
+    if (at < this.droppedTo) this.droppedTo--;
   }
 
   /** Drops evidence older than the horizon; returns whether anything is left. */
@@ -230,16 +233,12 @@ export class PersonState implements PersonView {
     switch (e.kind) {
       case "s":
         if (e.value) {
-          this.stillToDrop(e.value);
           this.oldestMs = Math.min(this.oldestMs, e.value.settledAtMs);
           if (!this.byId.has(e.id)) this.settlements.push(e.value);
           else this.settlements[this.settlements.findIndex((s) => s.id === e.id)] = e.value;
           this.byId.set(e.id, e.value);
         } else if (this.byId.delete(e.id)) {
-          this.settlements.splice(
-            this.settlements.findIndex((s) => s.id === e.id),
-            1,
-          );
+          this.unlist(e.id);
         }
         break;
       case "c":
