@@ -251,10 +251,9 @@ export class Engine {
       clock: this.clock,
     });
     scratch.watermarkMs = this.watermarkMs;
-    // No sweep in the scratch engine: this one's state is already swept to its watermark (and the
-    // person's facts are dropped as here when it is touched).
+    // No sweep in the scratch engine: this one's state is already swept to its watermark. Nor facts
+    // dropped: records are shared, and dropping changes no answer within the lateness.
     scratch.sweptAtMs = Number.POSITIVE_INFINITY;
-    scratch.drops = this.drops;
     const held = this.persons.get(proposed.person_id)?.copy();
     if (held) {
       scratch.persons.add(held);

@@ -161,26 +161,25 @@ export class PersonState implements PersonView {
   /**
    * Drops the facts `drop` names from the records it reaches, oldest arrivals first, stopping at
    * the first it does not reach: a record that came late keeps its facts until the ones before it
-   * go, which only costs memory for a while. A record is replaced by one without them, and
-   * reported: records are shared and never changed.
+   * go, which only costs memory for a while. The one change ever made to a record in place (a copy
+   * per record would be garbage in the old generation, and a second shape for every detector's
+   * reads); what shares it (an entry waiting for the changelog, a what-if's scratch person) is
+   * meant to see it too.
    */
   dropFacts(drop: FactDrop | undefined): void {
     if (!drop) return;
     for (; this.droppedTo < this.settlements.length; this.droppedTo++) {
       const s = this.settlements[this.droppedTo] as SettlementRecord;
       if (s.settledAtMs >= drop.beforeMs) return;
-      let facts: Record<string, unknown> | undefined;
+      const facts = s.facts as Record<string, unknown>;
+      let dropped = false;
       for (const d of drop.detectors)
-        if (s.facts[d] !== undefined) {
-          facts ??= { ...s.facts };
+        if (facts[d] !== undefined) {
           // Kept as a key: every record's facts keep one shape (see Engine.onSettle).
           facts[d] = undefined;
+          dropped = true;
         }
-      if (!facts) continue;
-      const next: SettlementRecord = { ...s, facts };
-      this.settlements[this.droppedTo] = next;
-      this.byId.set(s.id, next);
-      this.onChange?.(this.personId, { kind: "s", id: s.id, value: next });
+      if (dropped) this.onChange?.(this.personId, { kind: "s", id: s.id, value: s });
     }
   }
 
