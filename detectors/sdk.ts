@@ -105,9 +105,10 @@ export interface Detector<C = unknown, F = unknown> {
   readonly usesDeath?: boolean;
   /**
    * Days of service dates the rules look back over from a settlement (a 30-day window: 30; a
-   * rule on the settlement alone: 0). The engine keeps this detector's facts of a settlement, and
-   * re-evaluates it, only while it settled within this many days plus the allowed lateness of the
-   * partition's newest event; after that its findings from this detector are final. Omit when the
+   * rule on the settlement alone: 0). The engine re-evaluates a settlement for this detector only
+   * while it settled within this many days plus the allowed lateness of the partition's newest
+   * event; after that its findings from this detector are final, and once it is past the longest
+   * such horizon of the detectors that keep facts, their facts leave its record. Omit when the
    * rules reach back without bound (duplicate lines, deaths): the whole retention then applies.
    */
   reachDays?(ctx: DetectorContext<C, F>): number;

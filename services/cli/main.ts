@@ -2,17 +2,17 @@
 // so that `detect` never pays for loading Kafka, ClickHouse or fastify.
 import { Command, InvalidArgumentError } from "commander";
 
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
-  return n;
-}
+/** A commander parser of whole numbers of at least `min`. */
+const wholeFrom =
+  (min: number, expected: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected ${expected}`);
+    return n;
+  };
 
-function wholeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number, 0 or more");
-  return n;
-}
+export const positiveInt = wholeFrom(1, "a positive whole number");
+const wholeNumber = wholeFrom(0, "a whole number, 0 or more");
 
 const program = new Command()
   .name("fundguard")

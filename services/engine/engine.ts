@@ -190,6 +190,8 @@ export class Engine {
 
   /** Whether `s`'s findings from `a` are final: it settled beyond a's horizon, short of the retention. */
   private final(a: ActiveDetector, s: SettlementRecord): boolean {
+    // No horizon falls short of the retention unless the lateness does (the default: none does).
+    if (this.latenessMs >= this.retentionMs) return false;
     const h = this.horizonMs(a);
     return h < this.retentionMs && s.settledAtMs < this.watermarkMs - h;
   }
