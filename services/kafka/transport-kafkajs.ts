@@ -268,11 +268,15 @@ function byTopic(tps: TP[]): { topic: string; partitions: number[] }[] {
   return [...m].map(([topic, partitions]) => ({ topic, partitions }));
 }
 
-/** A throwaway group reads the topic (kafkajs has no manual assignment), seeking each partition to `from`. */
+/**
+ * A throwaway group reads the topic (kafkajs has no manual assignment). Every join seeks each
+ * partition to the next offset to hand over: kafkajs forgets seeks when a failed join or a crash
+ * restarts the consumer, and a group without committed offsets would read from the start.
+ */
 async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncIterable<FetchedBatch> {
   const ends = await a.endOffsets(o.topic);
   const { follow } = o;
-  const { from, pending, reached } = rangePlan(o, ends);
+  const { from, pending, reached, take } = rangePlan(o, ends);
   if (from.size === 0 || follow?.signal.aborted) return;
   const groupId = `fundguard-range-${randomUUID()}`;
   const consumer = kafka.consumer({
@@ -284,42 +288,38 @@ async function* readRange(kafka: Kafka, a: TransportAdmin, o: RangeRead): AsyncI
   const queue = new Handoff<FetchedBatch>();
   const abort = () => queue.end();
   follow?.signal.addEventListener("abort", abort);
+  // Only a crash kafkajs will not restart from ends the read; the others rejoin and seek again.
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!payload.restart) queue.end(payload.error);
+  });
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    for (const [partition, offset] of from)
+      consumer.seek({ topic: o.topic, partition, offset: String(offset) });
+  });
   try {
     await consumer.connect();
     await consumer.subscribe({ topic: o.topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
-        const start = from.get(batch.partition);
-        if (start === undefined) return;
-        const to = pending.get(batch.partition);
-        const records = [];
-        for (const m of batch.messages) {
-          const offset = BigInt(m.offset);
-          if (!follow && to !== undefined && offset >= to) break;
-          if (offset >= start) records.push({ ...fetchedRecord(m), timestampMs: Number(m.timestamp) });
-        }
-        const last = BigInt(batch.lastOffset());
-        if (to !== undefined && last + 1n >= to) {
-          pending.delete(batch.partition);
-          if (!follow) from.delete(batch.partition);
-        }
-        if (follow) from.set(batch.partition, last + 1n);
-        if (records.length > 0)
+        const fetched = batch.messages.map((m) => ({
+          ...fetchedRecord(m),
+          timestampMs: Number(m.timestamp),
+        }));
+        const records = take(batch.partition, fetched, BigInt(batch.lastOffset()));
+        const last = records[records.length - 1];
+        if (last)
           await queue.put({
             topic: o.topic,
             partition: batch.partition,
             records,
-            lastOffset: records[records.length - 1]?.offset ?? last,
+            lastOffset: last.offset,
             highWatermark: BigInt(batch.highWatermark),
           });
         reached();
         if (!follow && pending.size === 0) queue.end();
       },
     });
-    consumer.on(consumer.events.CRASH, ({ payload }) => queue.end(payload.error));
-    for (const [partition, offset] of from)
-      consumer.seek({ topic: o.topic, partition, offset: String(offset) });
     yield* queue;
   } finally {
     follow?.signal.removeEventListener("abort", abort);

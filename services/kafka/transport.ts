@@ -160,7 +160,29 @@ export function rangePlan(o: RangeRead, ends: Map<number, bigint>) {
     o.follow?.onCaughtUp?.();
   };
   reached();
-  return { from, pending, reached };
+  /**
+   * The records of a batch fetched from `partition` (ending at `lastOffset`) to hand over: those
+   * at or past `from`, where the next one is due, and short of `to` unless following. A
+   * client that reads again from where it seeks or from the start (a group that rejoined or
+   * restarted) thus hands nothing over twice. Moves `from` and `pending` on.
+   */
+  const take = <R extends { offset: bigint }>(partition: number, records: R[], lastOffset: bigint): R[] => {
+    const next = from.get(partition);
+    if (next === undefined) return [];
+    const to = pending.get(partition);
+    const taken = records.filter((r) => r.offset >= next && (o.follow || to === undefined || r.offset < to));
+    if (lastOffset < next) return taken;
+    if (to !== undefined && lastOffset + 1n >= to) {
+      pending.delete(partition);
+      if (!o.follow) {
+        from.delete(partition);
+        return taken;
+      }
+    }
+    from.set(partition, lastOffset + 1n);
+    return taken;
+  };
+  return { from, pending, reached, take };
 }
 
 export const tpKey = (topic: string, partition: number): string => `${topic}:${partition}`;

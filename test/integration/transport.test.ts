@@ -1,5 +1,5 @@
 // The transport seam's contract, held by both clients against the real broker.
-import { Partitioners, type PartitionMetadata } from "kafkajs";
+import { Kafka, Partitioners, type PartitionMetadata } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   type Assignment,
@@ -384,4 +384,75 @@ describe.each(KAFKA_CLIENTS)("transport on %s", (client) => {
       await admin.deleteGroup(group).catch(() => undefined);
     }
   });
+});
+
+// kafkajs reads a range through a throwaway group: a member that joins it and commits must not
+// make the reader skip or repeat a record when its partition comes back after the rebalances.
+describe("readRange on kafkajs", () => {
+  it("hands every record over once when another member joins its group, commits and leaves", async () => {
+    const id = `transport-rejoin-${Date.now().toString(36)}`;
+    const t = await openTransport("kafkajs", { brokers: [inject("kafkaBrokers")], clientId: id, log });
+    const admin = t.admin();
+    const kafka = new Kafka({ brokers: [inject("kafkaBrokers")], clientId: id, logCreator: () => () => {} });
+    const groups = kafka.admin();
+    const topic = `${id}.follow`;
+    const producer = t.producer();
+    const send = (round: number) =>
+      producer.send(
+        [0, 1].flatMap((partition) =>
+          Array.from({ length: 5 }, (_, i) => ({
+            topic,
+            partition,
+            key: null,
+            value: `${round}/${partition}/${i}`,
+          })),
+        ),
+      );
+    const stop = new AbortController();
+    const seen: string[] = [];
+    let reading: Promise<void> | undefined;
+    try {
+      await admin.createTopics([{ topic, partitions: 2 }]);
+      await send(0);
+      let caughtUp = false;
+      reading = (async () => {
+        for await (const b of t.readRange({
+          topic,
+          ranges: new Map<number, { from: bigint; to: bigint | "end" }>([
+            [0, { from: 0n, to: "end" }],
+            [1, { from: 0n, to: "end" }],
+          ]),
+          follow: { signal: stop.signal, onCaughtUp: () => (caughtUp = true) },
+        }))
+          for (const r of b.records) seen.push(String(r.value));
+      })();
+      await until("the catch-up", () => caughtUp);
+      await groups.connect();
+      const group = (await groups.listGroups()).groups.find((g) => g.groupId.startsWith(`fundguard-range-`));
+      expect(group).toBeDefined();
+      // Two members share two partitions: the intruder takes one, reads it from the start and
+      // commits (kafkajs's default), also the round sent while it holds it.
+      const intruder = kafka.consumer({ groupId: String(group?.groupId), sessionTimeout: SESSION_MS });
+      let intruded = 0;
+      await intruder.connect();
+      await intruder.subscribe({ topic, fromBeginning: true });
+      await intruder.run({ eachMessage: async () => void intruded++ });
+      await until("the intruder's partition", () => intruded >= 5);
+      await send(1);
+      await until("the intruder's share of the next round", () => intruded >= 10);
+      await intruder.disconnect();
+      await send(2);
+      await until("every record", () => seen.length >= 30, 90_000);
+      // Anything handed over twice would come within a fetch's wait.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(seen.length).toBe(30);
+      expect(new Set(seen).size).toBe(30);
+    } finally {
+      stop.abort();
+      await reading;
+      await groups.disconnect();
+      await producer.close();
+      await admin.close();
+    }
+  }, 180_000);
 });
