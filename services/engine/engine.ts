@@ -498,7 +498,32 @@ function sameFinding(a: Suspect, b: Suspect): boolean {
     a.severity === b.severity &&
     a.amount_at_risk_fen === b.amount_at_risk_fen &&
     a.detector_version === b.detector_version &&
-    a.settlement_ids.join("\u0000") === b.settlement_ids.join("\u0000") &&
-    JSON.stringify(a.evidence) === JSON.stringify(b.evidence)
+    sameJson(a.settlement_ids, b.settlement_ids) &&
+    sameJson(a.evidence, b.evidence)
   );
+}
+
+/**
+ * Whether two JSON values read the same once written (an undefined member is no member), without
+ * writing them: a re-evaluation compares every affected finding, most of them unchanged.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let members = 0;
+  for (const k in x) {
+    if (x[k] === undefined) continue;
+    members++;
+    if (!sameJson(x[k], y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) members--;
+  return members === 0;
 }
