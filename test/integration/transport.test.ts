@@ -428,7 +428,12 @@ describe("readRange on kafkajs", () => {
       })();
       await until("the catch-up", () => caughtUp);
       await groups.connect();
-      const group = (await groups.listGroups()).groups.find((g) => g.groupId.startsWith(`fundguard-range-`));
+      // The reader's group: a range group whose member is subscribed to this topic (others may linger).
+      const ranges = (await groups.listGroups()).groups.filter((g) =>
+        g.groupId.startsWith("fundguard-range-"),
+      );
+      const described = await groups.describeGroups(ranges.map((g) => g.groupId));
+      const group = described.groups.find((g) => g.members.some((m) => m.memberMetadata.includes(topic)));
       expect(group).toBeDefined();
       // Two members share two partitions: the intruder takes one, reads it from the start and
       // commits (kafkajs's default), also the round sent while it holds it.
