@@ -22,10 +22,10 @@ type OnChange = (personId: string, entry: StateEntry) => void;
 /**
  * The shape of a person's retained state on disk (its records and the detectors' facts in them).
  * Bumped when a change would make state written before it misread (2: rule_table's facts as one
- * flat array per settlement); a local store of another format is emptied when opened and filled
- * again from the changelog or the archive.
+ * flat array per settlement; 3: ids LMDB cannot key are keyed by their hash); a local store of
+ * another format is emptied when opened and filled again from the changelog or the archive.
  */
-export const STATE_FORMAT = 2;
+export const STATE_FORMAT = 3;
 
 /** Detectors whose facts of settlements that settled before `beforeMs` are no longer read. */
 export interface FactDrop {

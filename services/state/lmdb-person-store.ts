@@ -4,6 +4,7 @@
 // checkpoint (Kafka Streams' .checkpoint: the changelog offsets the written state reflects). Past
 // the bound they are spilled earlier, and the store is unclean until the next commit: state on
 // disk may then be ahead of any checkpoint, so a restart must not resume from it.
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { type Database, open, type RootDatabase } from "lmdb";
 import { type PersonSnapshot, type PersonState, STATE_FORMAT } from "../engine/person-state.ts";
@@ -18,8 +19,8 @@ export interface LmdbStoreOptions {
   create: (personId: string) => PersonState;
 }
 
-/** A person's value on disk: its snapshot and the key it has in the expiry index. */
-type Stored = PersonSnapshot & { o: number };
+/** A person's value on disk: its snapshot, its time in the expiry index, and its id when keyed by a hash. */
+type Stored = PersonSnapshot & { o: number; p?: string };
 
 interface Cached {
   state: PersonState;
@@ -31,6 +32,19 @@ const STRUCTURES = Symbol.for("structures");
 
 /** The expiry index's time of a person holding no dated evidence (a death record, findings). */
 const NEVER = Number.MAX_SAFE_INTEGER;
+
+/** What starts a hashed key; an id that starts so is hashed too, so keys of two ids never meet. */
+const HASHED = "\u0001#";
+/**
+ * A person's key on disk: its id, unless LMDB could not key it (over 1,978 bytes, or a NUL, which
+ * splits array keys such as the expiry index's); then a hash of it. Only hostile input has such ids.
+ */
+function keyOf(id: string): string {
+  // A UTF-16 unit is 3 bytes at most: 600 of them fit without counting.
+  const fits = id.length <= 600 || Buffer.byteLength(id) <= 1_800;
+  if (fits && !id.includes("\u0000") && !id.startsWith(HASHED)) return id;
+  return HASHED + createHash("sha256").update(id).digest("base64");
+}
 
 export class LmdbPersonStore implements PersonStore {
   private readonly root: RootDatabase;
@@ -81,7 +95,7 @@ export class LmdbPersonStore implements PersonStore {
     }
     // Deleted since the last write: what disk holds is gone.
     if (this.deleted.has(personId)) return undefined;
-    const stored = this.persons.get(personId);
+    const stored = this.persons.get(keyOf(personId));
     if (!stored) return undefined;
     const state = this.o.create(personId);
     state.load(stored);
@@ -118,8 +132,10 @@ export class LmdbPersonStore implements PersonStore {
     for (const cached of [this.changes, this.lru])
       for (const [id, e] of cached) if (e.state.oldestEvidenceMs < horizonMs) ids.add(id);
     // Disk keys of persons changed since are stale: their cached objects were looked at above.
-    for (const [, id] of this.expiry.getKeys({ end: [horizonMs, ""] }))
-      if (!this.changes.has(id) && !this.deleted.has(id)) ids.add(id);
+    for (const [, key] of this.expiry.getKeys({ end: [horizonMs, ""] })) {
+      const id = this.idOf(key);
+      if (id !== undefined && !this.changes.has(id) && !this.deleted.has(id)) ids.add(id);
+    }
     for (const id of ids) {
       const p = this.get(id);
       if (p) yield p;
@@ -133,8 +149,9 @@ export class LmdbPersonStore implements PersonStore {
       if (p) yield p;
     }
     const seen = new Set(cached);
-    for (const id of [...this.persons.getKeys()]) {
-      if (seen.has(id)) continue;
+    for (const key of [...this.persons.getKeys()]) {
+      const id = this.idOf(key);
+      if (id === undefined || seen.has(id)) continue;
       const p = this.get(id);
       if (p) yield p;
     }
@@ -167,14 +184,18 @@ export class LmdbPersonStore implements PersonStore {
     const cleanNow = checkpoint !== undefined;
     this.root.transactionSync(() => {
       for (const [id, was] of this.deleted) {
-        this.persons.removeSync(id);
-        if (was !== undefined) this.expiry.removeSync([was, id]);
+        const key = keyOf(id);
+        this.persons.removeSync(key);
+        if (was !== undefined) this.expiry.removeSync([was, key]);
       }
       for (const [id, e] of this.changes) {
+        const key = keyOf(id);
         const o = Math.min(e.state.oldestEvidenceMs, NEVER);
-        if (e.indexed !== undefined && e.indexed !== o) this.expiry.removeSync([e.indexed, id]);
-        this.persons.putSync(id, { ...e.state.snapshot(), o });
-        if (e.indexed !== o) this.expiry.putSync([o, id], true);
+        if (e.indexed !== undefined && e.indexed !== o) this.expiry.removeSync([e.indexed, key]);
+        const stored: Stored = { ...e.state.snapshot(), o };
+        if (key !== id) stored.p = id;
+        this.persons.putSync(key, stored);
+        if (e.indexed !== o) this.expiry.putSync([o, key], true);
         e.indexed = o;
       }
       if (cleanNow) this.meta.putSync("checkpoint", checkpoint);
@@ -204,6 +225,12 @@ export class LmdbPersonStore implements PersonStore {
 
   close(): Promise<void> {
     return this.root.close();
+  }
+
+  /** The person id a key on disk stands for (undefined: none, as msgpackr's structures entry). */
+  private idOf(key: unknown): string | undefined {
+    if (typeof key !== "string") return undefined;
+    return key.startsWith(HASHED) ? this.persons.get(key)?.p : key;
   }
 
   /**

@@ -11,6 +11,7 @@ import { activate, Engine, type EngineEvent, settlementRecord } from "../../serv
 import { PersonState, STATE_FORMAT } from "../../services/engine/person-state.ts";
 import { generate } from "../../services/generate/generate.ts";
 import { LmdbPersonStore } from "../../services/state/lmdb-person-store.ts";
+import { line, settlement } from "../fixtures/events.ts";
 import { canonical } from "../fixtures/run.ts";
 
 const detectors = activate(DETECTORS, loadCatalogs());
@@ -152,5 +153,58 @@ describe("LMDB person store", () => {
     expect(store.get("gone")?.settlements.map((s) => s.settledAt)).toEqual(["2025-07-01T00:00:00Z"]);
     expect([...store.values()].map((p) => p.personId).sort()).toEqual(["gone", "new", "old"]);
     await store.close();
+  });
+
+  it("keys by a hash the ids LMDB cannot key (over its key size, with a NUL), and finds, restores and sweeps them", async () => {
+    // Valid input: the schemas bound ids only by the string limit (64 KiB).
+    const ids = ["参".repeat(1_000), "P\u0000Q", "\u0001#P", "P2"];
+    const twice = ids.flatMap((id, i) =>
+      ["a", "b"].map((n) => ({
+        kind: "settlement" as const,
+        value: settlement({
+          settlement_id: `S${i}${n}`,
+          person_id: id,
+          items: [line({ item_code: "001101000010000", service_date: "2025-03-01" })],
+        }),
+      })),
+    );
+    const later: EngineEvent = {
+      kind: "settlement",
+      value: settlement({ settlement_id: "LATER", person_id: "P9", admission_date: "2025-09-01" }),
+    };
+    const heap = new Engine({ detectors, clock, retentionDays: 30 });
+    for (const e of twice) heap.process(e);
+    expect(new Set([...heap.activeSuspects()].map((s) => s.person_id))).toEqual(new Set(ids));
+    const expected = canonical([...heap.activeSuspects()]);
+
+    const path = freshDir();
+    const make = () => {
+      let store: LmdbPersonStore | undefined;
+      const engine = new Engine({
+        detectors,
+        clock,
+        retentionDays: 30,
+        store: (create) => {
+          store = new LmdbPersonStore({ path, cacheSize: 1, create });
+          return store;
+        },
+      });
+      return { engine, store: store as unknown as LmdbPersonStore };
+    };
+    const first = make();
+    for (const e of twice) first.engine.process(e);
+    first.store.commit({ offset: twice.length, watermark: first.engine.watermark });
+    expect(canonical([...first.engine.activeSuspects()])).toEqual(expected);
+    await first.store.close();
+
+    const second = make();
+    second.engine.restoreWatermark((second.store.checkpoint() as { watermark: number }).watermark);
+    expect([...second.store.values()].map((p) => p.personId).sort()).toEqual([...ids].sort());
+    expect(canonical([...second.engine.activeSuspects()])).toEqual(expected);
+    // Past the retention: the sweep reads them from the expiry index and lets them go.
+    second.engine.process(later);
+    second.store.commit({ offset: twice.length + 1, watermark: second.engine.watermark });
+    expect([...second.store.values()].map((p) => p.personId)).toEqual(["P9"]);
+    await second.store.close();
   });
 });
