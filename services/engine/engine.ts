@@ -227,9 +227,9 @@ export class Engine {
       this.restoreWatermark(value as number);
       return;
     }
-    const [personId, kind, id] = key.split(KEY_SEP) as [string, StateEntry["kind"], string];
-    const p = this.person(personId);
-    p.apply({ kind, id, value } as StateEntry);
+    const [person, kind, id] = key.split(KEY_SEP) as [string, StateEntry["kind"], string];
+    const p = this.person(unescapedPart(person));
+    p.apply({ kind, id: unescapedPart(id), value } as StateEntry);
     this.persons.changed(p);
   }
 
@@ -447,15 +447,34 @@ export class Engine {
 
 type Pair = [ActiveDetector, SettlementRecord];
 
-/** The person a state entry (a takeDirty key) belongs to; "" for the partition's own, the watermark. */
+/**
+ * The person a state entry (a takeDirty key) belongs to, as its key spells it (escaped: a token for
+ * grouping); "" for the partition's own, the watermark.
+ */
 export function personOfStateKey(key: string): string {
   return key.slice(0, Math.max(0, key.indexOf(KEY_SEP)));
 }
 
 const KEY_SEP = "\u0001";
-/** A state entry's changelog key (see personOfStateKey). */
+/** Escapes KEY_SEP and itself in ids, which input bounds only in length, so that every key splits in three. */
+const KEY_ESC = "\u0002";
+const escapedPart = (s: string) =>
+  s.includes(KEY_SEP) || s.includes(KEY_ESC)
+    ? s.replaceAll(KEY_ESC, `${KEY_ESC}${KEY_ESC}`).replaceAll(KEY_SEP, `${KEY_ESC}\u0003`)
+    : s;
+function unescapedPart(s: string): string {
+  if (!s.includes(KEY_ESC)) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i] as string;
+    if (c !== KEY_ESC || i + 1 === s.length) out += c;
+    else out += s[++i] === "\u0003" ? KEY_SEP : s[i];
+  }
+  return out;
+}
+/** A state entry's changelog key (see personOfStateKey); the same as before escaping for ids without \u0001 or \u0002. */
 const stateKey = (personId: string, kind: StateEntry["kind"], id: string) =>
-  `${personId}${KEY_SEP}${kind}${KEY_SEP}${id}`;
+  `${escapedPart(personId)}${KEY_SEP}${kind}${KEY_SEP}${escapedPart(id)}`;
 
 /** What the engine retains of a settlement: its fields the detectors read, and their facts. */
 export function settlementRecord(
