@@ -11,7 +11,7 @@ import {
   type SettlementRecord,
 } from "../../detectors/sdk.ts";
 import type { DeathRecord, Settlement, Suspect } from "../../schemas/index.ts";
-import { type FactDrop, PersonState, type StateEntry } from "./person-state.ts";
+import { type FactDrop, type OnChange, PersonState, type StateEntry } from "./person-state.ts";
 import { MemoryPersonStore, type PersonStore } from "./person-store.ts";
 import { suspectId } from "./suspect-id.ts";
 
@@ -131,6 +131,8 @@ export class Engine {
   private sweptAtMs = Number.NEGATIVE_INFINITY;
   private readonly dirty = new Map<string, unknown>();
   private readonly changelog: boolean;
+  /** What a person tells of its changes (the changelog's dirty entries, the store's record); none: nothing is told. */
+  private readonly onEntry: OnChange | undefined;
   private takenWatermarkMs = Number.NEGATIVE_INFINITY;
   /** detected_at of the event being processed, once read (see now()). */
   private nowIso: string | undefined;
@@ -143,6 +145,16 @@ export class Engine {
     this.clock = opts.clock ?? (() => new Date());
     this.changelog = opts.changelog ?? false;
     this.persons = opts.store?.((id) => this.newPerson(id)) ?? new MemoryPersonStore();
+    const record = this.persons.record?.bind(this.persons);
+    const dirty = this.dirty;
+    const toChangelog: OnChange = (pid, e) => void dirty.set(stateKey(pid, e.kind, e.id), e.value);
+    if (!this.changelog) this.onEntry = record;
+    else if (!record) this.onEntry = toChangelog;
+    else
+      this.onEntry = (pid, e) => {
+        toChangelog(pid, e);
+        record(pid, e);
+      };
   }
 
   get personCount(): number {
@@ -229,7 +241,9 @@ export class Engine {
     }
     const [person, kind, id] = key.split(KEY_SEP) as [string, StateEntry["kind"], string];
     const p = this.person(unescapedPart(person));
-    p.apply({ kind, id: unescapedPart(id), value } as StateEntry);
+    const entry = { kind, id: unescapedPart(id), value } as StateEntry;
+    p.apply(entry);
+    this.persons.record?.(p.personId, entry);
     this.persons.changed(p);
   }
 
@@ -289,8 +303,7 @@ export class Engine {
   }
 
   private newPerson(personId: string): PersonState {
-    if (!this.changelog) return new PersonState(personId);
-    return new PersonState(personId, (pid, e) => this.dirty.set(stateKey(pid, e.kind, e.id), e.value));
+    return new PersonState(personId, this.onEntry);
   }
 
   private onSettle(person: PersonState, s: Settlement, settledAtMs: number): Change[] {

@@ -17,13 +17,15 @@ export type StateEntry =
   | { kind: "d"; id: ""; value: DeathRecord | null }
   | { kind: "f"; id: string; value: Suspect[] | null };
 
-type OnChange = (personId: string, entry: StateEntry) => void;
+/** Told of every change to a person's entries, as the changelog gets them. */
+export type OnChange = (personId: string, entry: StateEntry) => void;
 
 /**
  * The shape of a person's retained state on disk (its records and the detectors' facts in them).
  * Bumped when a change would make state written before it misread (2: rule_table's facts as one
- * flat array per settlement; 3: ids LMDB cannot key are keyed by their hash); a local store of
- * another format is emptied when opened and filled again from the changelog or the archive.
+ * flat array per settlement; 3: a local store holds entries, as the changelog does, not persons, and
+ * keys ids LMDB cannot key by their hash); a local store of another format is emptied when opened
+ * and filled again from the changelog or the archive.
  */
 export const STATE_FORMAT = 3;
 

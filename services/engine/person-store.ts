@@ -1,6 +1,6 @@
 // Where an engine keeps its persons' state, as a Kafka Streams task keeps a key-value store per
 // partition: in the heap (MemoryPersonStore), or on disk behind a bounded cache (state/lmdb-store.ts).
-import type { PersonState } from "./person-state.ts";
+import type { PersonState, StateEntry } from "./person-state.ts";
 
 export interface PersonStore {
   get(personId: string): PersonState | undefined;
@@ -12,6 +12,11 @@ export interface PersonStore {
    * writes it at its next commit. Called before the store is asked for anyone else.
    */
   changed(p: PersonState): void;
+  /**
+   * A store on disk is told each entry a person's change touched (as the changelog is), so it
+   * writes those rather than the person: called before `changed`, and for each entry restored.
+   */
+  record?(personId: string, entry: StateEntry): void;
   /** Persons that may hold evidence older than `horizonMs` (a sweep's candidates; PersonState.evict decides). */
   expiring(horizonMs: number): Iterable<PersonState>;
   /** Every person: for listings, restores and tests, never per event (a persistent store reads them from disk). */

@@ -1,13 +1,15 @@
 // An engine partition's persons on disk (LMDB through lmdb-js, values in msgpack), with the most
 // recently used as live objects in front: memory is bounded by the cache, not by the history.
-// Changed persons stay in the cache until commit() writes them in one transaction with the caller's
-// checkpoint (Kafka Streams' .checkpoint: the changelog offsets the written state reflects). Past
-// the bound they are spilled earlier, and the store is unclean until the next commit: state on
-// disk may then be ahead of any checkpoint, so a restart must not resume from it.
+// Entries are kept as the changelog keeps them (one per settlement, cancellation, death record and
+// finding), so a change writes what it touched, not the whole person again. Changes stay in the
+// cache until commit() writes them in one transaction with the caller's checkpoint (Kafka Streams'
+// .checkpoint: the changelog offsets the written state reflects). Past the bound they are spilled
+// earlier, and the store is unclean until the next commit: state on disk may then be ahead of any
+// checkpoint, so a restart must not resume from it.
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { type Database, open, type RootDatabase } from "lmdb";
-import { type PersonSnapshot, type PersonState, STATE_FORMAT } from "../engine/person-state.ts";
+import { type PersonState, STATE_FORMAT, type StateEntry } from "../engine/person-state.ts";
 import type { PersonStore } from "../engine/person-store.ts";
 
 export interface LmdbStoreOptions {
@@ -19,12 +21,14 @@ export interface LmdbStoreOptions {
   create: (personId: string) => PersonState;
 }
 
-/** A person's value on disk: its snapshot, its time in the expiry index, and its id when keyed by a hash. */
-type Stored = PersonSnapshot & { o: number; p?: string };
+/** A person's value in `persons`: its time in the expiry index, with its id when keyed by a hash. */
+type PersonValue = number | [o: number, id: string];
+/** An entry's key: [person key, kind, id key]. */
+type EntryKey = [string, StateEntry["kind"], string];
 
 interface Cached {
   state: PersonState;
-  /** The expiry key's time on disk; undefined when the person is not on disk. */
+  /** The expiry time on disk; undefined when the person is not on disk. */
   indexed: number | undefined;
 }
 
@@ -35,47 +39,58 @@ const NEVER = Number.MAX_SAFE_INTEGER;
 
 /** What starts a hashed key; an id that starts so is hashed too, so keys of two ids never meet. */
 const HASHED = "\u0001#";
+/** The value of an entry whose id is keyed by a hash: [WRAPPED, id, value]. */
+const WRAPPED = "\u0001id";
 /**
- * A person's key on disk: its id, unless LMDB could not key it (over 1,978 bytes, or a NUL, which
- * splits array keys such as the expiry index's); then a hash of it. Only hostile input has such ids.
+ * An id's part of a key: itself, unless LMDB could not key it (an entry's key, person and id, must
+ * fit 1,978 bytes, and a NUL splits array keys); then a hash of it. Only hostile input has such ids.
  */
 function keyOf(id: string): string {
-  // A UTF-16 unit is 3 bytes at most: 600 of them fit without counting.
-  const fits = id.length <= 600 || Buffer.byteLength(id) <= 1_800;
+  // A UTF-16 unit is 3 bytes at most: 300 of them fit without counting.
+  const fits = id.length <= 300 || Buffer.byteLength(id) <= 900;
   if (fits && !id.includes("\u0000") && !id.startsWith(HASHED)) return id;
   return HASHED + createHash("sha256").update(id).digest("base64");
 }
 
+/** Every entry key of a person sorts within [[key], [key, LAST]] (kinds are one letter). */
+const LAST = "\uffff";
+
 export class LmdbPersonStore implements PersonStore {
   private readonly root: RootDatabase;
-  private readonly persons: Database<Stored, string>;
-  /** [oldest evidence ms, person id] of every person on disk: a sweep reads only what may expire. */
+  /** Person key → PersonValue: who is on disk. */
+  private readonly persons: Database<PersonValue, string>;
+  private readonly entries: Database<unknown, EntryKey>;
+  /** [oldest evidence ms, person key] of every person on disk: a sweep reads only what may expire. */
   private readonly expiry: Database<boolean, [number, string]>;
   private readonly meta: Database<unknown, string>;
   /** Unchanged since the last write, least recently used first: what eviction takes. */
   private readonly lru = new Map<string, Cached>();
   /** Changed since the last write: held until it writes them. */
   private readonly changes = new Map<string, Cached>();
-  /** Deleted since the last write, with their expiry key on disk. */
+  /** The entries each changed person changed since the last write, by kind and id. */
+  private readonly pending = new Map<string, Map<string, StateEntry>>();
+  /** Deleted since the last write, with their expiry time on disk. */
   private readonly deleted = new Map<string, number | undefined>();
+  /** Deleted and added again since the last write: their entries on disk go before the new ones are written. */
+  private readonly wiped = new Set<string>();
   private count: number;
   private clean: boolean;
 
   constructor(private readonly o: LmdbStoreOptions) {
     if (o.cacheSize < 1) throw new Error("an LMDB person store needs a cache of at least one person");
     mkdirSync(o.path, { recursive: true });
-    // Every transaction synced (LMDB's default): a crash of the process or the machine leaves the
-    // last committed state, never a store that does not open.
-    this.root = open({ path: o.path, maxDbs: 4 });
-    this.persons = this.root.openDB<Stored, string>({ name: "persons", sharedStructuresKey: STRUCTURES });
+    // Every transaction committed before it returns (a crash of the process keeps it); lmdb-js
+    // flushes to disk after the commit (overlappingSync), so a crash of the machine may lose the
+    // last ones, never the store's integrity: a store behind its changelog's marker is rebuilt.
+    this.root = open({ path: o.path, maxDbs: 5 });
+    this.persons = this.root.openDB<PersonValue, string>({ name: "persons" });
+    this.entries = this.root.openDB<unknown, EntryKey>({ name: "entries", sharedStructuresKey: STRUCTURES });
     this.expiry = this.root.openDB<boolean, [number, string]>({ name: "expiry" });
     this.meta = this.root.openDB<unknown, string>({ name: "meta" });
     // Written by a version of fundguard whose state reads differently (or one before formats were
     // noted): nothing of it is kept.
     if (this.meta.get("format") !== STATE_FORMAT) this.clear();
-    // msgpackr's record structures are an entry of the persons' database too.
-    const entries = (this.persons.getStats() as { entryCount: number }).entryCount;
-    this.count = entries - (this.persons.doesExist(STRUCTURES as never) ? 1 : 0);
+    this.count = (this.persons.getStats() as { entryCount: number }).entryCount;
     this.clean = this.meta.get("clean") !== false;
   }
 
@@ -95,19 +110,27 @@ export class LmdbPersonStore implements PersonStore {
     }
     // Deleted since the last write: what disk holds is gone.
     if (this.deleted.has(personId)) return undefined;
-    const stored = this.persons.get(keyOf(personId));
-    if (!stored) return undefined;
+    const key = keyOf(personId);
+    const value = this.persons.get(key);
+    if (value === undefined) return undefined;
     const state = this.o.create(personId);
-    state.load(stored);
+    for (const { key: k, value: v } of this.entries.getRange({ start: [key], end: [key, LAST] })) {
+      const [, kind, id] = k as EntryKey;
+      state.apply(
+        Array.isArray(v) && v[0] === WRAPPED
+          ? ({ kind, id: v[1], value: v[2] } as StateEntry)
+          : ({ kind, id, value: v } as StateEntry),
+      );
+    }
     this.makeRoom();
-    this.lru.set(personId, { state, indexed: stored.o });
+    this.lru.set(personId, { state, indexed: typeof value === "number" ? value : value[0] });
     return state;
   }
 
   add(p: PersonState): void {
     this.makeRoom();
     this.changes.set(p.personId, { state: p, indexed: this.deleted.get(p.personId) });
-    this.deleted.delete(p.personId);
+    if (this.deleted.delete(p.personId)) this.wiped.add(p.personId);
     this.count++;
   }
 
@@ -116,6 +139,7 @@ export class LmdbPersonStore implements PersonStore {
     if (!e) return;
     this.changes.delete(personId);
     this.lru.delete(personId);
+    this.pending.delete(personId);
     this.deleted.set(personId, e.indexed);
     this.count--;
   }
@@ -125,6 +149,15 @@ export class LmdbPersonStore implements PersonStore {
     if (!e) return;
     this.lru.delete(p.personId);
     this.changes.set(p.personId, e);
+  }
+
+  record(personId: string, entry: StateEntry): void {
+    let mine = this.pending.get(personId);
+    if (!mine) {
+      mine = new Map();
+      this.pending.set(personId, mine);
+    }
+    mine.set(entry.kind + entry.id, entry);
   }
 
   *expiring(horizonMs: number): Iterable<PersonState> {
@@ -149,9 +182,11 @@ export class LmdbPersonStore implements PersonStore {
       if (p) yield p;
     }
     const seen = new Set(cached);
-    for (const key of [...this.persons.getKeys()]) {
-      const id = this.idOf(key);
-      if (id === undefined || seen.has(id)) continue;
+    const onDisk: string[] = [];
+    for (const { key, value } of this.persons.getRange())
+      onDisk.push(typeof value === "number" ? key : value[1]);
+    for (const id of onDisk) {
+      if (seen.has(id)) continue;
       const p = this.get(id);
       if (p) yield p;
     }
@@ -174,7 +209,7 @@ export class LmdbPersonStore implements PersonStore {
     this.meta.putSync(`note:${key}`, value);
   }
 
-  /** Writes every change and the checkpoint in one transaction, on disk when this returns. */
+  /** Writes every change and the checkpoint in one transaction, committed when this returns. */
   commit(checkpoint: unknown): void {
     this.write(checkpoint);
   }
@@ -186,16 +221,26 @@ export class LmdbPersonStore implements PersonStore {
       for (const [id, was] of this.deleted) {
         const key = keyOf(id);
         this.persons.removeSync(key);
+        this.removeEntries(key);
         if (was !== undefined) this.expiry.removeSync([was, key]);
       }
-      for (const [id, e] of this.changes) {
+      for (const id of this.wiped) this.removeEntries(keyOf(id));
+      for (const [id, mine] of this.pending) {
         const key = keyOf(id);
+        for (const e of mine.values()) {
+          const idKey = keyOf(e.id);
+          if (e.value === null) this.entries.removeSync([key, e.kind, idKey]);
+          else
+            this.entries.putSync([key, e.kind, idKey], idKey === e.id ? e.value : [WRAPPED, e.id, e.value]);
+        }
+      }
+      for (const [id, e] of this.changes) {
         const o = Math.min(e.state.oldestEvidenceMs, NEVER);
-        if (e.indexed !== undefined && e.indexed !== o) this.expiry.removeSync([e.indexed, key]);
-        const stored: Stored = { ...e.state.snapshot(), o };
-        if (key !== id) stored.p = id;
-        this.persons.putSync(key, stored);
-        if (e.indexed !== o) this.expiry.putSync([o, key], true);
+        if (e.indexed === o) continue;
+        const key = keyOf(id);
+        if (e.indexed !== undefined) this.expiry.removeSync([e.indexed, key]);
+        this.persons.putSync(key, key === id ? o : [o, id]);
+        this.expiry.putSync([o, key], true);
         e.indexed = o;
       }
       if (cleanNow) this.meta.putSync("checkpoint", checkpoint);
@@ -205,7 +250,9 @@ export class LmdbPersonStore implements PersonStore {
     // Written: now the most recently used of what eviction may take.
     for (const [id, e] of this.changes) this.lru.set(id, e);
     this.changes.clear();
+    this.pending.clear();
     this.deleted.clear();
+    this.wiped.clear();
     this.clean = cleanNow;
   }
 
@@ -213,12 +260,15 @@ export class LmdbPersonStore implements PersonStore {
   clear(): void {
     this.root.transactionSync(() => {
       this.persons.clearSync();
+      this.entries.clearSync();
       this.expiry.clearSync();
       this.meta.clearSync();
     });
     this.lru.clear();
     this.changes.clear();
+    this.pending.clear();
     this.deleted.clear();
+    this.wiped.clear();
     this.count = 0;
     this.clean = true;
   }
@@ -227,10 +277,17 @@ export class LmdbPersonStore implements PersonStore {
     return this.root.close();
   }
 
-  /** The person id a key on disk stands for (undefined: none, as msgpackr's structures entry). */
-  private idOf(key: unknown): string | undefined {
-    if (typeof key !== "string") return undefined;
-    return key.startsWith(HASHED) ? this.persons.get(key)?.p : key;
+  /** Takes a person's entries off disk (within a write's transaction). */
+  private removeEntries(key: string): void {
+    for (const k of [...this.entries.getKeys({ start: [key], end: [key, LAST] })])
+      this.entries.removeSync(k as EntryKey);
+  }
+
+  /** The person id a key in `persons` or the expiry index stands for (undefined: no longer on disk). */
+  private idOf(key: string): string | undefined {
+    if (!key.startsWith(HASHED)) return key;
+    const value = this.persons.get(key);
+    return Array.isArray(value) ? value[1] : undefined;
   }
 
   /**

@@ -207,4 +207,43 @@ describe("LMDB person store", () => {
     expect([...second.store.values()].map((p) => p.personId)).toEqual(["P9"]);
     await second.store.close();
   });
+
+  it("writes a person swept and seen again before the next commit without its old entries", async () => {
+    const path = freshDir();
+    const make = () => {
+      let store: LmdbPersonStore | undefined;
+      const engine = new Engine({
+        detectors,
+        clock,
+        retentionDays: 30,
+        store: (create) => {
+          store = new LmdbPersonStore({ path, cacheSize: 100, create });
+          return store;
+        },
+      });
+      return { engine, store: store as unknown as LmdbPersonStore };
+    };
+    const at = (person_id: string, settlement_id: string, day: string) => ({
+      kind: "settlement" as const,
+      value: settlement({
+        person_id,
+        settlement_id,
+        admission_date: day,
+        settled_at: `${day}T10:00:00+08:00`,
+      }),
+    });
+    const first = make();
+    first.engine.process(at("P", "OLD", "2025-01-01"));
+    first.store.commit({ watermark: first.engine.watermark });
+    // Past the retention: the sweep takes P off, then P comes back, all before the next commit.
+    first.engine.process(at("Q", "Q1", "2025-03-01"));
+    expect(first.store.get("P")).toBeUndefined();
+    first.engine.process(at("P", "NEW", "2025-03-02"));
+    first.store.commit({ watermark: first.engine.watermark });
+    await first.store.close();
+    const second = make();
+    expect(second.store.get("P")?.settlements.map((s) => s.id)).toEqual(["NEW"]);
+    expect(second.store.size).toBe(2);
+    await second.store.close();
+  });
 });
