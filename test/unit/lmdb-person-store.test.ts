@@ -26,11 +26,12 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function onDisk(path: string, cacheSize: number) {
+function onDisk(path: string, cacheSize: number, retentionDays?: number) {
   let store: LmdbPersonStore | undefined;
   const engine = new Engine({
     detectors,
     clock,
+    retentionDays,
     store: (create) => {
       store = new LmdbPersonStore({ path, cacheSize, create });
       return store;
@@ -178,19 +179,7 @@ describe("LMDB person store", () => {
     const expected = canonical([...heap.activeSuspects()]);
 
     const path = freshDir();
-    const make = () => {
-      let store: LmdbPersonStore | undefined;
-      const engine = new Engine({
-        detectors,
-        clock,
-        retentionDays: 30,
-        store: (create) => {
-          store = new LmdbPersonStore({ path, cacheSize: 1, create });
-          return store;
-        },
-      });
-      return { engine, store: store as unknown as LmdbPersonStore };
-    };
+    const make = () => onDisk(path, 1, 30);
     const first = make();
     for (const e of twice) first.engine.process(e);
     first.store.commit({ offset: twice.length, watermark: first.engine.watermark });
@@ -210,19 +199,7 @@ describe("LMDB person store", () => {
 
   it("writes a person swept and seen again before the next commit without its old entries", async () => {
     const path = freshDir();
-    const make = () => {
-      let store: LmdbPersonStore | undefined;
-      const engine = new Engine({
-        detectors,
-        clock,
-        retentionDays: 30,
-        store: (create) => {
-          store = new LmdbPersonStore({ path, cacheSize: 100, create });
-          return store;
-        },
-      });
-      return { engine, store: store as unknown as LmdbPersonStore };
-    };
+    const make = () => onDisk(path, 100, 30);
     const at = (person_id: string, settlement_id: string, day: string) => ({
       kind: "settlement" as const,
       value: settlement({
