@@ -1,8 +1,26 @@
 // Calendar arithmetic on the contract's YYYY-MM-DD strings, all in China Standard Time.
 const CST_OFFSET_MS = 8 * 3_600_000;
 
-/** Days since 1970-01-01 of a YYYY-MM-DD date (H. Hinnant's days_from_civil; Date.UTC would read 0050 as 1950). */
+/**
+ * Day numbers of the dates seen and dates of the day numbers made: window detectors work them out
+ * per line, and a stream holds a few hundred distinct dates. Bounded, since dates come from input.
+ */
+const dayNumbers = new Map<string, number>();
+const datesOfDays = new Map<number, string>();
+const REMEMBERED = 100_000;
+
 export function dayNumber(date: string): number {
+  let n = dayNumbers.get(date);
+  if (n === undefined) {
+    n = civilDayNumber(date);
+    if (dayNumbers.size >= REMEMBERED) dayNumbers.clear();
+    dayNumbers.set(date, n);
+  }
+  return n;
+}
+
+/** Days since 1970-01-01 of a YYYY-MM-DD date (H. Hinnant's days_from_civil; Date.UTC would read 0050 as 1950). */
+function civilDayNumber(date: string): number {
   const m = Number(date.slice(5, 7));
   const y = Number(date.slice(0, 4)) - (m <= 2 ? 1 : 0);
   const era = Math.floor(y / 400);
@@ -19,6 +37,16 @@ const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
  * detectors call it per line, where a Date and its toISOString cost a few percent of a lane.
  */
 export function dateOfDay(day: number): string {
+  let date = datesOfDays.get(day);
+  if (date === undefined) {
+    date = civilDate(day);
+    if (datesOfDays.size >= REMEMBERED) datesOfDays.clear();
+    datesOfDays.set(day, date);
+  }
+  return date;
+}
+
+function civilDate(day: number): string {
   const z = day + 719_468;
   const era = Math.floor(z / 146_097);
   const doe = z - era * 146_097;

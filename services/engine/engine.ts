@@ -395,6 +395,7 @@ export class Engine {
     // Most settlements: nothing found now, nothing before.
     if (previous === undefined && found.length === 0) return;
     const mine = previous === undefined ? [] : previous.filter((f) => f.detector === detector.id);
+    const before = changes.length;
     const next: Suspect[] = [];
     for (const finding of found) {
       const rule = detector.rules[finding.rule];
@@ -429,6 +430,8 @@ export class Engine {
       if (!next.some((n) => n.suspect_id === old.suspect_id))
         changes.push({ op: "retract", suspect: old, configHash: active.configHash });
     }
+    // The same findings again (most re-evaluations): the state, and so its changelog, stays as it is.
+    if (changes.length === before && next.length === mine.length) return;
     const kept = (previous ?? []).filter((f) => f.detector !== detector.id).concat(next);
     if (kept.length > 0 || previous !== undefined) person.setFindings(subject.id, kept);
   }

@@ -415,6 +415,29 @@ describe("engine", () => {
     expect(changes.map((c) => `${c.op}:${c.suspect.rule}`)).toEqual(["upsert:readmission"]);
   });
 
+  it("writes a settlement's findings to the changelog only when they change, not at each re-evaluation", () => {
+    const engine = new Engine({
+      store: testPersonStore(),
+      detectors: activate(DETECTORS, loadCatalogs()),
+      changelog: true,
+    });
+    const copy = (settlement_id: string, hour: number) =>
+      settlement({ settlement_id, settled_at: `2025-03-01T${hour}:00:00+08:00` });
+    engine.process(asEvent(copy("A", 10)));
+    engine.process(asEvent(copy("B", 11)));
+    const findingsOf = () =>
+      engine
+        .takeDirty()
+        .map((e) => e.key.split("\u0001"))
+        .filter(([, kind]) => kind === "f")
+        .map(([, , id]) => id);
+    expect(findingsOf()).toEqual(["B"]);
+    // A third copy re-judges B (it shares B's line), whose finding is as it was: only C's is written.
+    const changes = engine.process(asEvent(copy("C", 12)));
+    expect(changes.map((c) => `${c.op}:${c.suspect.settlement_ids[0]}`)).toEqual(["upsert:C"]);
+    expect(findingsOf()).toEqual(["C"]);
+  });
+
   it("restores from the changelog persons and settlements whose ids hold the key's separator or its escape", () => {
     const ids = ["A\u0001s\u0001B", "\u0002\u0003", "C\u0002\u0001", "plain"];
     const events = ids.flatMap((person_id, i) => [
