@@ -69,8 +69,8 @@ export interface RuleTable {
   diagnosisRow(code: string): RowOf<"age_sex"> | undefined;
   /** The row of each kind a line's code falls under (the longest prefix per kind), in one walk. */
   lookup(code: string): ItemRows;
-  /** Whether some exclusive_items row's `with` prefix starts `code` (so a line of it may be a partner). */
-  partner(code: string): boolean;
+  /** The `with` prefixes of exclusive_items rows that start `code` (a line of it may be their partner), remembered per code. */
+  partnerOf(code: string): readonly string[];
 }
 
 /**
@@ -188,7 +188,7 @@ export function parseRuleTable(
   const rows: RuleRow[] = [];
   const diagnoses = new PrefixIndex<RowOf<"age_sex">>();
   const merged = new PrefixIndex<ItemRows>();
-  const partners = new PrefixIndex<true>();
+  const partners = new PrefixIndex<string>();
   const ids = new Set<string>();
   records.forEach((r, i) => {
     const at = i + 2;
@@ -313,7 +313,7 @@ export function parseRuleTable(
       sameCode.set(row as ItemRow);
       merged.add(row.codePrefix, sameCode);
     } else diagnoses.add(row.codePrefix, row as RowOf<"age_sex">);
-    if (row.kind === "exclusive_items") partners.add(row.with, true);
+    if (row.kind === "exclusive_items") partners.add(row.with, row.with);
     rows.push(row);
   });
   const lookup = remembered((code: string): ItemRows => {
@@ -327,9 +327,13 @@ export function parseRuleTable(
   const items = Object.fromEntries(
     RULE_KINDS.map((k) => [k, { longest: (code: string) => lookup(code)[k] }]),
   ) as unknown as RuleTable["items"];
-  const partner = remembered((code: string) => partners.longest(code) !== undefined);
+  const partnerOf = remembered((code: string) => {
+    const out: string[] = [];
+    partners.eachPrefix(code, (w) => out.push(w));
+    return out;
+  });
   const diagnosisRow = remembered((code: string) => diagnoses.longest(code));
-  return { version, file, rows, items, diagnoses, lookup, partner, diagnosisRow };
+  return { version, file, rows, items, diagnoses, lookup, partnerOf, diagnosisRow };
 }
 
 function loadLevels(file: string): InstitutionLevels {
