@@ -367,15 +367,6 @@ export function loadRuleTables(dir: string, catalogs: readonly RestatedCatalog[]
     versions.set(f.slice(0, -4), parseRuleTable(f.slice(0, -4), file, readCsv(file), catalogs));
   }
   const tables = [...versions.values()];
-  // One index of every prefix any row of any version judges (and every exclusive partner): a line is
-  // kept after one walk, not one per kind and version.
-  const items = new PrefixIndex<true>();
-  const diagnoses = new PrefixIndex<true>();
-  for (const t of tables)
-    for (const r of t.rows) {
-      (r.kind === "age_sex" && r.target === "diagnosis" ? diagnoses : items).add(r.codePrefix, true);
-      if (r.kind === "exclusive_items") items.add(r.with, true);
-    }
   let reachDays = 1;
   for (const t of tables)
     for (const r of t.rows)
@@ -385,7 +376,10 @@ export function loadRuleTables(dir: string, catalogs: readonly RestatedCatalog[]
     levels: loadLevels(join(folder, LEVELS_FILE)),
     reachDays,
     newest: tables.at(-1),
-    relevantItem: remembered((code) => items.longest(code) !== undefined),
-    relevantDiagnosis: (code) => diagnoses.longest(code) !== undefined,
+    // Through each version's own remembered lookups (the ones evaluate makes), not an index of their own.
+    relevantItem: remembered((code) =>
+      tables.some((t) => t.lookup(code).kinds !== 0 || t.partnerOf(code).length > 0),
+    ),
+    relevantDiagnosis: remembered((code) => tables.some((t) => t.diagnosisRow(code) !== undefined)),
   };
 }
