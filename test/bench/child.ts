@@ -1,8 +1,18 @@
 // One measured phase in a fresh process, so timings and peak memory are not polluted by the runner.
 //   child.ts floor|detect SETTLEMENTS DEATHS [REFERENCE_DIR]
 import { getHeapStatistics } from "node:v8";
-import { runDetect } from "../../services/cli/detect.ts";
+// @ts-expect-error plain JS module of the executable, no types
+import { distIsFresh } from "../../bin/build-info.js";
 import { readLineBatches } from "../../services/ingest/lines.ts";
+
+// detect as it ships: the compiled build (the bench builds it first). tsx's transform names every
+// closure it creates (esbuild's keepNames), which costs the detectors' hot loops up to a fifth.
+const build = distIsFresh() ? "dist" : "tsx";
+const { runDetect } = (
+  build === "dist"
+    ? await import("../../dist/services/cli/detect.js" as string)
+    : await import("../../services/cli/detect.ts")
+) as typeof import("../../services/cli/detect.ts");
 
 const [mode, settlements, deaths, reference] = process.argv.slice(2) as [string, string, string, string?];
 const t0 = performance.now();
@@ -29,6 +39,7 @@ const seconds = (performance.now() - t0) / 1000;
 process.stdout.write(
   `${JSON.stringify({
     mode,
+    build,
     events,
     seconds,
     eventsPerSecond: events / seconds,
