@@ -400,8 +400,10 @@ export class Engine {
     for (const finding of found) {
       const rule = detector.rules[finding.rule];
       if (!rule) throw new Error(`detector ${detector.id} returned unknown rule ${finding.rule}`);
-      const id = suspectId(detector.id, finding.rule, subject.id);
-      const old = mine.find((f) => f.suspect_id === id);
+      // mine are this detector's findings on this subject, so the rule alone names one (and its id,
+      // a hash of the three, need not be worked out again).
+      const old = mine.find((f) => f.rule === finding.rule);
+      const id = old?.suspect_id ?? suspectId(detector.id, finding.rule, subject.id);
       const { related } = finding;
       const evidence = boundEvidence(finding.evidence);
       const suspect: Suspect = {
