@@ -155,6 +155,19 @@ describe("rule tables: loading", () => {
     );
   });
 
+  it("names the columns a header lacks, in a table or the levels file", () => {
+    const dir = tablesDir({}, ["institution_prefix,source", "H1,x"]);
+    expect(() => loadRuleTables(dir)).toThrow(
+      /institution-levels\.csv: row 1, column level: missing from the header/,
+    );
+    writeFileSync(join(dir, "rules", "institution-levels.csv"), "institution_prefix,level\nH1,2\n");
+    const header = RULE_COLUMNS.filter((c) => c !== "severity" && c !== "title_en").join(",");
+    writeFileSync(join(dir, "rules", "v.csv"), `${header}\n`);
+    expect(() => loadRuleTables(dir)).toThrow(
+      /v\.csv: row 1, column severity, title_en: missing from the header/,
+    );
+  });
+
   it("looks codes up by their longest matching prefix, per kind", () => {
     const t = catalogs.ruleTables.versions.get("2025.1");
     expect(t?.items.quantity_limit.longest("001108000010000")?.id).toBe("Q-DAY-LONG");
