@@ -60,6 +60,8 @@ function referenceDir(table: string | undefined): string {
 }
 
 interface DetectRun {
+  /** dist (compiled) or tsx (the sources: dist was stale). */
+  build: string;
   seconds: number;
   events: number;
   suspects: number;
@@ -95,6 +97,7 @@ export async function benchRuleTables(
   return {
     rows,
     kinds: RULE_KINDS.length,
+    build: b.build,
     events: b.events,
     tableLoadSeconds: Number(tableLoadSeconds.toFixed(2)),
     withoutSeconds: plain.map((r) => Number(r.seconds.toFixed(2))),
