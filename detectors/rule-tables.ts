@@ -139,10 +139,7 @@ function perDaysHits(
     for (let k = 0; k < theirs.lines.length; k += STRIDE) {
       const date = theirs.lines[k + 1] as string;
       if (date < from || date > mine.last) continue;
-      // A line under none of the rows' prefixes is not looked up.
-      const code = theirs.lines[k] as string;
-      if (!perDays.some((r) => code.startsWith(r.codePrefix))) continue;
-      const row = table.lookup(code).quantity_limit;
+      const row = table.lookup(theirs.lines[k] as string).quantity_limit;
       const at = row ? perDays.indexOf(row) : -1;
       if (at >= 0) linesOf[at]?.push({ s, f: theirs, k });
     }
