@@ -1,23 +1,7 @@
 // Calendar arithmetic on the contract's YYYY-MM-DD strings, all in China Standard Time.
+import { remembered } from "./sdk.ts";
+
 const CST_OFFSET_MS = 8 * 3_600_000;
-
-/**
- * Day numbers of the dates seen and dates of the day numbers made: window detectors work them out
- * per line, and a stream holds a few hundred distinct dates. Bounded, since dates come from input.
- */
-const dayNumbers = new Map<string, number>();
-const datesOfDays = new Map<number, string>();
-const REMEMBERED = 100_000;
-
-export function dayNumber(date: string): number {
-  let n = dayNumbers.get(date);
-  if (n === undefined) {
-    n = civilDayNumber(date);
-    if (dayNumbers.size >= REMEMBERED) dayNumbers.clear();
-    dayNumbers.set(date, n);
-  }
-  return n;
-}
 
 /** Days since 1970-01-01 of a YYYY-MM-DD date (H. Hinnant's days_from_civil; Date.UTC would read 0050 as 1950). */
 function civilDayNumber(date: string): number {
@@ -36,16 +20,6 @@ const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
  * The YYYY-MM-DD date of a day number (years 0000–9999), by H. Hinnant's civil_from_days: window
  * detectors call it per line, where a Date and its toISOString cost a few percent of a lane.
  */
-export function dateOfDay(day: number): string {
-  let date = datesOfDays.get(day);
-  if (date === undefined) {
-    date = civilDate(day);
-    if (datesOfDays.size >= REMEMBERED) datesOfDays.clear();
-    datesOfDays.set(day, date);
-  }
-  return date;
-}
-
 function civilDate(day: number): string {
   const z = day + 719_468;
   const era = Math.floor(z / 146_097);
@@ -60,6 +34,10 @@ function civilDate(day: number): string {
   const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
   return `${String(y).padStart(4, "0")}-${pad2(m)}-${pad2(d)}`;
 }
+
+// Window detectors work dates out per line, and a stream holds a few hundred distinct ones.
+export const dayNumber = remembered(civilDayNumber);
+export const dateOfDay = remembered(civilDate);
 
 export function addDays(date: string, days: number): string {
   return dateOfDay(dayNumber(date) + days);

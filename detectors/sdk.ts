@@ -162,11 +162,12 @@ export function defineDetector<C, F>(detector: Detector<C, F>): Detector<C, F> {
 }
 
 /**
- * A function of a code, remembered per code: for lookups in data that never changes once loaded, so
- * every caller gets the same answer. Bounded, since codes come from input: past 100,000 it starts again.
+ * A function of a code (or a date, a day), remembered per argument: for lookups in data that never
+ * changes once loaded, so every caller gets the same answer. Bounded, since codes come from input:
+ * past 100,000 it starts again.
  */
-export function remembered<V>(find: (code: string) => V): (code: string) => V {
-  const seen = new Map<string, V>();
+export function remembered<V, K = string>(find: (code: K) => V): (code: K) => V {
+  const seen = new Map<K, V>();
   return (code) => {
     const known = seen.get(code);
     if (known !== undefined || seen.has(code)) return known as V;
