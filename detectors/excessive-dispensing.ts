@@ -69,7 +69,9 @@ export const excessiveDispensing = defineDetector({
   evaluate(subject, person, { config, facts }): Finding[] {
     const mine = facts(subject);
     if (!mine) return [];
-    const windowed = (code: string, from: string, date: string) => {
+    type Dispensed = { settlement: SettlementRecord; date: string; quantity: number };
+    /** Units of `code` dispensed in [from, date]; each dispensing listed in `listed` when given. */
+    const windowed = (code: string, from: string, date: string, listed?: Dispensed[]) => {
       let total = 0;
       // Indexed reads, not for…of with destructuring: this loop is most of the detector's time.
       for (const s of person.settlements) {
@@ -77,7 +79,9 @@ export const excessiveDispensing = defineDetector({
         if (days === undefined) continue;
         for (let i = 0; i < days.length; i++) {
           const day = days[i] as DrugDay;
-          if (day[0] === code && day[1] >= from && day[1] <= date) total += day[2];
+          if (day[0] !== code || day[1] < from || day[1] > date) continue;
+          total += day[2];
+          listed?.push({ settlement: s, date: day[1], quantity: day[2] });
         }
       }
       return total;
@@ -98,10 +102,8 @@ export const excessiveDispensing = defineDetector({
     let amount = 0;
     for (const { day, from, total } of over) {
       const [code, date, quantity, amountFen, name] = day;
-      const dispensed: { settlement: SettlementRecord; date: string; quantity: number }[] = [];
-      for (const s of person.settlements)
-        for (const [c, d, q] of facts(s) ?? [])
-          if (c === code && d >= from && d <= date) dispensed.push({ settlement: s, date: d, quantity: q });
+      const dispensed: Dispensed[] = [];
+      windowed(code, from, date, dispensed);
       dispensed.sort((a, b) =>
         a.date < b.date ? -1 : a.date > b.date ? 1 : bySettledAt(a.settlement, b.settlement),
       );

@@ -51,15 +51,20 @@ function tableOf(tables: RuleTables, version: string | undefined): RuleTable | u
   return version !== undefined ? tables.versions.get(version) : tables.newest;
 }
 
-const lineOf = ([code, date, quantity, unit, amount, lineNo, name]: Line) => ({
-  line_no: lineNo,
-  item_code: code,
-  item_name: name,
-  service_date: date,
-  quantity,
-  unit_price_fen: unit,
-  amount_fen: amount,
-});
+/** A line's evidence fields, written into `into` (after what it holds) and returned. */
+function lineOf(
+  [code, date, quantity, unit, amount, lineNo, name]: Line,
+  into: Record<string, unknown> = {},
+): Record<string, unknown> {
+  into.line_no = lineNo;
+  into.item_code = code;
+  into.item_name = name;
+  into.service_date = date;
+  into.quantity = quantity;
+  into.unit_price_fen = unit;
+  into.amount_fen = amount;
+  return into;
+}
 
 /** A line of some settlement's facts: the one at offset `k` of `f.lines`. */
 interface LineAt {
@@ -91,16 +96,7 @@ function hitEvidence({ row: r, line, detail }: Hit): Record<string, unknown> {
     source: r.source,
     source_ref: r.sourceRef,
   };
-  if (detail.target !== "diagnosis") {
-    const [code, date, quantity, unit, amount, lineNo, name] = line;
-    e.line_no = lineNo;
-    e.item_code = code;
-    e.item_name = name;
-    e.service_date = date;
-    e.quantity = quantity;
-    e.unit_price_fen = unit;
-    e.amount_fen = amount;
-  }
+  if (detail.target !== "diagnosis") lineOf(line, e);
   for (const k in detail) e[k] = detail[k];
   return e;
 }
@@ -376,7 +372,7 @@ export const ruleTables = defineDetector({
         related: partners.map((p) => p.s).filter((s) => s !== subject),
         detail: {
           with_prefix: row.with,
-          partner: { settlement_id: first.s.id, ...lineOf(lineAt(first.f.lines, first.k)) },
+          partner: lineOf(lineAt(first.f.lines, first.k), { settlement_id: first.s.id }),
         },
       });
     }
